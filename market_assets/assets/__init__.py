@@ -1,0 +1,1 @@
+"""Software-defined assets: index compositions and per-symbol daily, weekly and monthly bars."""

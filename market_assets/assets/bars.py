@@ -1,0 +1,236 @@
+"""`daily_bars`, `weekly_bars`, `monthly_bars`: one snapshot per (session, symbol).
+
+`daily_bars[date, symbol]` is the symbol's daily history as Stooq publishes it after the close of
+`date`, up to and including `date`. Stooq adjusts past prices after splits, so each snapshot is
+complete and self-consistent on its own; appending new rows to an old file could mix adjusted and
+unadjusted prices. A backfilled past date holds no row after that date. `weekly_bars` and
+`monthly_bars` of a partition are resampled from the `daily_bars` of the same partition.
+
+All three use a single-run backfill policy: a close run covers an index's constituents for one
+session in one step per asset, fetching concurrently, instead of paying a Dagster run per symbol.
+"""
+
+
+import threading
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import dagster as dg
+import pandas as pd
+
+from market_assets.assets.retry import STOOQ_RETRY
+from market_assets.bars import Period, resample, snapshot
+from market_assets.metadata import bars_metadata
+from market_assets.partitions import bars_partitions
+from market_assets.resources import DataLakeResource, StooqResource
+from market_assets.sessions import calendar_for_symbol, require_session
+from market_assets.stooq import (
+    StooqApiKeyRequired,
+    StooqChallengeError,
+    StooqError,
+    StooqHitsLimitError,
+)
+
+INDEX_TAG = "market_assets/index"
+"""Run tag naming the index a close run loads; its composition must list every symbol in the run."""
+
+_STOP_ASKING = (StooqApiKeyRequired, StooqChallengeError, StooqHitsLimitError)
+"""Answers that concern every request, not one symbol: after one of them the run stops asking."""
+
+
+class DailyBarsConfig(dg.Config):
+    force: bool = False
+    """Fetch again even when the partition is already stored (by default a re-run only fetches
+    what is missing)."""
+
+
+@dataclass(frozen=True)
+class _Target:
+    key: str
+    symbol: str
+    session: pd.Timestamp
+
+
+@dg.asset(
+    partitions_def=bars_partitions,
+    group_name="bars",
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    retry_policy=STOOQ_RETRY,
+    kinds={"parquet"},
+)
+def daily_bars(
+    context: dg.AssetExecutionContext,
+    config: DailyBarsConfig,
+    stooq: StooqResource,
+    lake: DataLakeResource,
+) -> dict[str, pd.DataFrame]:
+    """Daily OHLCV history of each symbol as published after the close of the session."""
+    targets = _targets(context, lake)
+    store = lake.store
+    asset = context.asset_key.path[-1]
+    stored = {} if config.force else {t.key: t for t in targets if store.exists(asset, t.key)}
+    frames = {key: store.read(asset, key) for key in stored}
+    fetched, failures = _fetch_all(
+        [t for t in targets if t.key not in stored], stooq, context.log
+    )
+    frames.update(fetched)
+    context.log.info(
+        f"{len(fetched)} fetched, {len(stored)} already stored, {len(failures)} failed "
+        f"of {len(targets)} partitions"
+    )
+    if failures:
+        _keep_fetched(context, asset, fetched, lake)
+        retryable = all(error.retryable for error in failures.values() if isinstance(error, StooqError))
+        lines = "\n".join(f"- {message}" for message in map(str, failures.values()))
+        raise dg.Failure(
+            description=f"{len(failures)} of {len(targets)} symbols failed:\n{lines}",
+            metadata={"failed_symbols": dg.MetadataValue.text(", ".join(sorted(failures)))},
+            allow_retry=retryable,
+        )
+    for key, frame in frames.items():
+        context.add_asset_metadata(bars_metadata(frame, store.path(asset, key)), partition_key=key)
+    return frames
+
+
+@dg.asset(
+    partitions_def=bars_partitions,
+    group_name="bars",
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    retry_policy=STOOQ_RETRY,
+    kinds={"parquet"},
+)
+def weekly_bars(
+    context: dg.AssetExecutionContext,
+    lake: DataLakeResource,
+    daily_bars: dict[str, pd.DataFrame],
+) -> dict[str, pd.DataFrame]:
+    """Weekly candles (Monday to Sunday) resampled from the same partition's daily snapshot."""
+    return _resampled(context, lake, daily_bars, "week")
+
+
+@dg.asset(
+    partitions_def=bars_partitions,
+    group_name="bars",
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    retry_policy=STOOQ_RETRY,
+    kinds={"parquet"},
+)
+def monthly_bars(
+    context: dg.AssetExecutionContext,
+    lake: DataLakeResource,
+    daily_bars: dict[str, pd.DataFrame],
+) -> dict[str, pd.DataFrame]:
+    """Monthly candles resampled from the same partition's daily snapshot."""
+    return _resampled(context, lake, daily_bars, "month")
+
+
+def _targets(context: dg.AssetExecutionContext, lake: DataLakeResource) -> list[_Target]:
+    """The partitions of this step, refusing any that no schedule would ever ask for."""
+    targets, problems = [], []
+    for key in context.partition_keys:
+        dims = key.keys_by_dimension
+        symbol = dims["symbol"]
+        try:
+            session = require_session(calendar_for_symbol(symbol), dims["date"], symbol)
+        except ValueError as error:
+            problems.append(str(error))
+            continue
+        targets.append(_Target(str(key), symbol, session))
+    index = context.run.tags.get(INDEX_TAG)
+    if index and not problems:
+        problems = _not_in_index(index, targets, lake)
+    if problems:
+        raise dg.Failure(
+            "Asked for partitions that cannot be loaded:\n" + "\n".join(f"- {p}" for p in problems),
+            allow_retry=False,
+        )
+    return targets
+
+
+def _not_in_index(index: str, targets: list[_Target], lake: DataLakeResource) -> list[str]:
+    problems = []
+    for session in sorted({t.session for t in targets}):
+        key = f"{session:%Y-%m-%d}|{index}"
+        if not lake.store.exists("index_composition", key):
+            return [
+                f"index {index} has no stored composition for {session:%Y-%m-%d} "
+                f"({lake.store.path('index_composition', key)}): materialize it first"
+            ]
+        members = set(lake.store.read("index_composition", key)["symbol"])
+        problems += [
+            f"{t.symbol} is not a constituent of {index} on {session:%Y-%m-%d}"
+            for t in targets
+            if t.session == session and t.symbol not in members
+        ]
+    return problems
+
+
+def _fetch_all(
+    targets: list[_Target], stooq: StooqResource, log: dg.DagsterLogManager
+) -> tuple[dict[str, pd.DataFrame], dict[str, Exception]]:
+    """Fetch every target concurrently, bounded by the resource's `max_concurrency`.
+
+    After an answer that concerns the whole source (API key, browser check, hits limit), the
+    remaining symbols are not asked for: hammering would only prolong a ban.
+    """
+    stop = threading.Event()
+    stop_reason: list[StooqError] = []
+
+    def fetch(target: _Target) -> pd.DataFrame:
+        if stop.is_set():
+            raise stop_reason[0]
+        try:
+            history = stooq.client.history(target.symbol, "d", end=target.session)
+        except _STOP_ASKING as error:
+            stop_reason.append(error)
+            stop.set()
+            raise
+        return snapshot(history, target.session)
+
+    fetched: dict[str, pd.DataFrame] = {}
+    failures: dict[str, Exception] = {}
+    with ThreadPoolExecutor(max_workers=max(1, stooq.max_concurrency)) as pool:
+        futures = {target: pool.submit(fetch, target) for target in targets}
+        for target, future in futures.items():
+            try:
+                fetched[target.key] = future.result()
+            except StooqError as error:
+                failures[target.symbol] = error
+                log.warning(str(error))
+    return fetched, failures
+
+
+def _keep_fetched(
+    context: dg.AssetExecutionContext,
+    asset: str,
+    fetched: Mapping[str, pd.DataFrame],
+    lake: DataLakeResource,
+) -> None:
+    """Store what a failing step did fetch and record it, so a re-run asks only for the rest."""
+    for key, frame in fetched.items():
+        path = lake.store.write(asset, key, frame)
+        context.log_event(
+            dg.AssetMaterialization(
+                asset_key=context.asset_key, partition=key, metadata=bars_metadata(frame, path)
+            )
+        )
+
+
+def _resampled(
+    context: dg.AssetExecutionContext,
+    lake: DataLakeResource,
+    daily: dict[str, pd.DataFrame],
+    period: Period,
+) -> dict[str, pd.DataFrame]:
+    asset = context.asset_key.path[-1]
+    out = {}
+    for key in context.partition_keys:
+        dims = key.keys_by_dimension
+        session = pd.Timestamp(dims["date"])
+        bars = resample(daily[str(key)], period, session, calendar_for_symbol(dims["symbol"]))
+        out[str(key)] = bars
+        context.add_asset_metadata(
+            bars_metadata(bars, lake.store.path(asset, str(key))), partition_key=str(key)
+        )
+    return out

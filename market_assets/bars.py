@@ -1,0 +1,50 @@
+"""Pure transformations of bar frames: snapshots and weekly/monthly candles.
+
+Kept free of Dagster so the same code serves the assets, the benchmarks and the tests.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import pandas as pd
+
+from market_assets.sessions import next_session
+
+Period = Literal["week", "month"]
+_PANDAS_PERIOD = {"week": "W-SUN", "month": "M"}
+
+
+def snapshot(daily: pd.DataFrame, session: pd.Timestamp) -> pd.DataFrame:
+    """The history as published after the close of `session`: no row after it."""
+    return daily.loc[daily["date"] <= session].reset_index(drop=True)
+
+
+def resample(daily: pd.DataFrame, period: Period, session: pd.Timestamp, calendar: str) -> pd.DataFrame:
+    """One bar per calendar week (Monday to Sunday) or month that has at least one session.
+
+    Each bar is labelled with the date of its last session; open is the first open, high the
+    highest high, low the lowest low, close the last close, and volume the sum of the daily volumes
+    (what charts and Stooq's own weekly and monthly files show). `incomplete` marks the last bar
+    when `session` is not the last session of its week or month, so readers know it will change.
+    """
+    periods = daily["date"].dt.to_period(_PANDAS_PERIOD[period])
+    grouped = daily.groupby(periods, sort=True)
+    bars = pd.DataFrame(
+        {
+            "date": grouped["date"].last(),
+            "open": grouped["open"].first(),
+            "high": grouped["high"].max(),
+            "low": grouped["low"].min(),
+            "close": grouped["close"].last(),
+            "volume": grouped["volume"].sum(min_count=1),
+        }
+    ).reset_index(drop=True)
+    bars["volume"] = bars["volume"].astype("Float64")
+    freq = _PANDAS_PERIOD[period]
+    session_period = pd.Period(session, freq)
+    period_goes_on = pd.Period(next_session(calendar, session), freq) == session_period
+    bars["incomplete"] = False
+    if len(bars) and period_goes_on and periods.iloc[-1] == session_period:
+        bars.loc[bars.index[-1], "incomplete"] = True
+    return bars

@@ -1,0 +1,88 @@
+"""Planning the close of an index: which partition ranges one session's bars runs must cover.
+
+A run can only target a rectangle of partitions (a date range x a range of symbols in the order
+they were registered), not an arbitrary set (dagster-io/dagster#32335). An index's constituents are
+registered together, so they usually form one contiguous block: one run. Symbols already stored for
+the session are left out (a re-run fetches only what is missing), and when a composition change or
+another index's shared members split the remaining symbols, each contiguous block gets its own run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import dagster as dg
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from market_assets.assets.bars import INDEX_TAG, daily_bars, monthly_bars, weekly_bars
+from market_assets.jobs import close_job_name
+from market_assets.partitions import bars_key, symbol_partitions
+
+BARS_ASSETS = (daily_bars.key, weekly_bars.key, monthly_bars.key)
+
+
+@dataclass(frozen=True)
+class CloseRun:
+    """One run of an index's close job over a contiguous block of its constituents."""
+
+    index: str
+    session: str
+    symbols: tuple[str, ...]
+
+    @property
+    def job_name(self) -> str:
+        return close_job_name(self.index)
+
+    @property
+    def partition_range(self) -> dg.PartitionKeyRange:
+        return dg.PartitionKeyRange(
+            str(bars_key(self.session, self.symbols[0])), str(bars_key(self.session, self.symbols[-1]))
+        )
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return {
+            ASSET_PARTITION_RANGE_START_TAG: self.partition_range.start,
+            ASSET_PARTITION_RANGE_END_TAG: self.partition_range.end,
+            INDEX_TAG: self.index,
+        }
+
+
+def plan_close_runs(
+    instance: dg.DagsterInstance,
+    index: str,
+    session: str,
+    members: Iterable[str],
+    *,
+    force: bool = False,
+) -> list[CloseRun]:
+    """The runs that load `members` of `index` for `session`; none when all are already stored."""
+    wanted = set(members)
+    unknown = wanted - set(instance.get_dynamic_partitions(symbol_partitions.name))
+    if unknown:
+        raise ValueError(
+            f"index {index}: symbols {sorted(unknown)} are not registered partitions; "
+            "materialize the index's composition for the session first"
+        )
+    if not force:
+        wanted -= _complete_symbols(instance, session, wanted)
+    runs, block = [], []
+    for symbol in instance.get_dynamic_partitions(symbol_partitions.name):
+        if symbol in wanted:
+            block.append(symbol)
+        elif block:
+            runs.append(CloseRun(index, session, tuple(block)))
+            block = []
+    if block:
+        runs.append(CloseRun(index, session, tuple(block)))
+    return runs
+
+
+def _complete_symbols(instance: dg.DagsterInstance, session: str, symbols: set[str]) -> set[str]:
+    """Symbols whose daily, weekly and monthly bars are all materialized for `session`."""
+    keys = {str(bars_key(session, symbol)): symbol for symbol in symbols}
+    complete = set(keys)
+    for asset_key in BARS_ASSETS:
+        complete &= instance.get_materialized_partitions(asset_key)
+    return {keys[key] for key in complete}

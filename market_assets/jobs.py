@@ -1,0 +1,33 @@
+"""Jobs: compositions for any (session, index), and one close job per index for its bars."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from market_assets.assets.bars import INDEX_TAG, daily_bars, monthly_bars, weekly_bars
+from market_assets.assets.composition import index_composition
+from market_assets.stooq.indices import INDICES
+
+compositions_job = dg.define_asset_job(
+    name="index_compositions",
+    selection=dg.AssetSelection.assets(index_composition),
+    description="Fetch one index's composition for one session and register new symbols.",
+)
+
+
+def close_job_name(index: str) -> str:
+    return f"{index.lower()}_close"
+
+
+close_jobs = {
+    name: dg.define_asset_job(
+        name=close_job_name(name),
+        selection=dg.AssetSelection.assets(daily_bars, weekly_bars, monthly_bars),
+        tags={INDEX_TAG: name},
+        description=(
+            f"Daily, weekly and monthly bars of the {stock_index.title} constituents for one "
+            "session, in one run (a partition range over the session's constituents)."
+        ),
+    )
+    for name, stock_index in INDICES.items()
+}

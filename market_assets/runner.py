@@ -1,0 +1,80 @@
+"""Closing an index for a session from Python or the command line, on the current Dagster instance.
+
+The same two steps the schedules take: materialize the index's composition (which registers new
+symbols), then launch the planned bars runs. Runs execute in this process, are recorded in the
+instance like any other, and show in the UI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import dagster as dg
+
+from market_assets.close import CloseRun, plan_close_runs
+from market_assets.definitions import defs
+from market_assets.jobs import compositions_job
+from market_assets.partitions import composition_key
+from market_assets.sessions import latest_closed_session, require_session
+from market_assets.storage import ParquetStore, default_data_root
+from market_assets.stooq import get_index
+
+
+class CloseFailed(RuntimeError):
+    """A run of the close failed; the message carries the failing step's error."""
+
+
+@dataclass
+class CloseOutcome:
+    index: str
+    session: str
+    members: list[str]
+    runs: list[CloseRun] = field(default_factory=list)
+    run_ids: list[str] = field(default_factory=list)
+
+
+def close_index(
+    instance: dg.DagsterInstance,
+    index: str,
+    session: str | None = None,
+    *,
+    force: bool = False,
+) -> CloseOutcome:
+    """Load `index` for `session` (default: its exchange's latest closed session)."""
+    stock_index = get_index(index)
+    day = (
+        require_session(stock_index.calendar, session, f"index {stock_index.name}")
+        if session
+        else latest_closed_session(stock_index.calendar)
+    )
+    session_key = f"{day:%Y-%m-%d}"
+    key = str(composition_key(session_key, stock_index.name))
+    result = defs.resolve_job_def(compositions_job.name).execute_in_process(
+        instance=instance, partition_key=key, raise_on_error=False
+    )
+    _raise_if_failed(result, f"composition of {stock_index.name} for {session_key}")
+    members = list(ParquetStore(default_data_root()).read("index_composition", key)["symbol"])
+    outcome = CloseOutcome(stock_index.name, session_key, members, run_ids=[result.run_id])
+    outcome.runs = plan_close_runs(instance, stock_index.name, session_key, members, force=force)
+    for run in outcome.runs:
+        result = defs.resolve_job_def(run.job_name).execute_in_process(
+            instance=instance,
+            tags=run.tags,
+            run_config={"ops": {"daily_bars": {"config": {"force": force}}}},
+            raise_on_error=False,
+        )
+        outcome.run_ids.append(result.run_id)
+        _raise_if_failed(result, f"{run.job_name} for {session_key} ({len(run.symbols)} symbols)")
+    return outcome
+
+
+def _raise_if_failed(result: dg.ExecuteInProcessResult, what: str) -> None:
+    if result.success:
+        return
+    errors = [
+        event.step_failure_data.error.message.strip()
+        for event in result.all_events
+        if event.is_step_failure and event.step_failure_data.error is not None
+    ]
+    raise CloseFailed(f"{what} failed (run {result.run_id}):\n" + "\n".join(errors))
+

@@ -1,0 +1,39 @@
+"""Stooq as a data source: the index table, the HTTP client, parsing and its errors."""
+
+from market_assets.stooq.client import DEFAULT_BASE_URL, INTERVALS, StooqClient
+from market_assets.stooq.errors import (
+    StooqApiKeyRequired,
+    StooqChallengeError,
+    StooqConnectionError,
+    StooqError,
+    StooqFormatError,
+    StooqHitsLimitError,
+    StooqHttpError,
+    StooqNoDataError,
+    StooqServerError,
+    StooqTimeoutError,
+    StooqTransientError,
+    UnknownIndexError,
+)
+from market_assets.stooq.indices import INDICES, StockIndex, get_index
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "INDICES",
+    "INTERVALS",
+    "StockIndex",
+    "StooqApiKeyRequired",
+    "StooqChallengeError",
+    "StooqClient",
+    "StooqConnectionError",
+    "StooqError",
+    "StooqFormatError",
+    "StooqHitsLimitError",
+    "StooqHttpError",
+    "StooqNoDataError",
+    "StooqServerError",
+    "StooqTimeoutError",
+    "StooqTransientError",
+    "UnknownIndexError",
+    "get_index",
+]

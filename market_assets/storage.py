@@ -1,0 +1,95 @@
+"""Parquet files at paths a person can guess: `<root>/<asset>/<date>/<symbol or index>.parquet`.
+
+The IO manager and the assets that must look at stored partitions (to skip what is already
+fetched) share this one class, so there is one definition of where a partition lives and of how it
+is written. The root is a local folder or any fsspec URL (`s3://bucket/prefix`).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import uuid
+from pathlib import Path
+
+import fsspec
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
+
+DATA_ROOT_ENV = "MARKET_ASSETS_DATA_ROOT"
+DEFAULT_DATA_ROOT = "data"
+
+
+def default_data_root() -> str:
+    """`$MARKET_ASSETS_DATA_ROOT`, else `./data`, made absolute when local."""
+    root = os.environ.get(DATA_ROOT_ENV) or DEFAULT_DATA_ROOT
+    return root if "://" in root else str(Path(root).resolve())
+
+
+class ParquetStore:
+    """Reads and atomically writes one parquet file per asset partition."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root.rstrip("/")
+        self._fs, self._base = fsspec.core.url_to_fs(self.root)
+        self._local = isinstance(self._fs, LocalFileSystem)
+
+    def path(self, asset: str, partition_key: str) -> str:
+        """`2026-11-20|AAPL.US` of `daily_bars` lives at `<root>/daily_bars/2026-11-20/AAPL.US.parquet`."""
+        parts = partition_key.split("|")
+        for part in parts:
+            if not part or "/" in part or part in (".", ".."):
+                raise ValueError(f"{asset}: partition key {partition_key!r} cannot name a file")
+        return f"{self.root}/{asset}/{'/'.join(parts)}.parquet"
+
+    def exists(self, asset: str, partition_key: str) -> bool:
+        return self._fs.exists(self._fs_path(asset, partition_key))
+
+    def read(self, asset: str, partition_key: str) -> pd.DataFrame:
+        path = self._fs_path(asset, partition_key)
+        try:
+            with self._fs.open(path, "rb") as handle:
+                return pq.read_table(handle).to_pandas()
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                f"{asset}[{partition_key}]: no stored partition at {self.path(asset, partition_key)}"
+            ) from None
+        except (pa.ArrowException, OSError) as error:
+            raise ValueError(
+                f"{asset}[{partition_key}]: {self.path(asset, partition_key)} is not readable "
+                f"parquet ({error})"
+            ) from None
+
+    def write(self, asset: str, partition_key: str, frame: pd.DataFrame) -> str:
+        """Write `frame`, replacing any previous file only once the new one is complete.
+
+        A killed run leaves at worst a hidden temporary file beside the target, never a half-written
+        target: local files are written aside and renamed (atomic on POSIX); object stores publish
+        an object only when its upload completes.
+        """
+        path = self._fs_path(asset, partition_key)
+        buffer = io.BytesIO()
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), buffer, compression="zstd")
+        data = buffer.getvalue()
+        if self._local:
+            target = Path(path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+            try:
+                with open(temporary, "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(temporary, target)
+            finally:
+                temporary.unlink(missing_ok=True)
+        else:
+            with self._fs.open(path, "wb") as handle:
+                handle.write(data)
+        return self.path(asset, partition_key)
+
+    def _fs_path(self, asset: str, partition_key: str) -> str:
+        relative = self.path(asset, partition_key)[len(self.root) :]
+        return f"{self._base.rstrip('/')}{relative}"

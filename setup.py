@@ -1,0 +1,22 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="market_assets",
+    version="0.1.0",
+    description="Index compositions and daily, weekly and monthly bars from Stooq as Dagster assets",
+    packages=find_packages(exclude=["market_assets_tests", "market_assets_tests.*"]),
+    python_requires=">=3.11",
+    install_requires=[
+        # dagster-k8s has no release matching dagster 1.13.28: pin the trio together.
+        "dagster==1.13.27",
+        "dagster-webserver==1.13.27",
+        "dagster-k8s==0.29.27",
+        "pandas==3.1.1",
+        "pyarrow==26.0.1",
+        "lxml==6.1.3",
+        "requests==2.34.2",
+        "exchange-calendars==4.13.2",
+        "fsspec==2026.9.0",
+    ],
+    extras_require={"test": ["pytest==9.2.0", "pytest-timeout==2.4.0"]},
+)
