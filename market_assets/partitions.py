@@ -38,3 +38,12 @@ def bars_key(session: str, symbol: str) -> dg.MultiPartitionKey:
 def composition_key(session: str, index: str) -> dg.MultiPartitionKey:
     return dg.MultiPartitionKey({"date": session, "index": index})
 
+
+
+def dimensions(key: str) -> dict[str, str]:
+    """`{"date": ..., "symbol" | "index": ...}` of a key given as `MultiPartitionKey` or as text
+    (runs launched from the CLI with a `dagster/partition` tag carry plain strings)."""
+    if isinstance(key, dg.MultiPartitionKey):
+        return dict(key.keys_by_dimension)
+    definition = composition_partitions if key.split("|")[1] in INDICES else bars_partitions
+    return dict(definition.get_partition_key_from_str(key).keys_by_dimension)

@@ -20,6 +20,10 @@ from market_assets.storage import ParquetStore, default_data_root
 from market_assets.stooq import get_index
 
 
+# Runs in this process log to the instance (and the UI) in full; the terminal gets warnings only.
+_QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
 class CloseFailed(RuntimeError):
     """A run of the close failed; the message carries the failing step's error."""
 
@@ -50,7 +54,7 @@ def close_index(
     session_key = f"{day:%Y-%m-%d}"
     key = str(composition_key(session_key, stock_index.name))
     result = defs.resolve_job_def(compositions_job.name).execute_in_process(
-        instance=instance, partition_key=key, raise_on_error=False
+        instance=instance, partition_key=key, run_config=_QUIET, raise_on_error=False
     )
     _raise_if_failed(result, f"composition of {stock_index.name} for {session_key}")
     members = list(ParquetStore(default_data_root()).read("index_composition", key)["symbol"])
@@ -60,7 +64,7 @@ def close_index(
         result = defs.resolve_job_def(run.job_name).execute_in_process(
             instance=instance,
             tags=run.tags,
-            run_config={"ops": {"daily_bars": {"config": {"force": force}}}},
+            run_config={**_QUIET, "ops": {"daily_bars": {"config": {"force": force}}}},
             raise_on_error=False,
         )
         outcome.run_ids.append(result.run_id)

@@ -22,7 +22,7 @@ import pandas as pd
 from market_assets.assets.retry import STOOQ_RETRY
 from market_assets.bars import Period, resample, snapshot
 from market_assets.metadata import bars_metadata
-from market_assets.partitions import bars_partitions
+from market_assets.partitions import bars_partitions, dimensions
 from market_assets.resources import DataLakeResource, StooqResource
 from market_assets.sessions import calendar_for_symbol, require_session
 from market_assets.stooq import (
@@ -86,7 +86,7 @@ def daily_bars(
         raise dg.Failure(
             description=f"{len(failures)} of {len(targets)} symbols failed:\n{lines}",
             metadata={"failed_symbols": dg.MetadataValue.text(", ".join(sorted(failures)))},
-            allow_retry=retryable,
+            allow_retries=retryable,
         )
     for key, frame in frames.items():
         context.add_asset_metadata(bars_metadata(frame, store.path(asset, key)), partition_key=key)
@@ -129,7 +129,7 @@ def _targets(context: dg.AssetExecutionContext, lake: DataLakeResource) -> list[
     """The partitions of this step, refusing any that no schedule would ever ask for."""
     targets, problems = [], []
     for key in context.partition_keys:
-        dims = key.keys_by_dimension
+        dims = dimensions(key)
         symbol = dims["symbol"]
         try:
             session = require_session(calendar_for_symbol(symbol), dims["date"], symbol)
@@ -143,7 +143,7 @@ def _targets(context: dg.AssetExecutionContext, lake: DataLakeResource) -> list[
     if problems:
         raise dg.Failure(
             "Asked for partitions that cannot be loaded:\n" + "\n".join(f"- {p}" for p in problems),
-            allow_retry=False,
+            allow_retries=False,
         )
     return targets
 
@@ -226,7 +226,7 @@ def _resampled(
     asset = context.asset_key.path[-1]
     out = {}
     for key in context.partition_keys:
-        dims = key.keys_by_dimension
+        dims = dimensions(key)
         session = pd.Timestamp(dims["date"])
         bars = resample(daily[str(key)], period, session, calendar_for_symbol(dims["symbol"]))
         out[str(key)] = bars

@@ -6,7 +6,7 @@ import pandas as pd
 
 from market_assets.assets.retry import STOOQ_RETRY
 from market_assets.metadata import markdown_table
-from market_assets.partitions import composition_partitions, symbol_partitions
+from market_assets.partitions import composition_partitions, dimensions, symbol_partitions
 from market_assets.resources import DataLakeResource, StooqResource
 from market_assets.sessions import require_session
 from market_assets.stooq import StooqError, get_index
@@ -30,19 +30,19 @@ def index_composition(
     the bars of a session can be materialized as soon as its composition is known; members that
     left keep their partitions and history.
     """
-    keys = context.partition_key.keys_by_dimension
+    keys = dimensions(context.partition_key)
     stock_index = get_index(keys["index"])
     session = require_session(stock_index.calendar, keys["date"], f"index {stock_index.name}")
     try:
         members = stooq.client.composition(stock_index.name)
     except StooqError as error:
-        raise dg.Failure(str(error), allow_retry=error.retryable) from error
+        raise dg.Failure(str(error), allow_retries=error.retryable) from error
     bad = [symbol for symbol in members["symbol"] if any(c in symbol for c in _FORBIDDEN_IN_SYMBOLS)]
     if bad:
         raise dg.Failure(
             f"index {stock_index.name}: symbols {bad} cannot be partition keys "
             f"(they contain one of {_FORBIDDEN_IN_SYMBOLS})",
-            allow_retry=False,
+            allow_retries=False,
         )
     members.insert(0, "index", stock_index.name)
     members.insert(1, "session", session)

@@ -170,7 +170,7 @@ def _numbers(raw: pd.Series, column: str, subject: str, url: str, *, required: b
     if raw.dtype == "float64":
         values = raw
     else:
-        text = raw.fillna("").astype(str).str.strip()
+        text = raw.fillna("").str.strip()
         values = pd.to_numeric(text.where(text != ""), errors="coerce")
         _reject_bad_cells(text, values.isna() & (text != ""), column, subject, url)
     if required:
