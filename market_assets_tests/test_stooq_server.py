@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,8 @@ from market_assets.stooq_server.synthetic import SyntheticUniverse
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 HEADER = "Date,Open,High,Low,Close,Volume"
+ServerFactory = Callable[..., StooqServer]
+Universe = SyntheticUniverse
 
 
 def get(server: StooqServer, path: str, **params: str) -> requests.Response:
@@ -33,8 +36,14 @@ def download(server: StooqServer, symbol: str, **params: str) -> requests.Respon
     return get(server, "/q/d/l/", s=symbol, **{"i": "d", **params})
 
 
-def daily_file(universe: SyntheticUniverse, symbol: str) -> str:
+def daily_file(universe: Universe, symbol: str) -> str:
+    """A generated daily file as text (LF line ends)."""
     return (universe.data_dir / "d" / f"{symbol.lower()}.csv").read_text()
+
+
+def served_file(universe: Universe, symbol: str) -> str:
+    """What a download of the whole (unsplit) history must return: the file with CRLF line ends."""
+    return daily_file(universe, symbol).replace("\n", "\r\n")
 
 
 def frame(text: str) -> pd.DataFrame:
@@ -46,14 +55,17 @@ def number(value: float) -> str:
     return f"{value:.12g}"
 
 
-def page_members(page: str) -> list[tuple[str, str, str]]:
-    """(symbol, link, name) of each member row in the fth1 table."""
-    tree = html.fromstring(page)
-    rows = tree.xpath('//table[@id="fth1"]/tbody/tr')
-    return [(row.xpath("td[1]/a/text()")[0], row.xpath("td[1]/a/@href")[0], row.xpath("td[2]/text()")[0]) for row in rows]
+def page_members(page: str) -> list[str]:
+    """The symbols of the member rows in the fth1 table."""
+    return html.fromstring(page).xpath('//table[@id="fth1"]/tbody/tr/td[1]/a/text()')
 
 
-def session_before(universe: SyntheticUniverse, calendar: str, sessions_ago: int) -> pd.Timestamp:
+def member_cells(page: str, symbol: str) -> list[str]:
+    """Name, last, change and volume of one member row."""
+    return html.fromstring(page).xpath(f'//table[@id="fth1"]//tr[td/a="{symbol}"]/td/text()')
+
+
+def session_before(universe: Universe, calendar: str, sessions_ago: int) -> pd.Timestamp:
     """The session `sessions_ago` sessions before the last one, read from the ^DJI/^HSI file."""
     series = "^dji" if calendar == "XNYS" else "^hsi"
     dates = frame(daily_file(universe, series))["Date"]
@@ -64,7 +76,7 @@ def session_before(universe: SyntheticUniverse, calendar: str, sessions_ago: int
 # --- Synthetic data -------------------------------------------------------------------------------
 
 
-def test_universe_has_the_documented_shape(synthetic_universe: SyntheticUniverse) -> None:
+def test_universe_has_the_documented_shape(synthetic_universe: Universe) -> None:
     us, hk = synthetic_universe.symbols["XNYS"], synthetic_universe.symbols["XHKG"]
     assert len(us) == 122 and len(hk) == 82  # 120 current US members + 2 removed ones
     assert us[:3] == ("SYNU001.US", "SYNU-B.US", "SYNU003.US")
@@ -82,7 +94,7 @@ def test_universe_has_the_documented_shape(synthetic_universe: SyntheticUniverse
     assert "SYNU001.US,Synthetic Industrial 001,," in membership
 
 
-def test_histories_are_positive_consistent_and_mostly_long(synthetic_universe: SyntheticUniverse) -> None:
+def test_histories_are_positive_consistent_and_mostly_long(synthetic_universe: Universe) -> None:
     first_dates = []
     for symbol in synthetic_universe.symbols["XNYS"] + synthetic_universe.symbols["XHKG"]:
         text = daily_file(synthetic_universe, symbol)
@@ -103,14 +115,18 @@ def test_histories_are_positive_consistent_and_mostly_long(synthetic_universe: S
     hk_dates = frame(daily_file(synthetic_universe, "9001.HK"))["Date"]
     assert hk_dates.iloc[-1] == synthetic_universe.last_session["XHKG"]
     assert pd.Timestamp("2024-02-12") not in set(hk_dates)  # Lunar New Year: XHKG closed
-    assert pd.Timestamp("2024-07-04") not in set(frame(daily_file(synthetic_universe, "SYNU001.US"))["Date"])
+    us_dates = frame(daily_file(synthetic_universe, "SYNU001.US"))["Date"]
+    assert pd.Timestamp("2024-07-04") not in set(us_dates)  # Independence Day: XNYS closed
 
 
-def test_splits_drop_raw_prices_by_their_ratio(synthetic_universe: SyntheticUniverse) -> None:
+def test_splits_drop_raw_prices_by_their_ratio(synthetic_universe: Universe) -> None:
     splits = synthetic_universe.splits
     assert len(splits) >= 2
     assert set(splits["ratio"]) <= {2.0, 3.0, 4.0}
-    assert (synthetic_universe.data_dir / "splits.csv").read_text().splitlines()[0] == "symbol,date,ratio"
+    written = (synthetic_universe.data_dir / "splits.csv").read_text().splitlines()
+    assert written[0] == "symbol,date,ratio" and len(written) == len(splits) + 1
+    us_splits = splits[splits["symbol"].str.endswith(".US")]
+    assert us_splits["date"].max() == session_before(synthetic_universe, "XNYS", 15)  # a recent one
     for symbol, day, ratio in splits.itertuples(index=False):
         data = frame(daily_file(synthetic_universe, symbol)).set_index("Date")
         row = data.index.get_loc(day)
@@ -120,55 +136,56 @@ def test_splits_drop_raw_prices_by_their_ratio(synthetic_universe: SyntheticUniv
 
 
 def test_generation_is_deterministic(tmp_path: Path) -> None:
-    options = {"first_session": "2023-01-03", "last_session": "2024-06-28", "sizes": {"DJI": 12, "NDX": 15, "HSI": 5}}
-    first = generate_synthetic(tmp_path / "a", **options)
-    generate_synthetic(tmp_path / "b", **options)
-    files = sorted(path.relative_to(tmp_path / "a") for path in (tmp_path / "a").rglob("*") if path.is_file())
-    assert len(files) == (12 + 15 - 10 + 2) + (5) + 3 + 3 + 2  # daily US, HK, indices; t/*; splits, manifest
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    options = {"first_session": "2023-01-03", "last_session": "2024-06-30", "sizes": {"DJI": 12, "NDX": 15, "HSI": 5}}
+    first = generate_synthetic(a, **options)
+    generate_synthetic(b, **options)
+    files = sorted(path.relative_to(a) for path in a.rglob("*") if path.is_file())
+    # Daily files: 12 + 15 - 10 shared + 2 removed US, 5 HK, 3 indices; 3 memberships; splits; manifest.
+    assert len(files) == 19 + 5 + 3 + 3 + 2
     for path in files:
-        assert (tmp_path / "a" / path).read_bytes() == (tmp_path / "b" / path).read_bytes(), path
+        assert (a / path).read_bytes() == (b / path).read_bytes(), path
     assert first.last_session == {"XNYS": pd.Timestamp("2024-06-28"), "XHKG": pd.Timestamp("2024-06-28")}
-    other = generate_synthetic(tmp_path / "c", seed=8, **options)
-    assert (tmp_path / "c" / "d" / "synu001.us.csv").read_bytes() != (tmp_path / "a" / "d" / "synu001.us.csv").read_bytes()
+    other = generate_synthetic(c, seed=8, **options)
+    assert (c / "d" / "synu001.us.csv").read_bytes() != (a / "d" / "synu001.us.csv").read_bytes()
     assert other.members("DJI") == first.members("DJI")
 
 
 # --- Composition pages ----------------------------------------------------------------------------
 
 
-def test_composition_page_lists_members_with_quotes(stooq_server: StooqServer, synthetic_universe: SyntheticUniverse) -> None:
+def test_composition_page_lists_members_with_quotes(stooq_server: StooqServer, synthetic_universe: Universe) -> None:
     response = get(stooq_server, "/t/", i="578")
     assert response.status_code == 200
     page = response.text
     assert "<title>Dow Jones Industrial Average - components - Synthetic Stooq</title>" in page
-    assert "<thead><tr><th>Symbol</th><th>Name</th><th>Last</th><th>Change</th><th>Volume</th></tr></thead>" in page
+    header = "<th>Symbol</th><th>Name</th><th>Last</th><th>Change</th><th>Volume</th>"
+    assert f'<table id="fth1">\n<thead><tr>{header}</tr></thead>' in page
     assert '<td><a href="/q/?s=synu001.us">SYNU001.US</a></td><td>Synthetic Industrial 001</td>' in page
     assert len(html.fromstring(page).xpath("//table")) >= 3  # the member table is not the only one
-    members = page_members(page)
-    assert [symbol for symbol, _, _ in members] == synthetic_universe.members("DJI")
+    assert page_members(page) == synthetic_universe.members("DJI")
     assert 'id="pager"' not in page
     last = frame(daily_file(synthetic_universe, "SYNU003.US")).iloc[-2:]
     close, previous, volume = last["Close"].iloc[1], last["Close"].iloc[0], int(last["Volume"].iloc[1])
-    row = html.fromstring(page).xpath('//table[@id="fth1"]//tr[td/a="SYNU003.US"]/td/text()')
-    assert row == ["Synthetic Industrial 003", number(close), f"{(close / previous - 1) * 100:+.2f}%", str(volume)]
+    change = f"{(close / previous - 1) * 100:+.2f}%"
+    assert member_cells(page, "SYNU003.US") == ["Synthetic Industrial 003", number(close), change, str(volume)]
 
 
-def test_long_compositions_are_paged(stooq_server: StooqServer, synthetic_universe: SyntheticUniverse) -> None:
+def test_long_compositions_are_paged(stooq_server: StooqServer, synthetic_universe: Universe) -> None:
     first, second = get(stooq_server, "/t/", i="580").text, get(stooq_server, "/t/", i="580", l="2").text
     for page in (first, second):
         assert '<a href="/t/?i=580&l=1">1</a> <a href="/t/?i=580&l=2">2</a>' in page
         assert "&l=3" not in page
-    symbols = [symbol for symbol, _, _ in page_members(first) + page_members(second)]
     assert len(page_members(first)) == 50
-    assert symbols == synthetic_universe.members("NDX")
+    assert page_members(first) + page_members(second) == synthetic_universe.members("NDX")
     assert page_members(get(stooq_server, "/t/", i="580", l="3").text) == []
 
 
-def test_page_size_is_configurable(server_factory, synthetic_universe: SyntheticUniverse) -> None:
+def test_page_size_is_configurable(server_factory: ServerFactory, synthetic_universe: Universe) -> None:
     server = server_factory(page_size=20)
     page = get(server, "/t/", i="616", l="5").text
     assert '<a href="/t/?i=616&l=5">5</a>' in page and "&l=6" not in page
-    assert [symbol for symbol, _, _ in page_members(page)] == synthetic_universe.members("HSI")[80:]
+    assert page_members(page) == synthetic_universe.members("HSI")[80:]
 
 
 def test_unknown_index_page_has_no_member_table(stooq_server: StooqServer) -> None:
@@ -178,14 +195,14 @@ def test_unknown_index_page_has_no_member_table(stooq_server: StooqServer) -> No
         assert "<html" in response.text and 'id="fth1"' not in response.text
 
 
-def test_membership_follows_the_serving_date(stooq_server: StooqServer, synthetic_universe: SyntheticUniverse) -> None:
+def test_membership_follows_the_serving_date(stooq_server: StooqServer, synthetic_universe: Universe) -> None:
     dji = synthetic_universe.compositions["DJI"].set_index("symbol")
     assert dji.loc["SYNU030.US", "added"] == session_before(synthetic_universe, "XNYS", 5)
     assert dji.loc["SYNU121.US", "removed"] == session_before(synthetic_universe, "XNYS", 10)
 
     def listed(as_of: pd.Timestamp | None) -> list[str]:
         stooq_server.as_of = as_of
-        return [symbol for symbol, _, _ in page_members(get(stooq_server, "/t/", i="578").text)]
+        return page_members(get(stooq_server, "/t/", i="578").text)
 
     now = listed(None)
     assert "SYNU030.US" in now and "SYNU121.US" not in now and len(now) == 30
@@ -199,10 +216,10 @@ def test_membership_follows_the_serving_date(stooq_server: StooqServer, syntheti
     assert "SYNU122.US" in ndx_before and "SYNU120.US" not in ndx_before
 
 
-def test_member_quotes_follow_the_serving_date(stooq_server: StooqServer, synthetic_universe: SyntheticUniverse) -> None:
+def test_member_quotes_follow_the_serving_date(stooq_server: StooqServer, synthetic_universe: Universe) -> None:
     day = pd.Timestamp("2015-06-15")
     stooq_server.as_of = day
-    row = html.fromstring(get(stooq_server, "/t/", i="578").text).xpath('//tr[td/a="SYNU001.US"]/td/text()')
+    row = member_cells(get(stooq_server, "/t/", i="578").text, "SYNU001.US")
     history = frame(daily_file(synthetic_universe, "SYNU001.US")).set_index("Date")
     assert row[1] == number(history.loc[day, "Close"])
     assert row[3] == str(int(history.loc[day, "Volume"]))
@@ -211,20 +228,20 @@ def test_member_quotes_follow_the_serving_date(stooq_server: StooqServer, synthe
 # --- Downloads ------------------------------------------------------------------------------------
 
 
-def test_daily_csv_is_the_file_with_crlf(stooq_server: StooqServer, synthetic_universe: SyntheticUniverse) -> None:
+def test_daily_csv_is_the_file_with_crlf(stooq_server: StooqServer, synthetic_universe: Universe) -> None:
     for symbol in ("SYNU001.US", "synu-b.us", "9010.HK", "^DJI"):
         response = download(stooq_server, symbol)
         assert response.status_code == 200
         assert response.headers["Content-Type"].startswith("text/csv")
-        assert response.text == daily_file(synthetic_universe, symbol).replace("\n", "\r\n")
+        assert response.text == served_file(synthetic_universe, symbol)
     assert download(stooq_server, "^hsi").text.startswith("Date,Open,High,Low,Close\r\n2004-01-02,")
 
 
-def test_date_range_is_inclusive(stooq_server: StooqServer, synthetic_universe: SyntheticUniverse) -> None:
+def test_date_range_is_inclusive(stooq_server: StooqServer, synthetic_universe: Universe) -> None:
     body = download(stooq_server, "SYNU001.US", d1="20240102", d2="20240108").text
     lines = body.split("\r\n")
     assert lines[0] == HEADER and lines[-1] == ""
-    assert [line[:10] for line in lines[1:-1]] == ["2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05", "2024-01-08"]
+    assert [line[:10] for line in lines[1:-1]] == [f"2024-01-0{day}" for day in (2, 3, 4, 5, 8)]
     expected = daily_file(synthetic_universe, "SYNU001.US").splitlines()
     assert lines[1] == next(line for line in expected if line.startswith("2024-01-02"))
     assert download(stooq_server, "SYNU001.US", d1="20240106", d2="20240107").text == "No data"
@@ -233,13 +250,20 @@ def test_date_range_is_inclusive(stooq_server: StooqServer, synthetic_universe: 
 
 
 def test_unknown_symbols_and_bad_parameters_get_no_data(stooq_server: StooqServer) -> None:
-    for params in ({"s": "NOPE.US"}, {"s": "../splits"}, {"s": "synu001.us", "d1": "2024-01-02"}, {"s": "synu001.us", "i": "q"}):
+    for params in (
+        {"s": "NOPE.US"},
+        {"s": "../splits"},
+        {"s": "synu001.us", "d1": "2024-01-02"},
+        {"s": "synu001.us", "i": "q"},
+    ):
         response = get(stooq_server, "/q/d/l/", **{"i": "d", **params})
         assert (response.status_code, response.text) == (200, "No data")
 
 
 @pytest.mark.parametrize(("interval", "period"), [("w", "W-SUN"), ("m", "M")])
-def test_weekly_and_monthly_bars(stooq_server: StooqServer, synthetic_universe: SyntheticUniverse, interval: str, period: str) -> None:
+def test_weekly_and_monthly_bars(
+    stooq_server: StooqServer, synthetic_universe: Universe, interval: str, period: str
+) -> None:
     daily = frame(daily_file(synthetic_universe, "SYNU003.US"))
     daily = daily[(daily["Date"] >= "2023-02-01") & (daily["Date"] <= "2023-12-20")]
     groups = daily.groupby(daily["Date"].dt.to_period(period))
@@ -267,34 +291,42 @@ def test_weekly_and_monthly_bars(stooq_server: StooqServer, synthetic_universe: 
 def test_weekly_index_bars_have_no_volume(stooq_server: StooqServer) -> None:
     body = download(stooq_server, "^ndx", i="w", d1="20240101", d2="20240131").text
     assert body.split("\r\n")[0] == "Date,Open,High,Low,Close"
-    assert [line[:10] for line in body.split("\r\n")[1:-1]] == ["2024-01-05", "2024-01-12", "2024-01-19", "2024-01-26", "2024-01-31"]
+    labels = [line[:10] for line in body.split("\r\n")[1:-1]]
+    assert labels == ["2024-01-05", "2024-01-12", "2024-01-19", "2024-01-26", "2024-01-31"]
 
 
-def test_saved_polish_crlf_files_are_served_in_english(server_factory, tmp_path: Path) -> None:
+def test_saved_polish_crlf_files_are_served_in_english(server_factory: ServerFactory, tmp_path: Path) -> None:
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "abc.us.csv").write_bytes(
         b"Data,Otwarcie,Najwyzszy,Najnizszy,Zamkniecie,Wolumen\r\n"
         b"2024-01-02,10.50,11.00,10.00,10.80,1200\r\n"
         b"2024-01-03,10.8,12.25,10.7,12,3400.5\r\n"
+        b"2024-01-04,12,12,12,12\r\n"
         b"\r\n"
     )
-    (tmp_path / "d" / "^abc.csv").write_bytes(b"Date,Open,High,Low,Close\r\n2024-01-03,100,101,99,100.5\r\n")
+    index = b"Date,Open,High,Low,Close\r\n2024-01-03,100,101,99,100.5\r\n"
+    (tmp_path / "d" / "^abc.csv").write_bytes(index)
     server = server_factory(tmp_path)
     assert download(server, "ABC.US").text == (
-        "Date,Open,High,Low,Close,Volume\r\n2024-01-02,10.5,11,10,10.8,1200\r\n2024-01-03,10.8,12.25,10.7,12,3400.5\r\n"
+        "Date,Open,High,Low,Close,Volume\r\n"
+        "2024-01-02,10.5,11,10,10.8,1200\r\n"
+        "2024-01-03,10.8,12.25,10.7,12,3400.5\r\n"
+        "2024-01-04,12,12,12,12\r\n"  # a row without volume, as real Stooq files have
     )
-    assert download(server, "^abc", i="m").text == "Date,Open,High,Low,Close\r\n2024-01-03,100,101,99,100.5\r\n"
+    assert download(server, "ABC.US", i="w").text == HEADER + "\r\n2024-01-04,10.5,12.25,10,12,4600.5\r\n"
+    assert download(server, "^abc", i="m").text == index.decode()
     assert "Stooq-compatible server" in get(server, "/t/", i="578").text
     assert "Synthetic" not in get(server, "/t/", i="578").text
 
 
 def test_history_is_split_adjusted_as_of_the_serving_date(
-    stooq_server: StooqServer, synthetic_universe: SyntheticUniverse
+    stooq_server: StooqServer, synthetic_universe: Universe
 ) -> None:
     splits = synthetic_universe.splits
     symbol, split_day, ratio = splits[splits["symbol"].str.endswith(".US")].iloc[0]
     raw = frame(daily_file(synthetic_universe, symbol))
-    raw_before, raw_after = raw[raw["Date"] < split_day], raw[raw["Date"] >= split_day].reset_index(drop=True)
+    raw_before = raw[raw["Date"] < split_day]
+    raw_after = raw[raw["Date"] >= split_day].reset_index(drop=True)
     day_before = raw_before["Date"].iloc[-1]
     prices = ["Open", "High", "Low", "Close"]
 
@@ -322,7 +354,9 @@ def test_history_is_split_adjusted_as_of_the_serving_date(
 # --- API key --------------------------------------------------------------------------------------
 
 
-def test_downloads_need_the_api_key_when_one_is_set(server_factory, synthetic_universe: SyntheticUniverse) -> None:
+def test_downloads_need_the_api_key_when_one_is_set(
+    server_factory: ServerFactory, synthetic_universe: Universe
+) -> None:
     server = server_factory(api_key="s3cret")
     for params in ({}, {"apikey": "wrong"}):
         response = download(server, "SYNU001.US", **params)
@@ -330,14 +364,15 @@ def test_downloads_need_the_api_key_when_one_is_set(server_factory, synthetic_un
         assert response.headers["Content-Type"].startswith("text/html")
         assert "An API key is required for CSV downloads" in response.text
         assert '<a href="/q/d/?s=spy.us&get_apikey">' in response.text
-    assert download(server, "SYNU001.US", apikey="s3cret").text == daily_file(synthetic_universe, "SYNU001.US").replace("\n", "\r\n")
+    assert download(server, "SYNU001.US", apikey="s3cret").text == served_file(synthetic_universe, "SYNU001.US")
     key_page = requests.get(server.url + "/q/d/?s=spy.us&get_apikey", timeout=10).text
     assert html.fromstring(key_page).xpath('//code[@id="apikey"]/text()') == ["s3cret"]
     assert len(page_members(get(server, "/t/", i="578").text)) == 30
 
 
 def test_api_key_page_without_a_key(stooq_server: StooqServer) -> None:
-    assert "needs no API key" in requests.get(stooq_server.url + "/q/d/?s=spy.us&get_apikey", timeout=10).text
+    key_page = requests.get(stooq_server.url + "/q/d/?s=spy.us&get_apikey", timeout=10).text
+    assert "This server needs no API key for CSV downloads." in key_page
     assert get(stooq_server, "/q/d/", s="spy.us").status_code == 404
 
 
@@ -355,7 +390,9 @@ def test_api_key_page_without_a_key(stooq_server: StooqServer) -> None:
         (FaultKind.EMPTY, 200, ""),
     ],
 )
-def test_faults_with_fixed_answers(stooq_server: StooqServer, kind: FaultKind, status: int, body: str) -> None:
+def test_faults_with_fixed_answers(
+    stooq_server: StooqServer, kind: FaultKind, status: int, body: str
+) -> None:
     stooq_server.inject(Fault(kind))
     response = download(stooq_server, "SYNU001.US")
     assert (response.status_code, response.text) == (status, body)
@@ -369,12 +406,12 @@ def test_reset_fault_drops_the_connection(stooq_server: StooqServer) -> None:
     assert download(stooq_server, "SYNU001.US").status_code == 200
 
 
-def test_slow_fault_delays_a_normal_answer(stooq_server: StooqServer, synthetic_universe: SyntheticUniverse) -> None:
+def test_slow_fault_delays_a_normal_answer(stooq_server: StooqServer, synthetic_universe: Universe) -> None:
     stooq_server.inject(Fault("slow", delay=0.4))
     started = time.monotonic()
     response = download(stooq_server, "SYNU001.US")
     assert time.monotonic() - started >= 0.4
-    assert response.text == daily_file(synthetic_universe, "SYNU001.US").replace("\n", "\r\n")
+    assert response.text == served_file(synthetic_universe, "SYNU001.US")
 
 
 def test_challenge_fault_sends_a_proof_of_work_page(stooq_server: StooqServer) -> None:
@@ -383,12 +420,13 @@ def test_challenge_fault_sends_a_proof_of_work_page(stooq_server: StooqServer) -
         assert response.status_code == 200
         assert response.headers["Content-Type"].startswith("text/html")
         assert html.fromstring(response.text).findtext(".//title") == "Checking your browser..."
-        assert 'crypto.subtle.digest("SHA-256"' in response.text and 'fetch("/__verify"' in response.text
+        assert 'crypto.subtle.digest("SHA-256"' in response.text
+        assert 'fetch("/__verify"' in response.text
         assert 'id="fth1"' not in response.text
 
 
-def test_truncated_fault_cuts_the_last_line(stooq_server: StooqServer, synthetic_universe: SyntheticUniverse) -> None:
-    full = daily_file(synthetic_universe, "SYNU001.US").replace("\n", "\r\n")
+def test_truncated_fault_cuts_the_last_line(stooq_server: StooqServer, synthetic_universe: Universe) -> None:
+    full = served_file(synthetic_universe, "SYNU001.US")
     full_page = get(stooq_server, "/t/", i="578").text
     stooq_server.inject(Fault("truncated", routes=("download", "composition")))
     body = download(stooq_server, "SYNU001.US").text
@@ -399,19 +437,17 @@ def test_truncated_fault_cuts_the_last_line(stooq_server: StooqServer, synthetic
     assert 0 < len(cut) < len(full_lines[-1]) and full_lines[-1].startswith(cut)
     page = get(stooq_server, "/t/", i="578").text
     assert full_page.startswith(page) and len(page) < len(full_page)
-    assert page.count('<tr><td><a href="/q/?s=') == 30 and page.count("</tr>\n") == 29  # the last row is cut
-    assert "</tbody>" not in page
+    assert page.count('<tr><td><a href="/q/?s=') == 30
+    assert page.count("</tr>\n") == 29 and "</tbody>" not in page  # the last member row is cut
 
 
-def test_bad_columns_fault_renames_close(stooq_server: StooqServer, synthetic_universe: SyntheticUniverse) -> None:
+def test_bad_columns_fault_renames_close(stooq_server: StooqServer, synthetic_universe: Universe) -> None:
     stooq_server.inject(Fault("bad_columns"))
     body = download(stooq_server, "SYNU001.US").text
-    header, rest = body.split("\r\n", 1)
-    assert header == "Date,Open,High,Low,Last,Volume"
-    assert rest == daily_file(synthetic_universe, "SYNU001.US").replace("\n", "\r\n").split("\r\n", 1)[1]
+    assert body == served_file(synthetic_universe, "SYNU001.US").replace(HEADER, "Date,Open,High,Low,Last,Volume")
 
 
-def test_garbled_fault_makes_prices_non_numeric(stooq_server: StooqServer, synthetic_universe: SyntheticUniverse) -> None:
+def test_garbled_fault_makes_prices_non_numeric(stooq_server: StooqServer, synthetic_universe: Universe) -> None:
     stooq_server.inject(Fault("garbled"))
     served = pd.read_csv(io.StringIO(download(stooq_server, "SYNU001.US").text), dtype=str)
     original = frame(daily_file(synthetic_universe, "SYNU001.US"))
@@ -438,12 +474,18 @@ def test_faults_target_symbols_and_routes(stooq_server: StooqServer) -> None:
 def test_fault_count_and_order(stooq_server: StooqServer) -> None:
     stooq_server.inject(Fault("http_503", count=2))
     stooq_server.inject(Fault("hits_limit", count=1))
-    answers = [(r.status_code, r.text[:9]) for r in (download(stooq_server, "SYNU001.US") for _ in range(5))]
-    assert answers == [(503, "Service U"), (503, "Service U"), (200, "Exceeded "), (200, "Date,Open"), (200, "Date,Open")]
+    answers = [download(stooq_server, "SYNU001.US") for _ in range(5)]
+    assert [(answer.status_code, answer.text[:9]) for answer in answers] == [
+        (503, "Service U"),
+        (503, "Service U"),
+        (200, "Exceeded "),
+        (200, "Date,Open"),
+        (200, "Date,Open"),
+    ]
     assert stooq_server.stats()["faults"] == {"http_503": 2, "hits_limit": 1}
 
 
-def test_fault_rate_is_a_deterministic_probability(server_factory) -> None:
+def test_fault_rate_is_a_deterministic_probability(server_factory: ServerFactory) -> None:
     def statuses(server: StooqServer) -> list[int]:
         server.inject(Fault("http_503", rate=0.3))
         return [get(server, "/q/d/l/", s="NOPE", i="d").status_code for _ in range(200)]
@@ -463,7 +505,8 @@ def test_invalid_faults_are_rejected() -> None:
         Fault("http_503", rate=1.5)
     with pytest.raises(ValueError):
         Fault("garbled", routes=("composition",))
-    assert Fault.from_json(Fault("slow", symbols={"a.us"}, delay=1.0).to_json()) == Fault("slow", symbols={"A.US"}, delay=1.0)
+    round_trip = Fault.from_json(Fault("slow", symbols={"a.us"}, delay=1.0).to_json())
+    assert round_trip == Fault(FaultKind.SLOW, symbols={"A.US"}, delay=1.0)
 
 
 # --- Admin, stats, concurrency --------------------------------------------------------------------
@@ -471,8 +514,8 @@ def test_invalid_faults_are_rejected() -> None:
 
 def test_admin_endpoints(stooq_server: StooqServer) -> None:
     url = stooq_server.url
-    faults = [{"kind": "http_503", "symbols": ["SYNU001.US"], "rate": 1.0, "count": 1, "delay": 0, "routes": ["download"]}]
-    response = requests.post(f"{url}/_admin/faults", json=faults, timeout=10)
+    fault = {"kind": "http_503", "symbols": ["SYNU001.US"], "rate": 1.0, "count": 1, "delay": 0, "routes": ["download"]}
+    response = requests.post(f"{url}/_admin/faults", json=[fault], timeout=10)
     assert response.status_code == 200 and response.json()["faults"][0]["kind"] == "http_503"
     assert download(stooq_server, "SYNU001.US").status_code == 503
     assert download(stooq_server, "SYNU001.US").status_code == 200
@@ -490,20 +533,24 @@ def test_admin_endpoints(stooq_server: StooqServer) -> None:
     assert requests.post(f"{url}/_admin/faults", json=[], timeout=10).json() == {"faults": []}
     assert download(stooq_server, "SYNU001.US").status_code == 200
 
-    assert requests.post(f"{url}/_admin/as_of", json={"as_of": "2020-03-31"}, timeout=10).json() == {"as_of": "2020-03-31"}
+    def set_as_of(value: str | None) -> object:
+        return requests.post(f"{url}/_admin/as_of", json={"as_of": value}, timeout=10).json()
+
+    assert set_as_of("2020-03-31") == {"as_of": "2020-03-31"}
     assert stooq_server.as_of == pd.Timestamp("2020-03-31")
     assert download(stooq_server, "SYNU001.US").text.split("\r\n")[-2].startswith("2020-03-31,")
-    assert requests.post(f"{url}/_admin/as_of", json={"as_of": None}, timeout=10).json() == {"as_of": None}
+    assert set_as_of(None) == {"as_of": None}
     assert stooq_server.as_of is None
 
-    for path, payload in (("faults", [{"kind": "teapot"}]), ("faults", {"kind": "http_500"}), ("as_of", {"as_of": "someday"})):
+    bad = [("faults", [{"kind": "teapot"}]), ("faults", {"kind": "http_500"}), ("as_of", {"as_of": "someday"})]
+    for path, payload in bad:
         response = requests.post(f"{url}/_admin/{path}", json=payload, timeout=10)
         assert response.status_code == 400 and "error" in response.json()
     stooq_server.reset_stats()
     assert stooq_server.stats()["total"] == 0 and stooq_server.stats()["faults"] == {}
 
 
-def test_latency_does_not_serialize_requests(server_factory, synthetic_universe: SyntheticUniverse) -> None:
+def test_latency_does_not_serialize_requests(server_factory: ServerFactory, synthetic_universe: Universe) -> None:
     server = server_factory(latency=0.3)
     symbols = synthetic_universe.symbols["XNYS"][:20]
     started = time.monotonic()
@@ -516,7 +563,7 @@ def test_latency_does_not_serialize_requests(server_factory, synthetic_universe:
     assert server.stats()["by_route"]["download"] == 20
 
 
-def test_stopped_server_refuses_connections(synthetic_universe: SyntheticUniverse) -> None:
+def test_stopped_server_refuses_connections(synthetic_universe: Universe) -> None:
     with StooqServer(synthetic_universe.data_dir) as server:
         url = server.url
         session = requests.Session()
@@ -528,11 +575,13 @@ def test_stopped_server_refuses_connections(synthetic_universe: SyntheticUnivers
 # --- Command line ---------------------------------------------------------------------------------
 
 
-def test_cli_serve_until_sigterm(synthetic_universe: SyntheticUniverse, tmp_path: Path) -> None:
+def test_cli_serve_until_sigterm(synthetic_universe: Universe, tmp_path: Path) -> None:
     ready = tmp_path / "ready"
+    command = [sys.executable, "-m", "market_assets.stooq_server", "serve"]
+    command += ["--data-dir", str(synthetic_universe.data_dir), "--port", "0", "--ready-file", str(ready)]
+    command += ["--fault", "http_503@SYNU001.US", "--as-of", "2024-05-31"]
     process = subprocess.Popen(
-        [sys.executable, "-m", "market_assets.stooq_server", "serve", "--data-dir", str(synthetic_universe.data_dir),
-         "--port", "0", "--ready-file", str(ready), "--fault", "http_503@SYNU001.US", "--as-of", "2024-05-31"],
+        command,
         cwd=PROJECT_ROOT,
         stdout=subprocess.PIPE,
         text=True,
@@ -546,19 +595,19 @@ def test_cli_serve_until_sigterm(synthetic_universe: SyntheticUniverse, tmp_path
         url = ready.read_text().strip()
         assert url.startswith("http://127.0.0.1:")
         assert requests.get(f"{url}/q/d/l/?s=SYNU001.US&i=d", timeout=10).status_code == 503
-        assert requests.get(f"{url}/q/d/l/?s=SYNU003.US&i=d", timeout=10).text.split("\r\n")[-2].startswith("2024-05-31,")
+        served = requests.get(f"{url}/q/d/l/?s=SYNU003.US&i=d", timeout=10).text
+        assert served.split("\r\n")[-2].startswith("2024-05-31,")
         process.send_signal(signal.SIGTERM)
         stdout, _ = process.communicate(timeout=10)
     finally:
         process.kill()
     assert process.returncode == 0
-    assert f"Serving synthetic Stooq-compatible data from {synthetic_universe.data_dir} at {url}\n" in stdout
+    assert stdout == f"Serving synthetic Stooq-compatible data from {synthetic_universe.data_dir} at {url}\n"
 
 
 def test_cli_generate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["generate", "--data-dir", str(tmp_path), "--first-session", "2024-01-02",
-                 "--last-session", "2024-03-28", "--sizes", "DJI=3,NDX=4,HSI=2"])
-    assert code == 0
+    dates = ["--first-session", "2024-01-02", "--last-session", "2024-03-28"]
+    assert main(["generate", "--data-dir", str(tmp_path), *dates, "--sizes", "DJI=3,NDX=4,HSI=2"]) == 0
     assert capsys.readouterr().out == (
         f"Generated synthetic Stooq data in {tmp_path}: 6 XNYS, 2 XHKG symbols; "
         "last sessions XNYS 2024-03-28, XHKG 2024-03-28.\n"

@@ -61,8 +61,8 @@ class StooqChallengeError(StooqError):
 
     advice = (
         "Stooq does not serve this client until its browser check is passed: pass it in a browser "
-        "and give the resulting cookies to the stooq resource (`cookies`, or STOOQ_COOKIES), or "
-        "ingest Stooq's bulk files instead. Retrying now will not help."
+        "and give the resulting cookies to the stooq resource (`cookies`, or STOOQ_COOKIES). "
+        "Retrying now will not help."
     )
 
 

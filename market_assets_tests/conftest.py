@@ -1,0 +1,43 @@
+"""Shared fixtures: one synthetic universe per test session, and Stooq-compatible servers over it.
+
+Generating the universe takes seconds, so it is done once; servers are cheap, so every test gets
+its own, with no faults, no serving date and fresh statistics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from market_assets.stooq_server import StooqServer, generate_synthetic
+from market_assets.stooq_server.synthetic import SyntheticUniverse
+
+
+@pytest.fixture(scope="session")
+def synthetic_universe(tmp_path_factory: pytest.TempPathFactory) -> SyntheticUniverse:
+    """The default synthetic universe (DJI 30, NDX 100, HSI 82 members), generated once."""
+    return generate_synthetic(tmp_path_factory.mktemp("synthetic_stooq"))
+
+
+@pytest.fixture
+def server_factory(synthetic_universe: SyntheticUniverse) -> Iterator[Callable[..., StooqServer]]:
+    """Start servers with custom options (`data_dir` defaults to the synthetic universe's)."""
+    servers: list[StooqServer] = []
+
+    def start(data_dir: Path | None = None, **options: Any) -> StooqServer:
+        server = StooqServer(data_dir or synthetic_universe.data_dir, **options).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def stooq_server(server_factory: Callable[..., StooqServer]) -> StooqServer:
+    """A running server over the synthetic universe, on a free port."""
+    return server_factory()
