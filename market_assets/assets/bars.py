@@ -39,6 +39,15 @@ _STOP_ASKING = (StooqApiKeyRequired, StooqChallengeError, StooqHitsLimitError)
 """Answers that concern every request, not one symbol: after one of them the run stops asking."""
 
 
+_BARS_ASSET = dict(
+    partitions_def=bars_partitions,
+    group_name="bars",
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    retry_policy=STOOQ_RETRY,
+    kinds={"parquet"},
+)
+
+
 class DailyBarsConfig(dg.Config):
     force: bool = False
     """Fetch again even when the partition is already stored (by default a re-run only fetches
@@ -52,13 +61,7 @@ class _Target:
     session: pd.Timestamp
 
 
-@dg.asset(
-    partitions_def=bars_partitions,
-    group_name="bars",
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    retry_policy=STOOQ_RETRY,
-    kinds={"parquet"},
-)
+@dg.asset(**_BARS_ASSET)
 def daily_bars(
     context: dg.AssetExecutionContext,
     config: DailyBarsConfig,
@@ -93,13 +96,7 @@ def daily_bars(
     return frames
 
 
-@dg.asset(
-    partitions_def=bars_partitions,
-    group_name="bars",
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    retry_policy=STOOQ_RETRY,
-    kinds={"parquet"},
-)
+@dg.asset(**_BARS_ASSET)
 def weekly_bars(
     context: dg.AssetExecutionContext,
     lake: DataLakeResource,
@@ -109,13 +106,7 @@ def weekly_bars(
     return _resampled(context, lake, daily_bars, "week")
 
 
-@dg.asset(
-    partitions_def=bars_partitions,
-    group_name="bars",
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    retry_policy=STOOQ_RETRY,
-    kinds={"parquet"},
-)
+@dg.asset(**_BARS_ASSET)
 def monthly_bars(
     context: dg.AssetExecutionContext,
     lake: DataLakeResource,
