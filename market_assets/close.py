@@ -56,8 +56,13 @@ def plan_close_runs(
     members: Iterable[str],
     *,
     force: bool = False,
+    planned: Iterable[str] = (),
 ) -> list[CloseRun]:
-    """The runs that load `members` of `index` for `session`; none when all are already stored."""
+    """The runs that load `members` of `index` for `session`; none when all are already stored.
+
+    `planned` symbols are being loaded for the session by runs already requested (another index
+    sharing them), so they are left out too.
+    """
     wanted = set(members)
     unknown = wanted - set(instance.get_dynamic_partitions(symbol_partitions.name))
     if unknown:
@@ -66,7 +71,7 @@ def plan_close_runs(
             "materialize the index's composition for the session first"
         )
     if not force:
-        wanted -= _complete_symbols(instance, session, wanted)
+        wanted -= _complete_symbols(instance, session, wanted) | set(planned)
     runs, block = [], []
     for symbol in instance.get_dynamic_partitions(symbol_partitions.name):
         if symbol in wanted:

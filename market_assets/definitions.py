@@ -4,15 +4,20 @@ import dagster as dg
 
 from market_assets.assets.bars import daily_bars, monthly_bars, weekly_bars
 from market_assets.assets.composition import index_composition
+from market_assets.assets.membership import index_membership
 from market_assets.io_manager import ParquetIOManager
-from market_assets.jobs import close_jobs, compositions_job
+from market_assets.jobs import close_jobs, compositions_job, membership_job
 from market_assets.resources import DataLakeResource, StooqResource
+from market_assets.schedules import close_schedules
+from market_assets.sensors import close_bars
 
 _lake = DataLakeResource()
 
 defs = dg.Definitions(
-    assets=[index_composition, daily_bars, weekly_bars, monthly_bars],
-    jobs=[compositions_job, *close_jobs.values()],
+    assets=[index_composition, index_membership, daily_bars, weekly_bars, monthly_bars],
+    jobs=[compositions_job, membership_job, *close_jobs.values()],
+    schedules=close_schedules,
+    sensors=[close_bars],
     resources={
         "stooq": StooqResource(),
         "lake": _lake,

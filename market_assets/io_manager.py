@@ -12,7 +12,7 @@ from market_assets.resources import DataLakeResource
 class ParquetIOManager(dg.ConfigurableIOManager):
     """One parquet file per partition in the data lake, written atomically.
 
-    Steps exchange mappings `{partition key: DataFrame}`, whatever the number of partitions, so the
+    Unpartitioned assets are one file, `<root>/<asset>.parquet`. Partitioned steps exchange mappings `{partition key: DataFrame}`, whatever the number of partitions, so the
     same asset code serves a one-partition run from the UI and a close run over an index's
     constituents. A step for a single partition may also return a plain DataFrame.
     """
@@ -23,6 +23,9 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         self, context: dg.OutputContext, obj: pd.DataFrame | Mapping[str, pd.DataFrame]
     ) -> None:
         asset = context.asset_key.path[-1]
+        if not context.has_asset_partitions:
+            self.lake.store.write(asset, None, obj)
+            return
         keys = _partition_keys(context)
         frames = obj if isinstance(obj, Mapping) else {keys[0]: obj} if len(keys) == 1 else {}
         if set(frames) != set(keys):
@@ -33,14 +36,12 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         for key in keys:
             self.lake.store.write(asset, key, frames[key])
 
-    def load_input(self, context: dg.InputContext) -> dict[str, pd.DataFrame]:
+    def load_input(self, context: dg.InputContext) -> pd.DataFrame | dict[str, pd.DataFrame]:
         asset = context.asset_key.path[-1]
+        if not context.has_asset_partitions:
+            return self.lake.store.read(asset)
         return {key: self.lake.store.read(asset, key) for key in _partition_keys(context)}
 
 
 def _partition_keys(context: dg.OutputContext | dg.InputContext) -> list[str]:
-    if not context.has_asset_partitions:
-        raise dg.Failure(
-            f"{context.asset_key.to_user_string()}: the parquet IO manager stores partitions only"
-        )
     return [str(key) for key in context.asset_partition_keys]

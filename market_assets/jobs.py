@@ -6,12 +6,19 @@ import dagster as dg
 
 from market_assets.assets.bars import INDEX_TAG, daily_bars, monthly_bars, weekly_bars
 from market_assets.assets.composition import index_composition
+from market_assets.assets.membership import index_membership
 from market_assets.stooq.indices import INDICES
 
 compositions_job = dg.define_asset_job(
     name="index_compositions",
     selection=dg.AssetSelection.assets(index_composition),
     description="Fetch one index's composition for one session and register new symbols.",
+)
+
+membership_job = dg.define_asset_job(
+    name="refresh_membership",
+    selection=dg.AssetSelection.assets(index_membership),
+    description="Rebuild the point-in-time membership table from the stored compositions.",
 )
 
 
@@ -26,7 +33,10 @@ close_jobs = {
         tags={INDEX_TAG: name},
         description=(
             f"Daily, weekly and monthly bars of the {stock_index.title} constituents for one "
-            "session, in one run (a partition range over the session's constituents)."
+            "session, in one run (a partition range over the session's constituents). Weekly and "
+            "monthly bars are steps of the same run rather than separately triggered assets: they "
+            "need exactly the daily snapshots this run wrote, and a second run would cost more "
+            "than the resampling itself."
         ),
     )
     for name, stock_index in INDICES.items()

@@ -36,33 +36,42 @@ class ParquetStore:
         self._fs, self._base = fsspec.core.url_to_fs(self.root)
         self._local = isinstance(self._fs, LocalFileSystem)
 
-    def path(self, asset: str, partition_key: str) -> str:
-        """`2026-11-20|AAPL.US` of `daily_bars` lives at `<root>/daily_bars/2026-11-20/AAPL.US.parquet`."""
+    def path(self, asset: str, partition_key: str | None = None) -> str:
+        """`2026-11-20|AAPL.US` of `daily_bars` lives at `<root>/daily_bars/2026-11-20/AAPL.US.parquet`;
+        an unpartitioned asset at `<root>/<asset>.parquet`."""
+        if partition_key is None:
+            return f"{self.root}/{asset}.parquet"
         parts = partition_key.split("|")
         for part in parts:
             if not part or "/" in part or part in (".", ".."):
                 raise ValueError(f"{asset}: partition key {partition_key!r} cannot name a file")
         return f"{self.root}/{asset}/{'/'.join(parts)}.parquet"
 
-    def exists(self, asset: str, partition_key: str) -> bool:
+    def partition_keys(self, asset: str) -> list[str]:
+        """Keys of the stored two-dimensional partitions of `asset` (`date|symbol`), sorted."""
+        base = self._fs_path(asset, None)[: -len(".parquet")]
+        found = self._fs.glob(f"{base}/*/*.parquet")
+        return sorted("|".join(path[len(base) + 1 : -len(".parquet")].split("/")) for path in found)
+
+    def exists(self, asset: str, partition_key: str | None = None) -> bool:
         return self._fs.exists(self._fs_path(asset, partition_key))
 
-    def read(self, asset: str, partition_key: str) -> pd.DataFrame:
+    def read(self, asset: str, partition_key: str | None = None) -> pd.DataFrame:
         path = self._fs_path(asset, partition_key)
         try:
             with self._fs.open(path, "rb") as handle:
                 return pq.read_table(handle).to_pandas()
         except FileNotFoundError:
             raise FileNotFoundError(
-                f"{asset}[{partition_key}]: no stored partition at {self.path(asset, partition_key)}"
+                f"{_name(asset, partition_key)}: nothing stored at {self.path(asset, partition_key)}"
             ) from None
         except (pa.ArrowException, OSError) as error:
             raise ValueError(
-                f"{asset}[{partition_key}]: {self.path(asset, partition_key)} is not readable "
+                f"{_name(asset, partition_key)}: {self.path(asset, partition_key)} is not readable "
                 f"parquet ({error})"
             ) from None
 
-    def write(self, asset: str, partition_key: str, frame: pd.DataFrame) -> str:
+    def write(self, asset: str, partition_key: str | None, frame: pd.DataFrame) -> str:
         """Write `frame`, replacing any previous file only once the new one is complete.
 
         A killed run leaves at worst a hidden temporary file beside the target, never a half-written
@@ -90,6 +99,10 @@ class ParquetStore:
                 handle.write(data)
         return self.path(asset, partition_key)
 
-    def _fs_path(self, asset: str, partition_key: str) -> str:
+    def _fs_path(self, asset: str, partition_key: str | None) -> str:
         relative = self.path(asset, partition_key)[len(self.root) :]
         return f"{self._base.rstrip('/')}{relative}"
+
+
+def _name(asset: str, partition_key: str | None) -> str:
+    return asset if partition_key is None else f"{asset}[{partition_key}]"

@@ -48,7 +48,7 @@ def test_a_corrupt_file_is_named_in_the_error(tmp_path):
 
     with pytest.raises(ValueError, match=r"daily_bars\[2026-11-20\|AAPL.US\]: .*AAPL.US.parquet is not readable parquet"):
         store.read("daily_bars", "2026-11-20|AAPL.US")
-    with pytest.raises(FileNotFoundError, match="no stored partition at .*MSFT.US.parquet"):
+    with pytest.raises(FileNotFoundError, match="nothing stored at .*MSFT.US.parquet"):
         store.read("daily_bars", "2026-11-20|MSFT.US")
 
 
@@ -65,3 +65,15 @@ def test_fsspec_urls_work_as_roots():
 
     assert store.path("weekly_bars", "2026-11-20|0005.HK") == "memory://lake/weekly_bars/2026-11-20/0005.HK.parquet"
     pd.testing.assert_frame_equal(store.read("weekly_bars", "2026-11-20|0005.HK"), _frame(60.0))
+
+
+def test_unpartitioned_assets_and_listing(tmp_path):
+    store = ParquetStore(str(tmp_path))
+    store.write("index_membership", None, _frame(1.0))
+    for key in ["2026-11-20|NDX", "2026-11-19|DJI", "2026-11-20|DJI"]:
+        store.write("index_composition", key, _frame(2.0))
+
+    assert store.path("index_membership") == f"{tmp_path}/index_membership.parquet"
+    pd.testing.assert_frame_equal(store.read("index_membership"), _frame(1.0))
+    assert store.partition_keys("index_composition") == ["2026-11-19|DJI", "2026-11-20|DJI", "2026-11-20|NDX"]
+    assert store.partition_keys("daily_bars") == []
