@@ -40,10 +40,9 @@ def composition_key(session: str, index: str) -> dg.MultiPartitionKey:
 
 
 
-def dimensions(key: str) -> dict[str, str]:
+def dimensions(key: str, definition: dg.MultiPartitionsDefinition) -> dict[str, str]:
     """`{"date": ..., "symbol" | "index": ...}` of a key given as `MultiPartitionKey` or as text
     (runs launched from the CLI with a `dagster/partition` tag carry plain strings)."""
-    if isinstance(key, dg.MultiPartitionKey):
-        return dict(key.keys_by_dimension)
-    definition = composition_partitions if key.split("|")[1] in INDICES else bars_partitions
-    return dict(definition.get_partition_key_from_str(key).keys_by_dimension)
+    if not isinstance(key, dg.MultiPartitionKey):
+        key = definition.get_partition_key_from_str(key)
+    return dict(key.keys_by_dimension)

@@ -13,7 +13,7 @@ import dagster as dg
 from market_assets.assets.composition import index_composition
 from market_assets.close import plan_close_runs
 from market_assets.jobs import close_jobs, membership_job
-from market_assets.partitions import dimensions
+from market_assets.partitions import composition_partitions, dimensions
 from market_assets.resources import DataLakeResource
 
 
@@ -37,7 +37,7 @@ def close_bars(context: dg.SensorEvaluationContext, lake: DataLakeResource) -> d
     requests = []
     for record in records:
         key = record.partition_key
-        dims = dimensions(key)
+        dims = dimensions(key, composition_partitions)
         session, index = dims["date"], dims["index"]
         members = list(lake.store.read("index_composition", key)["symbol"])
         runs = plan_close_runs(

@@ -227,3 +227,19 @@ def test_dagster_job_execute_from_the_command_line(platform, synthetic_universe,
     ].sum()
     materialized = instance.get_materialized_partitions(dg.AssetKey("weekly_bars"))
     assert {f"{session}|{s}" for s in members} <= materialized
+
+
+def test_hits_limit_stops_the_run_asking(platform, synthetic_universe):
+    instance, store, server = platform
+    session = _session(synthetic_universe, "XNYS")
+    server.inject(Fault(FaultKind.HITS_LIMIT))
+
+    with pytest.raises(CloseFailed) as caught:
+        close_index(instance, "DJI", session)
+
+    downloads = server.stats()["by_route"]["download"]
+    assert downloads <= 16 < 30  # at most the requests already in flight (max_concurrency 16)
+    assert "30 of 30 symbols failed" in str(caught.value)
+    assert "Stooq answered 'Exceeded the daily hits limit' instead of data" in str(caught.value)
+    assert "not requested, because Stooq answered 'Exceeded the daily hits limit'" in str(caught.value)
+    assert not list(Path(store.root).glob("daily_bars/*/*.parquet"))

@@ -48,6 +48,10 @@ _BARS_ASSET = dict(
 )
 
 
+class NotAsked(Exception):
+    """A symbol left out after Stooq refused the source as a whole (see `_STOP_ASKING`)."""
+
+
 class DailyBarsConfig(dg.Config):
     force: bool = False
     """Fetch again even when the partition is already stored (by default a re-run only fetches
@@ -84,7 +88,7 @@ def daily_bars(
     )
     if failures:
         _keep_fetched(context, asset, fetched, lake)
-        retryable = all(error.retryable for error in failures.values() if isinstance(error, StooqError))
+        retryable = all(getattr(error, "retryable", False) for error in failures.values())
         lines = "\n".join(f"- {message}" for message in map(str, failures.values()))
         raise dg.Failure(
             description=f"{len(failures)} of {len(targets)} symbols failed:\n{lines}",
@@ -120,7 +124,7 @@ def _targets(context: dg.AssetExecutionContext, lake: DataLakeResource) -> list[
     """The partitions of this step, refusing any that no schedule would ever ask for."""
     targets, problems = [], []
     for key in context.partition_keys:
-        dims = dimensions(key)
+        dims = dimensions(key, bars_partitions)
         symbol = dims["symbol"]
         try:
             session = require_session(calendar_for_symbol(symbol), dims["date"], symbol)
@@ -170,7 +174,7 @@ def _fetch_all(
 
     def fetch(target: _Target) -> pd.DataFrame:
         if stop.is_set():
-            raise stop_reason[0]
+            raise NotAsked(f"{target.symbol}: not requested, because {stop_reason[0].problem}")
         try:
             history = stooq.client.history(target.symbol, "d", end=target.session)
         except _STOP_ASKING as error:
@@ -186,7 +190,7 @@ def _fetch_all(
         for target, future in futures.items():
             try:
                 fetched[target.key] = future.result()
-            except StooqError as error:
+            except (StooqError, NotAsked) as error:
                 failures[target.symbol] = error
                 log.warning(str(error))
     return fetched, failures
@@ -217,7 +221,7 @@ def _resampled(
     asset = context.asset_key.path[-1]
     out = {}
     for key in context.partition_keys:
-        dims = dimensions(key)
+        dims = dimensions(key, bars_partitions)
         session = pd.Timestamp(dims["date"])
         bars = resample(daily[str(key)], period, session, calendar_for_symbol(dims["symbol"]))
         out[str(key)] = bars

@@ -30,7 +30,7 @@ def index_composition(
     the bars of a session can be materialized as soon as its composition is known; members that
     left keep their partitions and history.
     """
-    keys = dimensions(context.partition_key)
+    keys = dimensions(context.partition_key, composition_partitions)
     stock_index = get_index(keys["index"])
     session = require_session(stock_index.calendar, keys["date"], f"index {stock_index.name}")
     try:
