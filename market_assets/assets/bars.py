@@ -76,7 +76,7 @@ def daily_bars(
     targets = _targets(context, lake)
     store = lake.store
     asset = context.asset_key.path[-1]
-    stored = {} if config.force else {t.key: t for t in targets if store.exists(asset, t.key)}
+    stored = set() if config.force else {t.key for t in targets if store.exists(asset, t.key)}
     frames = {key: store.read(asset, key) for key in stored}
     fetched, failures = _fetch_all(
         [t for t in targets if t.key not in stored], stooq, context.log
