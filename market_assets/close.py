@@ -64,7 +64,8 @@ def plan_close_runs(
     sharing them), so they are left out too.
     """
     wanted = set(members)
-    unknown = wanted - set(instance.get_dynamic_partitions(symbol_partitions.name))
+    order = instance.get_dynamic_partitions(symbol_partitions.name)
+    unknown = wanted - set(order)
     if unknown:
         raise ValueError(
             f"index {index}: symbols {sorted(unknown)} are not registered partitions; "
@@ -73,7 +74,7 @@ def plan_close_runs(
     if not force:
         wanted -= _complete_symbols(instance, session, wanted) | set(planned)
     runs, block = [], []
-    for symbol in instance.get_dynamic_partitions(symbol_partitions.name):
+    for symbol in order:
         if symbol in wanted:
             block.append(symbol)
         elif block:

@@ -12,9 +12,10 @@ from market_assets.resources import DataLakeResource
 class ParquetIOManager(dg.ConfigurableIOManager):
     """One parquet file per partition in the data lake, written atomically.
 
-    Unpartitioned assets are one file, `<root>/<asset>.parquet`. Partitioned steps exchange mappings `{partition key: DataFrame}`, whatever the number of partitions, so the
-    same asset code serves a one-partition run from the UI and a close run over an index's
-    constituents. A step for a single partition may also return a plain DataFrame.
+    Unpartitioned assets are one file, `<root>/<asset>.parquet`. Partitioned steps exchange
+    mappings `{partition key: DataFrame}`, whatever the number of partitions, so the same asset
+    code serves a one-partition run from the UI and a close run over an index's constituents. A
+    step for a single partition may also return a plain DataFrame.
     """
 
     lake: dg.ResourceDependency[DataLakeResource]

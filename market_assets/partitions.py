@@ -39,7 +39,6 @@ def composition_key(session: str, index: str) -> dg.MultiPartitionKey:
     return dg.MultiPartitionKey({"date": session, "index": index})
 
 
-
 def dimensions(key: str, definition: dg.MultiPartitionsDefinition) -> dict[str, str]:
     """`{"date": ..., "symbol" | "index": ...}` of a key given as `MultiPartitionKey` or as text
     (runs launched from the CLI with a `dagster/partition` tag carry plain strings)."""

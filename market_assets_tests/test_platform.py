@@ -128,7 +128,7 @@ def test_one_failing_symbol_fails_the_run_by_name_and_keeps_the_rest(platform, s
     with pytest.raises(CloseFailed) as caught:
         close_index(instance, "DJI", session)
 
-    assert f"1 of 30 symbols failed" in str(caught.value)
+    assert "1 of 30 symbols failed" in str(caught.value)
     assert f"{broken}: Stooq answered 'No data'" in str(caught.value)
     assert not store.exists("daily_bars", f"{session}|{broken}")
     assert store.exists("daily_bars", f"{session}|{members[0]}")
