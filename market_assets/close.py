@@ -9,6 +9,7 @@ another index's shared members split the remaining symbols, each contiguous bloc
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -20,6 +21,21 @@ from market_assets.jobs import close_job_name
 from market_assets.partitions import bars_key, symbol_partitions
 
 BARS_ASSETS = (daily_bars.key, weekly_bars.key, monthly_bars.key)
+
+MAX_SYMBOLS_ENV = "MARKET_ASSETS_MAX_SYMBOLS_PER_RUN"
+
+
+def max_symbols_per_run() -> int:
+    """Largest number of symbols in one close run (default 200).
+
+    Bigger runs pay Dagster's per-run cost (a process, loading the code) fewer times; smaller ones
+    spread a large universe over more processes, or pods on Kubernetes. The request budget is
+    shared by all of them (the `stooq` pool), so splitting never adds load on the source.
+    """
+    value = int(os.environ.get(MAX_SYMBOLS_ENV, "200"))
+    if value < 1:
+        raise ValueError(f"{MAX_SYMBOLS_ENV} must be at least 1, not {value}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -60,6 +76,8 @@ def plan_close_runs(
 ) -> list[CloseRun]:
     """The runs that load `members` of `index` for `session`; none when all are already stored.
 
+    Each run covers a contiguous block of at most `max_symbols_per_run()` symbols.
+
     `planned` symbols are being loaded for the session by runs already requested (another index
     sharing them), so they are left out too.
     """
@@ -73,11 +91,12 @@ def plan_close_runs(
         )
     if not force:
         wanted -= _complete_symbols(instance, session, wanted) | set(planned)
+    size = max_symbols_per_run()
     runs, block = [], []
     for symbol in order:
         if symbol in wanted:
             block.append(symbol)
-        elif block:
+        if block and (symbol not in wanted or len(block) == size):
             runs.append(CloseRun(index, session, tuple(block)))
             block = []
     if block:

@@ -26,7 +26,7 @@ class StooqResource(dg.ConfigurableResource):
     read_timeout: float = Field(default=30.0, description="Seconds to wait for an answer")
     retries: int = Field(default=2, description="Retries of a transient failure (5xx, timeout, reset)")
     max_concurrency: int = Field(
-        default=16, description="Requests in flight at once within one run"
+        default=6, description="Workers (requests in flight) of one step; the `stooq` pool caps all runs together"
     )
 
     _client: StooqClient = PrivateAttr()

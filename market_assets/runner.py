@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
+from market_assets.assets.composition import index_composition
 from market_assets.close import CloseRun, plan_close_runs
 from market_assets.definitions import defs
 from market_assets.jobs import compositions_job
@@ -44,7 +45,11 @@ def close_index(
     *,
     force: bool = False,
 ) -> CloseOutcome:
-    """Load `index` for `session` (default: its exchange's latest closed session)."""
+    """Load `index` for `session` (default: its exchange's latest closed session).
+
+    What is already stored is not fetched again, the composition included, unless `force`: a
+    re-run of a session that succeeded launches nothing and asks Stooq for nothing.
+    """
     stock_index = get_index(index)
     day = (
         require_session(stock_index.calendar, session, f"index {stock_index.name}")
@@ -53,13 +58,18 @@ def close_index(
     )
     session_key = f"{day:%Y-%m-%d}"
     key = str(composition_key(session_key, stock_index.name))
-    result = defs.resolve_job_def(compositions_job.name).execute_in_process(
-        instance=instance, partition_key=key, run_config=_QUIET, raise_on_error=False
+    store = ParquetStore(default_data_root())
+    outcome = CloseOutcome(stock_index.name, session_key, members=[])
+    if force or key not in instance.get_materialized_partitions(index_composition.key):
+        result = defs.resolve_job_def(compositions_job.name).execute_in_process(
+            instance=instance, partition_key=key, run_config=_QUIET, raise_on_error=False
+        )
+        outcome.run_ids.append(result.run_id)
+        _raise_if_failed(result, f"composition of {stock_index.name} for {session_key}")
+    outcome.members = list(store.read("index_composition", key)["symbol"])
+    outcome.runs = plan_close_runs(
+        instance, stock_index.name, session_key, outcome.members, force=force
     )
-    _raise_if_failed(result, f"composition of {stock_index.name} for {session_key}")
-    members = list(ParquetStore(default_data_root()).read("index_composition", key)["symbol"])
-    outcome = CloseOutcome(stock_index.name, session_key, members, run_ids=[result.run_id])
-    outcome.runs = plan_close_runs(instance, stock_index.name, session_key, members, force=force)
     for run in outcome.runs:
         result = defs.resolve_job_def(run.job_name).execute_in_process(
             instance=instance,

@@ -30,9 +30,17 @@ DELAY_ENV = "MARKET_ASSETS_CLOSE_DELAY_MINUTES"
 CATCH_UP_ENV = "MARKET_ASSETS_CATCH_UP_SESSIONS"
 
 
-def close_delay() -> timedelta:
-    """Time Stooq needs to publish a session's data after the close (default 30 minutes)."""
-    return timedelta(minutes=float(os.environ.get(DELAY_ENV, "30")))
+def close_delay(code: str) -> timedelta:
+    """Time Stooq needs to publish a session's data after `code`'s close (default 30 minutes).
+
+    `MARKET_ASSETS_CLOSE_DELAY_MINUTES` is either one number for every exchange or per exchange,
+    `XNYS=30,XHKG=45` (an exchange left out keeps the default).
+    """
+    text = os.environ.get(DELAY_ENV, "30").strip()
+    if "=" not in text:
+        return timedelta(minutes=float(text))
+    delays = dict(item.split("=", 1) for item in text.replace(" ", "").split(",") if item)
+    return timedelta(minutes=float(delays.get(code, "30")))
 
 
 def catch_up_sessions() -> int:
@@ -82,7 +90,7 @@ def skip_reason(code: str, now: pd.Timestamp, delay: timedelta) -> str:
 
 
 def build_close_schedule(code: str) -> dg.ScheduleDefinition:
-    delay = close_delay()
+    delay = close_delay(code)
     indices = indices_on(code)
 
     @dg.schedule(

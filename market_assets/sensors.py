@@ -19,11 +19,15 @@ from market_assets.resources import DataLakeResource
 
 @dg.sensor(
     jobs=[*close_jobs.values(), membership_job],
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=5,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def close_bars(context: dg.SensorEvaluationContext, lake: DataLakeResource) -> dg.SensorResult | dg.SkipReason:
-    """Launch the bars runs of each newly stored composition."""
+    """Launch the bars runs of each newly stored composition.
+
+    Every close waits for this sensor between its composition and its bars, so it is evaluated as
+    often as the daemon allows (every 5 s); a tick with nothing new only reads the event log.
+    """
     records = context.instance.fetch_materializations(
         dg.AssetRecordsFilter(
             asset_key=index_composition.key, after_storage_id=int(context.cursor or 0)

@@ -11,7 +11,7 @@ session in one step per asset, fetching concurrently, instead of paying a Dagste
 """
 
 
-import threading
+import queue
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,8 +21,9 @@ import pandas as pd
 
 from market_assets.assets.retry import STOOQ_RETRY
 from market_assets.bars import Period, resample, snapshot
-from market_assets.metadata import bars_metadata
+from market_assets.metadata import add_partition_metadata, bars_metadata
 from market_assets.partitions import bars_partitions, dimensions
+from market_assets.request_budget import RequestBudget
 from market_assets.resources import DataLakeResource, StooqResource
 from market_assets.sessions import calendar_for_symbol, require_session
 from market_assets.stooq import (
@@ -78,9 +79,7 @@ def daily_bars(
     asset = context.asset_key.path[-1]
     stored = set() if config.force else {t.key for t in targets if store.exists(asset, t.key)}
     frames = {key: store.read(asset, key) for key in stored}
-    fetched, failures = _fetch_all(
-        [t for t in targets if t.key not in stored], stooq, context.log
-    )
+    fetched, failures = _fetch_all(context, [t for t in targets if t.key not in stored], stooq)
     frames.update(fetched)
     context.log.info(
         f"{len(fetched)} fetched, {len(stored)} already stored, {len(failures)} failed "
@@ -89,14 +88,15 @@ def daily_bars(
     if failures:
         _keep_fetched(context, asset, fetched, lake)
         retryable = all(getattr(error, "retryable", False) for error in failures.values())
-        lines = "\n".join(f"- {message}" for message in map(str, failures.values()))
+        lines = "\n".join(f"- {failures[symbol]}" for symbol in sorted(failures))
         raise dg.Failure(
             description=f"{len(failures)} of {len(targets)} symbols failed:\n{lines}",
             metadata={"failed_symbols": dg.MetadataValue.text(", ".join(sorted(failures)))},
             allow_retries=retryable,
         )
-    for key, frame in frames.items():
-        context.add_asset_metadata(bars_metadata(frame, store.path(asset, key)), partition_key=key)
+    add_partition_metadata(
+        context, {key: bars_metadata(frame, store.path(asset, key)) for key, frame in frames.items()}
+    )
     return frames
 
 
@@ -162,37 +162,52 @@ def _not_in_index(index: str, targets: list[_Target], lake: DataLakeResource) ->
 
 
 def _fetch_all(
-    targets: list[_Target], stooq: StooqResource, log: dg.DagsterLogManager
+    context: dg.AssetExecutionContext, targets: list[_Target], stooq: StooqResource
 ) -> tuple[dict[str, pd.DataFrame], dict[str, Exception]]:
-    """Fetch every target concurrently, bounded by the resource's `max_concurrency`.
+    """Fetch every target with at most `max_concurrency` workers, each holding a request slot.
 
-    After an answer that concerns the whole source (API key, browser check, hits limit), the
-    remaining symbols are not asked for: hammering would only prolong a ban.
+    A worker takes a slot of the instance-wide `stooq` pool (see `request_budget`) before its first
+    request and keeps it until no target is left, so requests in flight across all runs never
+    exceed the pool's limit. After an answer that concerns the whole source (API key, browser
+    check, hits limit), the remaining symbols are not asked for: hammering would only prolong a ban.
     """
-    stop = threading.Event()
+    budget = RequestBudget(context.instance, context.run.run_id, context.asset_key.to_user_string())
+    pending: queue.SimpleQueue[_Target] = queue.SimpleQueue()
+    for target in targets:
+        pending.put(target)
     stop_reason: list[StooqError] = []
-
-    def fetch(target: _Target) -> pd.DataFrame:
-        if stop.is_set():
-            raise NotAsked(f"{target.symbol}: not requested, because {stop_reason[0].problem}")
-        try:
-            history = stooq.client.history(target.symbol, "d", end=target.session)
-        except _STOP_ASKING as error:
-            stop_reason.append(error)
-            stop.set()
-            raise
-        return snapshot(history, target.session)
-
     fetched: dict[str, pd.DataFrame] = {}
     failures: dict[str, Exception] = {}
-    with ThreadPoolExecutor(max_workers=max(1, stooq.max_concurrency)) as pool:
-        futures = {target: pool.submit(fetch, target) for target in targets}
-        for target, future in futures.items():
-            try:
-                fetched[target.key] = future.result()
-            except (StooqError, NotAsked) as error:
-                failures[target.symbol] = error
-                log.warning(str(error))
+
+    def fetch(target: _Target) -> None:
+        if stop_reason:
+            failures[target.symbol] = NotAsked(
+                f"{target.symbol}: not requested, because {stop_reason[0].problem}"
+            )
+            return
+        try:
+            history = stooq.client.history(target.symbol, "d", end=target.session)
+            fetched[target.key] = snapshot(history, target.session)
+        except _STOP_ASKING as error:
+            stop_reason.append(error)
+            failures[target.symbol] = error
+        except StooqError as error:
+            failures[target.symbol] = error
+
+    def work(worker: int) -> None:
+        with budget.slot(worker):
+            while True:
+                try:
+                    fetch(pending.get_nowait())
+                except queue.Empty:
+                    return
+
+    workers = max(1, min(stooq.max_concurrency, len(targets)))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for outcome in [pool.submit(work, worker) for worker in range(workers)]:
+            outcome.result()
+    for error in failures.values():
+        context.log.warning(str(error))
     return fetched, failures
 
 
@@ -223,9 +238,8 @@ def _resampled(
     for key in context.partition_keys:
         dims = dimensions(key, bars_partitions)
         session = pd.Timestamp(dims["date"])
-        bars = resample(daily[str(key)], period, session, calendar_for_symbol(dims["symbol"]))
-        out[str(key)] = bars
-        context.add_asset_metadata(
-            bars_metadata(bars, lake.store.path(asset, str(key))), partition_key=str(key)
-        )
+        out[str(key)] = resample(daily[str(key)], period, session, calendar_for_symbol(dims["symbol"]))
+    add_partition_metadata(
+        context, {key: bars_metadata(bars, lake.store.path(asset, key)) for key, bars in out.items()}
+    )
     return out

@@ -366,6 +366,18 @@ class _Stats:
             self._by_symbol: Counter[str] = Counter()
             self._by_index: Counter[str] = Counter()
             self._faults: Counter[str] = Counter()
+            self._in_flight = 0
+            self._peak_in_flight = 0
+
+    def enter(self) -> None:
+        """A request is being answered (latency and faults included)."""
+        with self._lock:
+            self._in_flight += 1
+            self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
+
+    def leave(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
 
     def count(self, route: str, key: str | None, fault: Fault | None) -> None:
         with self._lock:
@@ -386,6 +398,7 @@ class _Stats:
                 "by_symbol": dict(sorted(self._by_symbol.items())),
                 "by_index": dict(sorted(self._by_index.items())),
                 "faults": dict(sorted(self._faults.items())),
+                "peak_in_flight": self._peak_in_flight,
             }
 
 
@@ -717,16 +730,21 @@ class _Handler(BaseHTTPRequestHandler):
         route = _ROUTES_BY_PATH.get(path, "other")
         if route == "apikey" and "get_apikey" not in query:
             route = "other"
+        stats = self.server.app._stats
+        stats.enter()
         try:
-            response = self.server.app._handle(route, query)
-        except Exception:
-            # A broken data file must not look like a dropped connection (that is the reset fault).
-            logger.exception("failed to answer %s", self.path)
-            response = Response(500, HTTPStatus.INTERNAL_SERVER_ERROR.phrase)
-        if response is None:
-            self._reset()
-        else:
-            self._send(response)
+            try:
+                response = self.server.app._handle(route, query)
+            except Exception:
+                # A broken data file must not look like a dropped connection (that is the reset fault).
+                logger.exception("failed to answer %s", self.path)
+                response = Response(500, HTTPStatus.INTERNAL_SERVER_ERROR.phrase)
+            if response is None:
+                self._reset()
+            else:
+                self._send(response)
+        finally:
+            stats.leave()
 
     def do_POST(self) -> None:
         path = urlsplit(self.path).path.rstrip("/")

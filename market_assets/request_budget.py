@@ -1,0 +1,63 @@
+"""The instance-wide budget of requests in flight to Stooq: the Dagster concurrency pool `stooq`.
+
+Stooq bans clients that hammer it, so what must be capped is the number of requests in flight
+across every run on the instance, not the number of steps. Dagster pools count slots; a close step
+fetches many symbols at once, so here each fetching *worker* holds one slot of the pool while it
+has requests to make, and the pool's limit is exactly the cap on requests in flight:
+
+    dagster instance concurrency set stooq 6
+
+Slots live in the instance's storage, so the cap holds across processes (and pods, when the
+instance is on Postgres). Until a limit is set, the pool takes `concurrency.pools.default_limit`
+from `dagster.yaml`; a pool with no limit at all does not restrict. The UI's concurrency page shows
+which run and worker hold the slots; the slots of a run that died without freeing them are freed
+by run monitoring (`free_slots_after_run_end_seconds` in `dagster.yaml`).
+"""
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import dagster as dg
+
+POOL = "stooq"
+
+_POLL_SECONDS = 0.25
+"""How often a worker waiting for a slot asks again: well under one request's latency."""
+
+
+class RequestBudget:
+    """Slots of `pool` for the workers of one step of one run."""
+
+    def __init__(self, instance: dg.DagsterInstance, run_id: str, step_key: str, pool: str = POOL):
+        self._storage = instance.event_log_storage
+        self._run_id = run_id
+        self._step_key = step_key
+        self._pool = pool
+        self.limited = self._has_limit()
+
+    def _has_limit(self) -> bool:
+        if not self._storage.supports_global_concurrency_limits:
+            return False
+        if self._pool not in self._storage.get_concurrency_keys():
+            self._storage.initialize_concurrency_limit_to_default(self._pool)
+        return self._pool in self._storage.get_concurrency_keys()
+
+    @property
+    def limit(self) -> int | None:
+        """The pool's current limit, or None when it does not restrict."""
+        return self._storage.get_concurrency_info(self._pool).slot_count if self.limited else None
+
+    @contextmanager
+    def slot(self, worker: int) -> Iterator[None]:
+        """Hold one slot of the pool for `worker` (waiting for one to be free) until the block ends."""
+        if not self.limited:
+            yield
+            return
+        holder = f"{self._step_key}[worker {worker}]"
+        try:
+            while not self._storage.claim_concurrency_slot(self._pool, self._run_id, holder).is_claimed:
+                time.sleep(_POLL_SECONDS)
+            yield
+        finally:
+            self._storage.free_concurrency_slot_for_step(self._run_id, holder)
