@@ -1,0 +1,312 @@
+"""How close the close runs come to the physical limit, measured in one run of this script.
+
+    .venv/bin/python bench/close_runs.py                 # everything (about 10 minutes)
+    .venv/bin/python bench/close_runs.py --sizes ""      # without the 100/300/1,000-symbol scale runs
+
+Everything runs on loopback against the project's Stooq-compatible server, with synthetic data
+(daily history from 2004, over 20 years per symbol) and `--latency-ms` (200) added to every answer,
+in fresh temporary `DAGSTER_HOME`s and data roots:
+
+1. baseline: the old flow's plain sequential loop (composition, then per symbol: fetch, write daily,
+   resample and write weekly and monthly), for the three indices;
+2. platform: the real `dagster-daemon` with the project's `dagster.yaml`; both exchanges' close
+   schedules tick at the next minute (their delays are set so), the sensor launches the bars runs,
+   and the time runs from the scheduled tick to the end of the last run;
+3. limit: requests x latency / allowed requests in flight (the `stooq` pool), plus the CPU time
+   of parsing, resampling and writing the same symbols measured alone in this process.
+
+It then re-runs the session (nothing may be fetched), fails k symbols of another session and
+re-runs it (exactly k may be fetched), times the daemon path on universes of 100, 300 and 1,000
+symbols, and prints the peak memory of every process involved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import requests
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT_ROOT))
+
+from market_assets.bars import resample, snapshot  # noqa: E402
+from market_assets.request_budget import POOL  # noqa: E402
+from market_assets.sessions import calendar, calendar_for_symbol, latest_closed_session  # noqa: E402
+from market_assets.storage import ParquetStore  # noqa: E402
+from market_assets.stooq.indices import INDICES  # noqa: E402
+from market_assets.stooq.parsing import parse_composition_page, parse_history_csv  # noqa: E402
+from market_assets.stooq_server import Fault, FaultKind, StooqServer, generate_synthetic  # noqa: E402
+
+SCALE_SIZES = {
+    100: {"DJI": 30, "NDX": 40, "HSI": 40},
+    300: {"DJI": 30, "NDX": 130, "HSI": 150},
+    1000: {"DJI": 30, "NDX": 480, "HSI": 500},
+}
+"""Member counts giving 100, 300 and 1,000 distinct symbols (DJI and NDX share 10)."""
+
+BIN = Path(sys.executable).parent
+
+
+class PeakMemory:
+    """The largest resident set any process of a process group reached, polled from /proc."""
+
+    def __init__(self, pgid: int) -> None:
+        self.pgid, self.peak_kib, self.peak_name = pgid, 0, ""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(0.2):
+            for proc in Path("/proc").iterdir():
+                if not proc.name.isdigit():
+                    continue
+                try:
+                    if os.getpgid(int(proc.name)) != self.pgid:
+                        continue
+                    status = dict(
+                        line.split(":", 1) for line in (proc / "status").read_text().splitlines()
+                    )
+                    peak = int(status["VmHWM"].split()[0])
+                    if peak > self.peak_kib:
+                        cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()[:60]
+                        self.peak_kib, self.peak_name = peak, cmd
+                except (OSError, KeyError, ValueError, ProcessLookupError):
+                    continue
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def baseline(server: StooqServer, workdir: Path) -> tuple[float, int]:
+    """The old flow: everything one after the other, with plain pandas."""
+    store = workdir / "baseline"
+    session = requests.Session()
+    started, symbols = time.perf_counter(), 0
+    for name, index in INDICES.items():
+        url = f"{server.url}/t/?i={index.stooq_id}"
+        first, pages = parse_composition_page(session.get(url, timeout=30).text, name, url)
+        frames = [first] + [
+            parse_composition_page(session.get(f"{url}&l={page}", timeout=30).text, name, url)[0]
+            for page in pages
+            if page != 1
+        ]
+        for symbol in pd.concat(frames)["symbol"]:
+            url = f"{server.url}/q/d/l/?s={symbol.lower()}&i=d"
+            daily = pd.read_csv(pd.io.common.StringIO(session.get(url, timeout=30).text), parse_dates=["Date"])
+            daily = daily.set_index("Date")
+            folder = store / name
+            folder.mkdir(parents=True, exist_ok=True)
+            daily.to_parquet(folder / f"{symbol}.daily.parquet")
+            for rule, label in (("W-SUN", "weekly"), ("ME", "monthly")):
+                bars = daily.resample(rule).agg(
+                    {"Open": "first", "High": "max", "Low": "min", "Close": "last", "Volume": "sum"}
+                ).dropna(subset=["Close"])
+                bars.to_parquet(folder / f"{symbol}.{label}.parquet")
+            symbols += 1
+    return time.perf_counter() - started, symbols
+
+
+def cpu_alone(data_dir: Path, symbols: list[str], session: pd.Timestamp, workdir: Path) -> float:
+    """CPU seconds of parsing, snapshotting, resampling and writing `symbols`, done here alone."""
+    store = ParquetStore(str(workdir / "cpu_alone"))
+    texts = {symbol: (data_dir / "d" / f"{symbol.lower()}.csv").read_text() for symbol in symbols}
+    started = time.process_time()
+    for symbol, text in texts.items():
+        day = min(session, pd.Timestamp(latest_closed_session(calendar_for_symbol(symbol))))
+        daily = snapshot(parse_history_csv(text, symbol, "file"), day)
+        key = f"{day:%Y-%m-%d}|{symbol}"
+        store.write("daily_bars", key, daily)
+        for period in ("week", "month"):
+            store.write(f"{period}ly_bars", key, resample(daily, period, day, calendar_for_symbol(symbol)))
+    return time.process_time() - started
+
+
+class Platform:
+    """A fresh instance and data root, driven by the real daemon."""
+
+    def __init__(self, workdir: Path, server: StooqServer) -> None:
+        self.home, self.lake = workdir / "dagster_home", workdir / "lake"
+        self.home.mkdir(parents=True)
+        shutil.copy(PROJECT_ROOT / "dagster.yaml", self.home / "dagster.yaml")
+        self.env = {
+            **os.environ,
+            "DAGSTER_HOME": str(self.home),
+            "MARKET_ASSETS_DATA_ROOT": str(self.lake),
+            "STOOQ_BASE_URL": server.url,
+            "MARKET_ASSETS_CATCH_UP_SESSIONS": "1",
+        }
+
+    def instance(self):
+        import dagster as dg
+
+        os.environ.update({k: self.env[k] for k in ("DAGSTER_HOME", "MARKET_ASSETS_DATA_ROOT", "STOOQ_BASE_URL")})
+        return dg.DagsterInstance.get()
+
+    def close_by_schedule(self, expected_symbols: int, verbose: bool = False) -> dict[str, float]:
+        """Tick both close schedules at the next minute; wait for the last run; time it."""
+        import dagster as dg
+
+        now = pd.Timestamp.now(tz="UTC")
+        tick = (now + pd.Timedelta(seconds=40)).ceil("min")
+        delays = []
+        for code in ("XNYS", "XHKG"):
+            close = calendar(code).session_close(latest_closed_session(code, now))
+            delays.append(f"{code}={math.ceil((tick - close) / pd.Timedelta(minutes=1))}")
+        env = {**self.env, "MARKET_ASSETS_CLOSE_DELAY_MINUTES": ",".join(delays)}
+        with self.instance():
+            pass  # create the storage here: two processes creating it at once can corrupt it
+        daemon = subprocess.Popen(
+            [str(BIN / "dagster-daemon"), "run", "-m", "market_assets"],
+            env=env, cwd=self.home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        memory = PeakMemory(daemon.pid)
+        try:
+            with self.instance() as instance:
+                runs = self._wait_for_close(instance, expected_symbols, deadline=tick + pd.Timedelta(minutes=15))
+        finally:
+            os.killpg(daemon.pid, 15)
+            daemon.wait(timeout=60)
+            memory.stop()
+        ends = [run.end_time for run in runs]
+        starts = {run.dagster_run.job_name: run.start_time for run in runs}
+        if verbose:
+            for run in sorted(runs, key=lambda r: r.start_time):
+                print(f"    {run.dagster_run.job_name:20s} queued {run.create_timestamp.timestamp() - tick.timestamp():6.1f}"
+                      f"  start {run.start_time - tick.timestamp():6.1f}  end {run.end_time - tick.timestamp():6.1f}")
+        return {
+            "seconds": max(ends) - tick.timestamp(),
+            "runs": len(runs),
+            "first_run_start": min(starts.values()) - tick.timestamp(),
+            "peak_mib": memory.peak_kib / 1024,
+            "peak_process": memory.peak_name,
+        }
+
+    def _wait_for_close(self, instance, expected_symbols: int, deadline: pd.Timestamp):
+        import dagster as dg
+
+        from market_assets.assets.bars import monthly_bars
+
+        while pd.Timestamp.now(tz="UTC") < deadline:
+            records = instance.get_run_records()
+            busy = [r for r in records if not r.dagster_run.is_finished]
+            failed = [r for r in records if r.dagster_run.status == dg.DagsterRunStatus.FAILURE]
+            if failed:
+                raise RuntimeError(f"run {failed[0].dagster_run.run_id} ({failed[0].dagster_run.job_name}) failed")
+            done = len(instance.get_materialized_partitions(monthly_bars.key))
+            if done >= expected_symbols and not busy:
+                return [r for r in records if r.dagster_run.job_name != "refresh_membership"]
+            time.sleep(0.5)
+        raise TimeoutError("the close did not finish in 15 minutes")
+
+
+def rerun_and_failures(platform: Platform, server: StooqServer, k: int) -> dict[str, float]:
+    """Re-run the loaded session, then fail k symbols of the previous HSI session and re-run it."""
+    from market_assets.runner import CloseFailed, close_index
+
+    out: dict[str, float] = {}
+    with platform.instance() as instance:
+        server.reset_stats()
+        started = time.perf_counter()
+        for index in INDICES:
+            close_index(instance, index)
+        out["rerun_seconds"] = time.perf_counter() - started
+        out["rerun_requests"] = server.stats()["total"]
+
+        session = calendar("XHKG").previous_session(latest_closed_session("XHKG"))
+        day = f"{session:%Y-%m-%d}"
+        victims = tuple(sorted(server_members(platform, "HSI"))[:k])
+        server.set_faults([Fault(FaultKind.NO_DATA, symbols=victims)])
+        try:
+            close_index(instance, "HSI", day)
+        except CloseFailed:
+            pass
+        server.clear_faults()
+        server.reset_stats()
+        close_index(instance, "HSI", day)
+        out["failed_rerun_downloads"] = server.stats()["by_route"]["download"]
+        out["failed_rerun_symbols"] = ",".join(sorted(server.stats()["by_symbol"]))
+        out["victims"] = ",".join(victims)
+    return out
+
+
+def server_members(platform: Platform, index: str) -> list[str]:
+    store = ParquetStore(str(platform.lake))
+    keys = [key for key in store.partition_keys("index_composition") if key.endswith(f"|{index}")]
+    return list(store.read("index_composition", sorted(keys)[-1])["symbol"])
+
+
+def universe_symbols(universe, sessions: dict[str, pd.Timestamp]) -> list[str]:
+    return sorted({s for index in INDICES for s in universe.members(index, sessions[INDICES[index].calendar])})
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--latency-ms", type=float, default=200)
+    parser.add_argument("--sizes", default="100,300,1000", help="scale runs; empty for none")
+    parser.add_argument("--failures", type=int, default=3, help="k symbols failed, then re-run")
+    args = parser.parse_args()
+    latency = args.latency_ms / 1000
+    work = Path(tempfile.mkdtemp(prefix="bench-close-"))
+    print(f"work folder: {work}")
+    try:
+        universe = generate_synthetic(work / "stooq")
+        sessions = {code: latest_closed_session(code) for code in ("XNYS", "XHKG")}
+        symbols = universe_symbols(universe, sessions)
+        with StooqServer(universe.data_dir, latency=latency) as server:
+            base_seconds, base_symbols = baseline(server, work)
+            platform = Platform(work / "platform", server)
+            server.reset_stats()
+            result = platform.close_by_schedule(len(symbols), verbose=True)
+            stats = server.stats()
+            with platform.instance() as instance:
+                slots = instance.event_log_storage.get_concurrency_info(POOL).slot_count
+            extra = rerun_and_failures(platform, server, args.failures)
+        cpu = cpu_alone(universe.data_dir, symbols, max(sessions.values()), work)
+        requests_made = stats["total"]
+        network = requests_made * latency / slots
+        limit = network + cpu
+
+        print(f"\nuniverse: {len(symbols)} symbols, {requests_made} requests, latency {args.latency_ms:.0f} ms, "
+              f"pool '{POOL}' = {slots} requests in flight (server saw at most {stats['peak_in_flight']})")
+        print(f"(1) baseline, sequential old flow : {base_seconds:7.1f} s  ({base_symbols} symbol downloads)")
+        print(f"(2) platform, schedule -> last run: {result['seconds']:7.1f} s  ({result['runs']} runs; "
+              f"first run started {result['first_run_start']:.1f} s after the tick)")
+        print(f"(3) limit = {requests_made} x {latency:.3f} s / {slots} + CPU alone {cpu:.1f} s = {limit:7.1f} s")
+        print(f"    (2)/(1) = {result['seconds'] / base_seconds:.3f}   (target <= 0.25)")
+        print(f"    (2)/(3) = {result['seconds'] / limit:.3f}   (target <= 1.5)")
+        print(f"    peak memory of any process: {result['peak_mib']:.0f} MiB ({result['peak_process']}) (target <= 1024)")
+        print(f"re-run of the loaded session: {extra['rerun_seconds']:.1f} s, {extra['rerun_requests']} requests "
+              f"= {extra['rerun_seconds'] / result['seconds']:.3f} x the first run (target <= 0.1, 0 requests)")
+        print(f"{args.failures} symbols failed ({extra['victims']}); the re-run downloaded "
+              f"{extra['failed_rerun_downloads']} ({extra['failed_rerun_symbols']})")
+
+        sizes = [int(size) for size in args.sizes.split(",") if size.strip()]
+        for size in sizes:
+            scale_dir = work / f"scale-{size}"
+            scaled = generate_synthetic(scale_dir / "stooq", sizes=SCALE_SIZES[size])
+            count = len(universe_symbols(scaled, sessions))
+            with StooqServer(scaled.data_dir, latency=latency) as server:
+                run = Platform(scale_dir / "platform", server).close_by_schedule(count)
+            print(f"scale {count:5d} symbols: {run['seconds']:6.1f} s = {run['seconds'] / count * 100:5.2f} s per 100 "
+                  f"symbols ({run['runs']} runs, peak {run['peak_mib']:.0f} MiB)")
+            shutil.rmtree(scale_dir, ignore_errors=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
