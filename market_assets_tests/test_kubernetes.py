@@ -232,7 +232,8 @@ def test_the_close_jobs_switch_executor_when_the_code_location_loads_and_only_th
     probe = (
         "import market_assets\n"
         "from market_assets.definitions import defs\n"
-        "print({job.name: job.executor_def.name for job in defs.resolve_all_job_defs()})\n"
+        "import json\n"
+        "print(json.dumps({job.name: job.executor_def.name for job in defs.resolve_all_job_defs()}))\n"
     )
 
     def executors(**env: str) -> dict[str, str]:
@@ -241,7 +242,7 @@ def test_the_close_jobs_switch_executor_when_the_code_location_loads_and_only_th
             [sys.executable, "-c", probe], env={**base, **env}, capture_output=True, text=True, timeout=120
         )
         assert done.returncode == 0, done.stderr
-        return eval(done.stdout.strip().splitlines()[-1])
+        return json.loads(done.stdout.strip().splitlines()[-1])
 
     default, on_kubernetes = executors(), executors(**{EXECUTOR_ENV: "k8s"})
     close_jobs = {name for name in default if name.endswith("_close")}
