@@ -18,5 +18,16 @@ setup(
         "exchange-calendars==4.13.2",
         "fsspec==2026.9.0",
     ],
-    extras_require={"test": ["pytest==9.2.0", "pytest-timeout==2.4.0"]},
+    extras_require={
+        # Run, event and schedule storage in PostgreSQL: the instance of a deployment (deploy/).
+        "postgres": ["dagster-postgres==0.29.27"],
+        # An s3:// parquet root (MARKET_ASSETS_DATA_ROOT), shared by every pod of a run.
+        "s3": ["s3fs==2026.9.0"],
+        "test": [
+            "pytest==9.2.0",
+            "pytest-timeout==2.4.0",
+            "dagster-postgres==0.29.27",
+            "jsonschema==4.26.0",
+        ],
+    },
 )

@@ -7,6 +7,7 @@ import dagster as dg
 from market_assets.assets.bars import INDEX_TAG, daily_bars, monthly_bars, weekly_bars
 from market_assets.assets.composition import index_composition
 from market_assets.assets.membership import index_membership
+from market_assets.executors import close_executor
 from market_assets.stooq.indices import INDICES
 
 compositions_job = dg.define_asset_job(
@@ -31,6 +32,9 @@ close_jobs = {
         name=close_job_name(name),
         selection=dg.AssetSelection.assets(daily_bars, weekly_bars, monthly_bars),
         tags={INDEX_TAG: name},
+        # One pod per step on Kubernetes with MARKET_ASSETS_EXECUTOR=k8s; by default (None) the
+        # executor of the Definitions, as for every other job.
+        executor_def=close_executor(),
         description=(
             f"Daily, weekly and monthly bars of the {stock_index.title} constituents for one "
             "session, in one run (a partition range over the session's constituents). Weekly and "

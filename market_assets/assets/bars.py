@@ -21,6 +21,7 @@ import pandas as pd
 
 from market_assets.assets.retry import STOOQ_RETRY
 from market_assets.bars import Period, resample, snapshot
+from market_assets.executors import step_k8s_tags
 from market_assets.metadata import add_partition_metadata, bars_metadata
 from market_assets.partitions import bars_partitions, dimensions
 from market_assets.request_budget import RequestBudget
@@ -66,7 +67,7 @@ class _Target:
     session: pd.Timestamp
 
 
-@dg.asset(**_BARS_ASSET)
+@dg.asset(**_BARS_ASSET, op_tags=step_k8s_tags("daily_bars"))
 def daily_bars(
     context: dg.AssetExecutionContext,
     config: DailyBarsConfig,
@@ -100,7 +101,7 @@ def daily_bars(
     return frames
 
 
-@dg.asset(**_BARS_ASSET)
+@dg.asset(**_BARS_ASSET, op_tags=step_k8s_tags("weekly_bars"))
 def weekly_bars(
     context: dg.AssetExecutionContext,
     lake: DataLakeResource,
@@ -110,7 +111,7 @@ def weekly_bars(
     return _resampled(context, lake, daily_bars, "week")
 
 
-@dg.asset(**_BARS_ASSET)
+@dg.asset(**_BARS_ASSET, op_tags=step_k8s_tags("monthly_bars"))
 def monthly_bars(
     context: dg.AssetExecutionContext,
     lake: DataLakeResource,
