@@ -9,9 +9,10 @@ in fresh temporary `DAGSTER_HOME`s and data roots:
 
 1. baseline: the old flow's plain sequential loop (composition, then per symbol: fetch, write daily,
    resample and write weekly and monthly), for the three indices;
-2. platform: the real `dagster-daemon` with the project's `dagster.yaml`; both exchanges' close
-   schedules tick at the next minute (their delays are set so), the sensor launches the bars runs,
-   and the time runs from the scheduled tick to the end of the last run;
+2. platform: the real `dagster-daemon` with the project's `dagster.yaml`, in the steady state of a
+   daily close (the previous session's compositions are stored); both exchanges' close schedules
+   tick at the next minute (their delays are set so), the sensor launches the bars runs, and the
+   time runs from the scheduled tick to the end of the last run;
 3. limit: requests x latency / allowed requests in flight (the `stooq` pool), plus the CPU time
    of parsing, resampling and writing the same symbols measured alone in this process.
 
@@ -154,9 +155,17 @@ class Platform:
         os.environ.update({k: self.env[k] for k in ("DAGSTER_HOME", "MARKET_ASSETS_DATA_ROOT", "STOOQ_BASE_URL")})
         return dg.DagsterInstance.get()
 
-    def close_by_schedule(self, expected_symbols: int, verbose: bool = False) -> dict[str, float]:
+    def previous_session_loaded(self) -> None:
+        """The steady state of a daily close: the previous session is loaded, compositions included."""
+        from market_assets.runner import close_index
+
+        with self.instance() as instance:
+            for name, index in INDICES.items():
+                previous = calendar(index.calendar).previous_session(latest_closed_session(index.calendar))
+                close_index(instance, name, f"{previous:%Y-%m-%d}")
+
+    def close_by_schedule(self, expected: set[str], verbose: bool = False) -> dict[str, float]:
         """Tick both close schedules at the next minute; wait for the last run; time it."""
-        import dagster as dg
 
         now = pd.Timestamp.now(tz="UTC")
         tick = (now + pd.Timedelta(seconds=40)).ceil("min")
@@ -165,8 +174,8 @@ class Platform:
             close = calendar(code).session_close(latest_closed_session(code, now))
             delays.append(f"{code}={math.ceil((tick - close) / pd.Timedelta(minutes=1))}")
         env = {**self.env, "MARKET_ASSETS_CLOSE_DELAY_MINUTES": ",".join(delays)}
-        with self.instance():
-            pass  # create the storage here: two processes creating it at once can corrupt it
+        with self.instance() as instance:  # (creating the storage in two processes at once can corrupt it)
+            earlier = {record.dagster_run.run_id for record in instance.get_run_records()}
         daemon = subprocess.Popen(
             [str(BIN / "dagster-daemon"), "run", "-m", "market_assets"],
             env=env, cwd=self.home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -175,7 +184,7 @@ class Platform:
         memory = PeakMemory(daemon.pid)
         try:
             with self.instance() as instance:
-                runs = self._wait_for_close(instance, expected_symbols, deadline=tick + pd.Timedelta(minutes=15))
+                runs = self._wait_for_close(instance, expected, earlier, deadline=tick + pd.Timedelta(minutes=15))
         finally:
             os.killpg(daemon.pid, 15)
             daemon.wait(timeout=60)
@@ -194,26 +203,26 @@ class Platform:
             "peak_process": memory.peak_name,
         }
 
-    def _wait_for_close(self, instance, expected_symbols: int, deadline: pd.Timestamp):
+    def _wait_for_close(self, instance, expected: set[str], earlier: set[str], deadline: pd.Timestamp):
+        """Wait until every `expected` monthly partition is stored and no new run is unfinished."""
         import dagster as dg
 
         from market_assets.assets.bars import monthly_bars
 
         while pd.Timestamp.now(tz="UTC") < deadline:
-            records = instance.get_run_records()
+            records = [r for r in instance.get_run_records() if r.dagster_run.run_id not in earlier]
             busy = [r for r in records if not r.dagster_run.is_finished]
             failed = [r for r in records if r.dagster_run.status == dg.DagsterRunStatus.FAILURE]
             if failed:
                 raise RuntimeError(f"run {failed[0].dagster_run.run_id} ({failed[0].dagster_run.job_name}) failed")
-            done = len(instance.get_materialized_partitions(monthly_bars.key))
-            if done >= expected_symbols and not busy:
+            if expected <= instance.get_materialized_partitions(monthly_bars.key) and not busy:
                 return [r for r in records if r.dagster_run.job_name != "refresh_membership"]
             time.sleep(0.5)
         raise TimeoutError("the close did not finish in 15 minutes")
 
 
 def rerun_and_failures(platform: Platform, server: StooqServer, k: int) -> dict[str, float]:
-    """Re-run the loaded session, then fail k symbols of the previous HSI session and re-run it."""
+    """Re-run the loaded session, then fail k symbols of an earlier HSI session and re-run it."""
     from market_assets.runner import CloseFailed, close_index
 
     out: dict[str, float] = {}
@@ -225,7 +234,8 @@ def rerun_and_failures(platform: Platform, server: StooqServer, k: int) -> dict[
         out["rerun_seconds"] = time.perf_counter() - started
         out["rerun_requests"] = server.stats()["total"]
 
-        session = calendar("XHKG").previous_session(latest_closed_session("XHKG"))
+        hkex = calendar("XHKG")  # a session not loaded yet: two before the latest
+        session = hkex.previous_session(hkex.previous_session(latest_closed_session("XHKG")))
         day = f"{session:%Y-%m-%d}"
         victims = tuple(sorted(server_members(platform, "HSI"))[:k])
         server.set_faults([Fault(FaultKind.NO_DATA, symbols=victims)])
@@ -252,6 +262,11 @@ def universe_symbols(universe, sessions: dict[str, pd.Timestamp]) -> list[str]:
     return sorted({s for index in INDICES for s in universe.members(index, sessions[INDICES[index].calendar])})
 
 
+def session_keys(symbols: list[str], sessions: dict[str, pd.Timestamp]) -> set[str]:
+    """The (session, symbol) partitions a close of `sessions` stores."""
+    return {f"{sessions[calendar_for_symbol(symbol)]:%Y-%m-%d}|{symbol}" for symbol in symbols}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--latency-ms", type=float, default=200)
@@ -268,8 +283,9 @@ def main() -> int:
         with StooqServer(universe.data_dir, latency=latency) as server:
             base_seconds, base_symbols = baseline(server, work)
             platform = Platform(work / "platform", server)
+            platform.previous_session_loaded()
             server.reset_stats()
-            result = platform.close_by_schedule(len(symbols), verbose=True)
+            result = platform.close_by_schedule(session_keys(symbols, sessions), verbose=True)
             stats = server.stats()
             with platform.instance() as instance:
                 slots = instance.event_log_storage.get_concurrency_info(POOL).slot_count
@@ -297,9 +313,12 @@ def main() -> int:
         for size in sizes:
             scale_dir = work / f"scale-{size}"
             scaled = generate_synthetic(scale_dir / "stooq", sizes=SCALE_SIZES[size])
-            count = len(universe_symbols(scaled, sessions))
+            scaled_symbols = universe_symbols(scaled, sessions)
+            count = len(scaled_symbols)
             with StooqServer(scaled.data_dir, latency=latency) as server:
-                run = Platform(scale_dir / "platform", server).close_by_schedule(count)
+                scale_platform = Platform(scale_dir / "platform", server)
+                scale_platform.previous_session_loaded()
+                run = scale_platform.close_by_schedule(session_keys(scaled_symbols, sessions))
             print(f"scale {count:5d} symbols: {run['seconds']:6.1f} s = {run['seconds'] / count * 100:5.2f} s per 100 "
                   f"symbols ({run['runs']} runs, peak {run['peak_mib']:.0f} MiB)")
             shutil.rmtree(scale_dir, ignore_errors=True)

@@ -14,13 +14,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import dagster as dg
+from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from market_assets.assets.bars import INDEX_TAG, daily_bars, monthly_bars, weekly_bars
 from market_assets.jobs import close_job_name
-from market_assets.partitions import bars_key, symbol_partitions
+from market_assets.partitions import bars_key, bars_partitions, dimensions, symbol_partitions
 
 BARS_ASSETS = (daily_bars.key, weekly_bars.key, monthly_bars.key)
+
+SESSION_TAG = "market_assets/session"
+"""Run tag naming the session a close run loads, to find the runs of a session in flight."""
 
 MAX_SYMBOLS_ENV = "MARKET_ASSETS_MAX_SYMBOLS_PER_RUN"
 
@@ -62,6 +66,7 @@ class CloseRun:
             ASSET_PARTITION_RANGE_START_TAG: self.partition_range.start,
             ASSET_PARTITION_RANGE_END_TAG: self.partition_range.end,
             INDEX_TAG: self.index,
+            SESSION_TAG: self.session,
         }
 
 
@@ -111,3 +116,20 @@ def _complete_symbols(instance: dg.DagsterInstance, session: str, symbols: set[s
     for asset_key in BARS_ASSETS:
         complete &= instance.get_materialized_partitions(asset_key)
     return {keys[key] for key in complete}
+
+
+def in_flight_symbols(instance: dg.DagsterInstance, session: str) -> set[str]:
+    """Symbols that queued or running close runs of `session` are loading: not to be planned again."""
+    runs = instance.get_runs(
+        dg.RunsFilter(tags={SESSION_TAG: session}, statuses=NOT_FINISHED_STATUSES)
+    )
+    if not runs:
+        return set()
+    order = instance.get_dynamic_partitions(symbol_partitions.name)
+    position = {symbol: number for number, symbol in enumerate(order)}
+    symbols: set[str] = set()
+    for run in runs:
+        first = dimensions(run.tags[ASSET_PARTITION_RANGE_START_TAG], bars_partitions)["symbol"]
+        last = dimensions(run.tags[ASSET_PARTITION_RANGE_END_TAG], bars_partitions)["symbol"]
+        symbols.update(order[position[first] : position[last] + 1])
+    return symbols

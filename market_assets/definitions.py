@@ -18,6 +18,8 @@ defs = dg.Definitions(
     jobs=[compositions_job, membership_job, *close_jobs.values()],
     schedules=close_schedules,
     sensors=[close_bars],
+    # Steps run in the run's process: see market_assets/executors.py.
+    executor=dg.in_process_executor,
     resources={
         "stooq": StooqResource(),
         "lake": _lake,

@@ -1,7 +1,8 @@
 """Where the steps of a close run execute: in the run's own process, or one Kubernetes pod per step.
 
-By default a close run's steps share the run's process (Dagster's multiprocess executor), which is
-right for one machine. On Kubernetes, `MARKET_ASSETS_EXECUTOR=k8s` gives each step its own pod
+By default a run's steps execute one after the other in the run's own process (the Definitions'
+in-process executor): on one machine a step process would only add seconds of start-up (loading
+Dagster and the code again) to steps that fetch concurrently inside themselves anyway. On Kubernetes, `MARKET_ASSETS_EXECUTOR=k8s` gives each step its own pod
 (`dagster_k8s.k8s_job_executor`): `daily_bars`, which holds every fetched history of the run in
 memory, gets the memory it needs while the resampling steps stay small, and each step gets a hard
 deadline, `activeDeadlineSeconds`, which Kubernetes enforces by killing the pod. Dagster itself
@@ -66,7 +67,7 @@ def step_k8s_tags(step: str) -> dict[str, Any]:
 def close_executor() -> dg.ExecutorDefinition | None:
     """The executor of the close jobs as `$MARKET_ASSETS_EXECUTOR` selects it.
 
-    `None` keeps the Definitions' default (the multiprocess executor), so nothing changes on one
+    `None` keeps the Definitions' default (the in-process executor), so nothing changes on one
     machine. The choice is read when the code location loads: the code server, the run pod and
     the step pods of a deployment all load it with the same environment.
     """

@@ -33,7 +33,7 @@ close_jobs = {
         selection=dg.AssetSelection.assets(daily_bars, weekly_bars, monthly_bars),
         tags={INDEX_TAG: name},
         # One pod per step on Kubernetes with MARKET_ASSETS_EXECUTOR=k8s; by default (None) the
-        # executor of the Definitions, as for every other job.
+        # in-process executor of the Definitions, as for every other job.
         executor_def=close_executor(),
         description=(
             f"Daily, weekly and monthly bars of the {stock_index.title} constituents for one "

@@ -291,3 +291,29 @@ def test_definitions_load_as_a_code_location():
     assert {job.name for job in defs.resolve_all_job_defs()} >= {
         "index_compositions", "refresh_membership", "dji_close", "ndx_close", "hsi_close"
     }
+
+
+def test_at_the_close_bars_start_with_the_previous_members(instance, monkeypatch, stooq_server, synthetic_universe):
+    """A due session whose composition is not stored yet gets its bars run at once, by the
+    previous session's list; the composition, once stored, adds nothing already in flight."""
+    monkeypatch.setenv("STOOQ_BASE_URL", stooq_server.url)
+    latest = synthetic_universe.last_session["XHKG"]
+    previous = f"{calendar('XHKG').previous_session(latest):%Y-%m-%d}"
+    session = f"{latest:%Y-%m-%d}"
+    _compositions(instance, previous, "HSI")
+
+    result = _sensor(instance)
+
+    (request,) = [r for r in result.run_requests if r.tags.get("market_assets/session") == session]
+    assert request.job_name == "hsi_close" and request.tags["market_assets/session"] == session
+    assert request.run_key == f"{session}|HSI|close|0"
+    members = synthetic_universe.members("HSI", previous)
+    assert request.tags["dagster/asset_partition_range_start"] == f"{session}|{members[0]}"
+    assert request.tags["dagster/asset_partition_range_end"] == f"{session}|{members[-1]}"
+    job = defs.resolve_job_def("hsi_close")
+    instance.create_run_for_job(job, tags=request.tags, status=dg.DagsterRunStatus.NOT_STARTED)
+
+    _compositions(instance, session, "HSI")
+    after = _sensor(instance, cursor=result.cursor)
+
+    assert [r.job_name for r in after.run_requests] == ["refresh_membership"]

@@ -243,3 +243,51 @@ def test_hits_limit_stops_the_run_asking(platform, synthetic_universe):
     assert "Stooq answered 'Exceeded the daily hits limit' instead of data" in str(caught.value)
     assert "not requested, because Stooq answered 'Exceeded the daily hits limit'" in str(caught.value)
     assert not list(Path(store.root).glob("daily_bars/*/*.parquet"))
+
+
+def test_a_session_that_succeeded_is_not_fetched_again(platform, synthetic_universe):
+    instance, store, server = platform
+    session = _session(synthetic_universe, "XHKG")
+    close_index(instance, "HSI", session)
+    runs_before = len(instance.get_runs())
+    server.reset_stats()
+
+    outcome = close_index(instance, "HSI", session)
+
+    assert outcome.runs == [] and len(instance.get_runs()) == runs_before
+    assert server.stats()["total"] == 0
+
+
+def test_runs_hold_at_most_max_symbols(platform, synthetic_universe, monkeypatch):
+    instance, store, server = platform
+    session = _session(synthetic_universe, "XNYS")
+    monkeypatch.setenv("MARKET_ASSETS_MAX_SYMBOLS_PER_RUN", "7")
+
+    outcome = close_index(instance, "DJI", session)
+
+    assert [len(run.symbols) for run in outcome.runs] == [7, 7, 7, 7, 2]
+    assert sorted(sum((run.symbols for run in outcome.runs), ())) == sorted(outcome.members)
+    assert len(store.partition_keys("monthly_bars")) == 30
+
+
+def test_the_stooq_pool_caps_requests_in_flight_across_runs(platform, server_factory, synthetic_universe, tmp_path):
+    """Two closes in two processes at once, with the pool set to 2: never more than 2 requests."""
+    instance, store, _ = platform
+    server = server_factory(latency=0.05)
+    instance.event_log_storage.set_concurrency_slots("stooq", 2)
+    env = {**os.environ, "STOOQ_BASE_URL": server.url}
+    closes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "market_assets", "close", index,
+             "--session", _session(synthetic_universe, calendar)],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        for index, calendar in (("DJI", "XNYS"), ("HSI", "XHKG"))
+    ]
+    outputs = [close.communicate(timeout=600)[0] for close in closes]
+
+    assert [close.returncode for close in closes] == [0, 0], outputs
+    stats = server.stats()
+    assert stats["by_route"]["download"] == 30 + 82
+    assert stats["peak_in_flight"] == 2
+    assert instance.event_log_storage.get_concurrency_info("stooq").claimed_slots == []

@@ -23,7 +23,7 @@ from market_assets.assets.retry import STOOQ_RETRY
 from market_assets.bars import Period, resample, snapshot
 from market_assets.executors import step_k8s_tags
 from market_assets.metadata import add_partition_metadata, bars_metadata
-from market_assets.partitions import bars_partitions, dimensions
+from market_assets.partitions import bars_partitions, composition_partitions, dimensions
 from market_assets.request_budget import RequestBudget
 from market_assets.resources import DataLakeResource, StooqResource
 from market_assets.sessions import calendar_for_symbol, require_session
@@ -145,17 +145,25 @@ def _targets(context: dg.AssetExecutionContext, lake: DataLakeResource) -> list[
 
 
 def _not_in_index(index: str, targets: list[_Target], lake: DataLakeResource) -> list[str]:
+    """Symbols not listed by the index's latest composition stored at or before their session.
+
+    At the close, the bars run starts alongside the session's own composition run (see
+    `market_assets.sensors`), so the previous session's list may be the latest one there is.
+    """
+    stored = sorted(key for key in lake.store.partition_keys("index_composition") if key.endswith(f"|{index}"))
     problems = []
     for session in sorted({t.session for t in targets}):
-        key = f"{session:%Y-%m-%d}|{index}"
-        if not lake.store.exists("index_composition", key):
+        day = f"{session:%Y-%m-%d}"
+        known = [key for key in stored if key <= f"{day}|{index}"]
+        if not known:
             return [
-                f"index {index} has no stored composition for {session:%Y-%m-%d} "
-                f"({lake.store.path('index_composition', key)}): materialize it first"
+                f"index {index} has no stored composition for {day} or before "
+                f"(under {lake.store.root}/index_composition): materialize it first"
             ]
-        members = set(lake.store.read("index_composition", key)["symbol"])
+        members = set(lake.store.read("index_composition", known[-1])["symbol"])
+        as_of = dimensions(known[-1], composition_partitions)["date"]
         problems += [
-            f"{t.symbol} is not a constituent of {index} on {session:%Y-%m-%d}"
+            f"{t.symbol} is not a constituent of {index} on {as_of}"
             for t in targets
             if t.session == session and t.symbol not in members
         ]
