@@ -6,6 +6,7 @@ in Hong Kong and the reverse, and a half-day still closes a session.
 
 from __future__ import annotations
 
+import os
 from datetime import date
 from functools import cache
 
@@ -14,9 +15,27 @@ import pandas as pd
 
 from market_assets.stooq.indices import INDICES
 
-FIRST_SESSION = "2025-01-02"
-"""First date partition. History before it is still inside every snapshot; only snapshots older
-than this are not kept, which bounds the partition grid the UI has to draw."""
+PARTITION_DAYS_ENV = "MARKET_ASSETS_PARTITION_DAYS"
+
+
+def first_session(today: pd.Timestamp | None = None) -> str:
+    """Start of the date partitions: a rolling window of `MARKET_ASSETS_PARTITION_DAYS` (365).
+
+    Every snapshot holds the symbol's whole history, so a snapshot older than the window adds no
+    data a newer one lacks; leaving old sessions out of the grid keeps the UI's partition views
+    quick (a year is about 53,000 keys for 210 symbols; see bench/partition_scale.py). Their files
+    and events stay where they are. The start is the first day of a month, so the definition (and
+    the partition-status cache Dagster keeps for it) changes once a month, not at every reload.
+    """
+    days = int(os.environ.get(PARTITION_DAYS_ENV, "365"))
+    if days < 7:
+        raise ValueError(f"{PARTITION_DAYS_ENV} must be at least 7 days, not {days}")
+    today = today if today is not None else pd.Timestamp.now(tz="UTC").tz_localize(None)
+    return f"{(today.normalize() - pd.Timedelta(days=days)).replace(day=1):%Y-%m-%d}"
+
+
+FIRST_SESSION = first_session()
+"""First date partition (see `first_session`)."""
 
 CALENDARS: tuple[str, ...] = tuple(sorted({index.calendar for index in INDICES.values()}))
 _SUFFIX_CALENDARS = {index.symbol_suffix: index.calendar for index in INDICES.values()}

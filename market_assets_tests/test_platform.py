@@ -142,20 +142,29 @@ def test_one_failing_symbol_fails_the_run_by_name_and_keeps_the_rest(platform, s
     assert store.exists("monthly_bars", f"{session}|{broken}")
 
 
+def _new_york_trades_hong_kong_closed() -> str:
+    """The latest date inside the partitions on which New York trades and Hong Kong is closed."""
+    from market_assets.sessions import FIRST_SESSION, calendar
+
+    new_york = calendar("XNYS").sessions_in_range(FIRST_SESSION, pd.Timestamp.now().normalize())
+    hong_kong = set(calendar("XHKG").sessions_in_range(FIRST_SESSION, pd.Timestamp.now().normalize()))
+    return f"{[day for day in new_york if day not in hong_kong][-1]:%Y-%m-%d}"
+
+
 def test_a_day_the_exchange_is_closed_is_refused(platform, synthetic_universe):
     instance, _, server = platform
-    # Boxing Day 2025: New York trades, Hong Kong is closed.
-    with pytest.raises(ValueError, match="2025-12-26 is not a session of XHKG"):
-        close_index(instance, "HSI", "2025-12-26")
+    day = _new_york_trades_hong_kong_closed()  # a Hong Kong holiday, such as Boxing Day
+    with pytest.raises(ValueError, match=f"{day} is not a session of XHKG"):
+        close_index(instance, "HSI", day)
 
     hk_symbol = synthetic_universe.members("HSI", synthetic_universe.last_session["XHKG"])[0]
     instance.add_dynamic_partitions("symbols", [hk_symbol])
     result = defs.resolve_job_def("hsi_close").execute_in_process(
-        instance=instance, partition_key=f"2025-12-26|{hk_symbol}", raise_on_error=False
+        instance=instance, partition_key=f"{day}|{hk_symbol}", raise_on_error=False
     )
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
-    assert f"{hk_symbol}: 2025-12-26 is not a session of XHKG" in failure.step_failure_data.error.message
+    assert f"{hk_symbol}: {day} is not a session of XHKG" in failure.step_failure_data.error.message
     assert server.stats()["by_route"]["download"] == 0
 
 
