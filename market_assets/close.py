@@ -67,6 +67,8 @@ class CloseRun:
             ASSET_PARTITION_RANGE_END_TAG: self.partition_range.end,
             INDEX_TAG: self.index,
             SESSION_TAG: self.session,
+            # Bars runs are the long ones: launched before the compositions queued with them.
+            "dagster/priority": "1",
         }
 
 

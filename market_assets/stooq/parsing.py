@@ -173,8 +173,9 @@ def _numbers(raw: pd.Series, column: str, subject: str, url: str, *, required: b
         text = raw.fillna("").str.strip()
         values = pd.to_numeric(text.where(text != ""), errors="coerce")
         _reject_bad_cells(text, values.isna() & (text != ""), column, subject, url)
-    if required:
-        _reject_bad_cells(raw.astype(str), values.isna(), column, subject, url)
+    missing = values.isna()
+    if required and missing.any():
+        _reject_bad_cells(raw.astype(str), missing, column, subject, url)
     return values.astype("float64")
 
 
