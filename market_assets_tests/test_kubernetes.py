@@ -248,7 +248,8 @@ def test_the_close_jobs_switch_executor_when_the_code_location_loads_and_only_th
     close_jobs = {name for name in default if name.endswith("_close")}
     assert close_jobs == {"dji_close", "ndx_close", "hsi_close"}
     assert {on_kubernetes[name] for name in close_jobs} == {"k8s"}
-    assert {default[name] for name in close_jobs} == {"multi_or_in_process_executor"}
+    # Unset, every job keeps the Definitions' executor: steps in the run's own process.
+    assert set(default.values()) == {"in_process"}
     assert {name: on_kubernetes[name] for name in default if name not in close_jobs} == {
         name: executor for name, executor in default.items() if name not in close_jobs
     }
