@@ -58,36 +58,65 @@ SCALE_SIZES = {
 BIN = Path(sys.executable).parent
 
 
-class PeakMemory:
-    """The largest resident set any process of a process group reached, polled from /proc."""
+class ProcessUsage:
+    """Peak resident memory and CPU seconds of every process of a process group, polled from /proc.
+
+    CPU is summed by role (the daemon, its code server, each kind of run worker), so the output
+    says where the platform's CPU went; a process's last 0.1 s before it exits may be missed.
+    """
+
+    TICKS = os.sysconf("SC_CLK_TCK")
 
     def __init__(self, pgid: int) -> None:
         self.pgid, self.peak_kib, self.peak_name = pgid, 0, ""
+        self._cpu: dict[int, tuple[str, float]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
         self._thread.start()
 
     def _poll(self) -> None:
-        while not self._stop.wait(0.2):
+        while not self._stop.wait(0.1):
             for proc in Path("/proc").iterdir():
                 if not proc.name.isdigit():
                     continue
                 try:
-                    if os.getpgid(int(proc.name)) != self.pgid:
+                    pid = int(proc.name)
+                    if os.getpgid(pid) != self.pgid:
                         continue
+                    fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+                    cpu = (int(fields[11]) + int(fields[12])) / self.TICKS
                     status = dict(
                         line.split(":", 1) for line in (proc / "status").read_text().splitlines()
                     )
                     peak = int(status["VmHWM"].split()[0])
+                    cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                    self._cpu[pid] = (_role(cmd), cpu)
                     if peak > self.peak_kib:
-                        cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()[:60]
-                        self.peak_kib, self.peak_name = peak, cmd
-                except (OSError, KeyError, ValueError, ProcessLookupError):
+                        self.peak_kib, self.peak_name = peak, cmd[:60]
+                except (OSError, KeyError, ValueError, IndexError, ProcessLookupError):
                     continue
+
+    def cpu_by_role(self) -> dict[str, tuple[int, float]]:
+        """`{role: (processes, CPU seconds)}`."""
+        roles: dict[str, tuple[int, float]] = {}
+        for role, cpu in self._cpu.values():
+            count, total = roles.get(role, (0, 0.0))
+            roles[role] = (count + 1, total + cpu)
+        return roles
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def _role(cmdline: str) -> str:
+    if "dagster-daemon" in cmdline:
+        return "daemon"
+    if "api grpc" in cmdline or "code-server" in cmdline:
+        return "code server"
+    if "execute_run" in cmdline or "api execute" in cmdline or "multiprocessing" in cmdline:
+        return "run workers"
+    return "other"
 
 
 def baseline(server: StooqServer, workdir: Path) -> tuple[float, int]:
@@ -181,7 +210,7 @@ class Platform:
             env=env, cwd=self.home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        memory = PeakMemory(daemon.pid)
+        memory = ProcessUsage(daemon.pid)
         try:
             with self.instance() as instance:
                 runs = self._wait_for_close(instance, expected, earlier, deadline=tick + pd.Timedelta(minutes=15))
@@ -201,6 +230,7 @@ class Platform:
             "first_run_start": min(starts.values()) - tick.timestamp(),
             "peak_mib": memory.peak_kib / 1024,
             "peak_process": memory.peak_name,
+            "cpu_by_role": memory.cpu_by_role(),
         }
 
     def _wait_for_close(self, instance, expected: set[str], earlier: set[str], deadline: pd.Timestamp):
