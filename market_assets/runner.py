@@ -7,22 +7,30 @@ instance like any other, and show in the UI.
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass, field
 
 import dagster as dg
+from dagster._utils.error import SerializableErrorInfo
 
 from market_assets.assets.composition import index_composition
 from market_assets.close import CloseRun, plan_close_runs
 from market_assets.definitions import defs
 from market_assets.jobs import compositions_job
 from market_assets.partitions import composition_key
+from market_assets.resources import StooqResource
 from market_assets.sessions import latest_closed_session, require_session
 from market_assets.storage import ParquetStore, default_data_root
-from market_assets.stooq import get_index
+from market_assets.stooq import check_reachable, get_index
 
 
 # Runs in this process log to the instance (and the UI) in full; the terminal gets warnings only.
 _QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+PROCESS_TAG = "market_assets/process"
+"""Run tag `<host>:<pid>` of the process that executes a run in process, to recognise its runs
+once that process has died."""
 
 
 class CloseFailed(RuntimeError):
@@ -59,10 +67,15 @@ def close_index(
     session_key = f"{day:%Y-%m-%d}"
     key = str(composition_key(session_key, stock_index.name))
     store = ParquetStore(default_data_root())
+    # Settings that would fail every request or write are refused before any work starts.
+    check_reachable(StooqResource().resolved_base_url())
+    store.check_writable()
+    fail_abandoned_runs(instance)
     outcome = CloseOutcome(stock_index.name, session_key, members=[])
+    tags = {PROCESS_TAG: f"{socket.gethostname()}:{os.getpid()}"}
     if force or key not in instance.get_materialized_partitions(index_composition.key):
         result = defs.resolve_job_def(compositions_job.name).execute_in_process(
-            instance=instance, partition_key=key, run_config=_QUIET, raise_on_error=False
+            instance=instance, partition_key=key, run_config=_QUIET, raise_on_error=False, tags=tags
         )
         outcome.run_ids.append(result.run_id)
         _raise_if_failed(result, f"composition of {stock_index.name} for {session_key}")
@@ -73,7 +86,7 @@ def close_index(
     for run in outcome.runs:
         result = defs.resolve_job_def(run.job_name).execute_in_process(
             instance=instance,
-            tags=run.tags,
+            tags={**run.tags, **tags},
             run_config={**_QUIET, "ops": {"daily_bars": {"config": {"force": force}}}},
             raise_on_error=False,
         )
@@ -82,13 +95,55 @@ def close_index(
     return outcome
 
 
+def fail_abandoned_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Mark failed the in-process runs of this machine whose process has died, and free their slots.
+
+    A close killed mid-run (SIGKILL, a crash, a reboot) leaves its run `STARTED` and its workers'
+    slots of the `stooq` pool claimed, so the next close would wait for slots nobody will free.
+    Dagster's run monitoring does this for runs the daemon launched; this covers runs executed in
+    process by `python -m market_assets close`. Returns the ids of the runs it failed.
+    """
+    host = socket.gethostname()
+    failed = []
+    for run in instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])):
+        owner = run.tags.get(PROCESS_TAG, "")
+        owner_host, _, pid = owner.rpartition(":")
+        if owner_host != host or not pid.isdigit() or _alive(int(pid)):
+            continue
+        instance.report_run_failed(run, f"the process that ran it ({owner}) is gone")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        failed.append(run.run_id)
+    return failed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _raise_if_failed(result: dg.ExecuteInProcessResult, what: str) -> None:
     if result.success:
         return
     errors = [
-        event.step_failure_data.error.message.strip()
+        _root_message(event.step_failure_data.error)
         for event in result.all_events
         if event.is_step_failure and event.step_failure_data.error is not None
     ]
     raise CloseFailed(f"{what} failed (run {result.run_id}):\n" + "\n".join(errors))
 
+
+def _root_message(error: SerializableErrorInfo) -> str:
+    """The message that says what went wrong: after the step's retries ran out, Dagster's error
+    is `Exceeded max_retries of N` and the cause is the last attempt's own error."""
+    message = error.message.strip()
+    if error.cls_name == "RetryRequestedFromPolicy" and error.cause is not None:
+        cause = error.cause
+        while cause.cls_name == "Failure" and cause.cause is not None:
+            cause = cause.cause
+        message = f"{message}; the last attempt: {cause.message.strip()}"
+    return message

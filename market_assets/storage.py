@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -35,6 +36,24 @@ class ParquetStore:
         self.root = root.rstrip("/")
         self._fs, self._base = fsspec.core.url_to_fs(self.root)
         self._local = isinstance(self._fs, LocalFileSystem)
+
+    def check_writable(self) -> None:
+        """Fail at once, naming the root, when no partition could be written under it.
+
+        A local root is created if needed and a file is written and removed in it; an object
+        store's credentials and permissions are left to its first write.
+        """
+        if not self._local:
+            return
+        try:
+            Path(self._base).mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self._base, prefix=".write-check-"):
+                pass
+        except OSError as error:
+            raise ValueError(
+                f"data root {self.root} is not writable ({error.strerror or error}): set "
+                f"{DATA_ROOT_ENV} to a folder this user can write"
+            ) from None
 
     def path(self, asset: str, partition_key: str | None = None) -> str:
         """`2026-11-20|AAPL.US` of `daily_bars` lives at `<root>/daily_bars/2026-11-20/AAPL.US.parquet`;

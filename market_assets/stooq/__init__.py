@@ -1,6 +1,6 @@
 """Stooq as a data source: the index table, the HTTP client, parsing and its errors."""
 
-from market_assets.stooq.client import DEFAULT_BASE_URL, INTERVALS, StooqClient
+from market_assets.stooq.client import DEFAULT_BASE_URL, INTERVALS, StooqClient, check_reachable, checked_base_url
 from market_assets.stooq.errors import (
     StooqApiKeyRequired,
     StooqChallengeError,
@@ -35,5 +35,7 @@ __all__ = [
     "StooqTimeoutError",
     "StooqTransientError",
     "UnknownIndexError",
+    "check_reachable",
+    "checked_base_url",
     "get_index",
 ]

@@ -7,12 +7,13 @@ symbols concurrently reuses a handful of keep-alive connections instead of openi
 from __future__ import annotations
 
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import date
 from typing import Literal, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import pandas as pd
 import requests
@@ -37,6 +38,38 @@ _MASK = "***"
 T = TypeVar("T")
 
 
+def checked_base_url(url: str) -> str:
+    """`url` without its trailing slash, or a clear error when requests could not use it.
+
+    Checked before any request, so a misspelt `STOOQ_BASE_URL` (`stooq.com`, `htps://...`) is
+    reported as what it is rather than as failed requests, retried until the retries run out.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(
+            f"Stooq base URL {url!r} is not an http(s) URL such as {DEFAULT_BASE_URL}: "
+            "check STOOQ_BASE_URL or the `base_url` of the stooq resource"
+        )
+    return url.rstrip("/")
+
+
+def check_reachable(url: str, timeout: float = 5.0) -> None:
+    """Open (and close) a TCP connection to `url`'s host, or fail naming the URL.
+
+    Run before a close starts: a base URL that points nowhere is then one clear error, instead of
+    every request failing and being retried. No HTTP request is made, so Stooq counts no hit.
+    """
+    parts = urlsplit(checked_base_url(url))
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname, port), timeout=timeout).close()
+    except OSError as error:
+        raise ValueError(
+            f"Stooq base URL {url} cannot be reached ({error.strerror or error}): check "
+            "STOOQ_BASE_URL or the `base_url` of the stooq resource, and that the server is up"
+        ) from None
+
+
 class StooqClient:
     """Reads Stooq, raising a typed `StooqError` for every answer that is not the data asked for.
 
@@ -57,7 +90,7 @@ class StooqClient:
         cookies: Mapping[str, str] | None = None,
         pool_size: int = 32,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.base_url = checked_base_url(base_url)
         self._api_key = api_key or None
         self._timeout = (connect_timeout, read_timeout)
         self._retries = retries
