@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 import requests
 
-from market_assets.runner import close_index
 from market_assets.resources import StooqFilesResource, StooqResource, source_from_env
+from market_assets.runner import close_index
 from market_assets.storage import ParquetStore
 from market_assets.stooq import (
     INDICES,
@@ -29,8 +29,8 @@ from market_assets.stooq import (
 )
 from market_assets.stooq.parsing import BULK_HEADER, parse_history_csv
 from market_assets.stooq_server import StooqServer
-from market_assets.stooq_server.bulk import bulk_member, write_bulk_archive
-from market_assets.stooq_server.server import DataStore, History
+from market_assets.stooq_server.bulk import bulk_lines, bulk_member, write_bulk_archive
+from market_assets.stooq_server.server import DataStore
 
 from market_assets_tests.test_platform import PROJECT_ROOT, _session, platform  # noqa: F401 (a fixture)
 
@@ -204,7 +204,8 @@ def test_a_symbol_in_two_places_is_refused(saved_files, tmp_path):
 
 
 def test_composition_pages_missing_or_incomplete(saved_files, tmp_path):
-    shutil.copy(saved_files / "pages" / "NDX.html", tmp_path / "ndx.HTML")
+    page = (saved_files / "pages" / "NDX.html").read_text()
+    (tmp_path / "ndx.HTML").write_text(page.replace('href="/t/', 'href="t/'))  # links as saved
 
     with StooqFiles(tmp_path) as files:
         with pytest.raises(StooqFileMissing) as dji:
@@ -315,3 +316,41 @@ def test_a_close_on_the_files_source_stores_what_the_http_source_stores(platform
             from_files.read("index_composition", key).drop(columns="fetched_at"),
             http_lake.read("index_composition", key).drop(columns="fetched_at"),
         )
+
+
+def test_a_bad_file_fails_its_symbol_by_name_and_the_run_keeps_the_rest(saved_files, synthetic_universe, tmp_path):
+    session = _session(synthetic_universe, "XNYS")
+    members = synthetic_universe.members("DJI", session)
+    broken = members[4]
+    served = DataStore(synthetic_universe.data_dir)
+    folder = tmp_path / "stooq"
+    folder.mkdir()
+    shutil.copy(saved_files / "pages" / "DJI.html", folder)
+    archive = write_bulk_archive(folder / "d_us_txt.zip", {s: served.history(s, None) for s in members if s != broken})
+    with zipfile.ZipFile(archive, "a") as appended:
+        good = "".join(bulk_lines(broken, served.history(broken, None)))
+        appended.writestr(bulk_member(broken), good.replace(",D,", ",W,", 1))
+    home, lake = tmp_path / "home", tmp_path / "lake"
+    home.mkdir()
+    shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "MARKET_ASSETS_DATA_ROOT": str(lake),
+        "MARKET_ASSETS_SOURCE": "files",
+        "MARKET_ASSETS_FILES": str(folder),
+    }
+
+    close = subprocess.run(
+        [sys.executable, "-m", "market_assets", "close", "DJI", "--session", session],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+
+    assert close.returncode == 1
+    assert "1 of 30 symbols failed" in close.stderr
+    assert (
+        f"{broken}: line 2 has the period 'W', not D: not a file of the daily archives "
+        f"(archive {archive}, member {bulk_member(broken)})"
+    ) in close.stderr
+    stored = ParquetStore(str(lake)).partition_keys("daily_bars")
+    assert stored == sorted(f"{session}|{symbol}" for symbol in members if symbol != broken)

@@ -299,7 +299,8 @@ def _pager_pages(document: lxml.html.HtmlElement, url: str) -> list[int]:
     for href in document.xpath("//a/@href"):
         parts = urlsplit(href)
         query = parse_qs(parts.query)
-        if parts.path.rstrip("/").endswith("/t") and query.get("i", [""])[0] == index_id:
+        # `/t/?i=..`, `t/?i=..` or `https://stooq.com/t/?i=..`: a saved page may have any of them.
+        if parts.path.rstrip("/").split("/")[-1] == "t" and query.get("i", [""])[0] == index_id:
             page = query.get("l", [""])[0]
             if page.isdigit():
                 pages.add(int(page))
