@@ -13,7 +13,8 @@ processes, so that writing the archive does not count:
 - naive: the peak RSS of a process that loads the whole archive into memory (as a download kept
   in a `BytesIO` would be) and reads the same symbols from it.
 
-It prints both, the growth over the baseline, and the ratios, then removes the folder.
+It prints both in MiB (archive sizes in MB), the growth over the baseline, and the ratios, then
+removes the folder.
 """
 
 from __future__ import annotations
@@ -84,22 +85,22 @@ def write_archive(path: Path, size_mb: int) -> int:
     return members
 
 
-def _status_mb(field: str) -> float:
+def _status_mib(field: str) -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(f"{field}:"):
-            return int(line.split()[1]) / 1024  # kB
+            return int(line.split()[1]) / 1024  # kB to MiB
     raise RuntimeError(f"no {field} in /proc/self/status")
 
 
-def _baseline_mb() -> float:
+def _baseline_mib() -> float:
     """The RSS now, made the peak to beat: importing pandas and Dagster peaks higher than what
     follows, and would hide the reading's own peak (Linux resets the peak on `5` to clear_refs)."""
     Path("/proc/self/clear_refs").write_text("5")
-    return _status_mb("VmRSS")
+    return _status_mib("VmRSS")
 
 
-def _peak_mb() -> float:
-    return _status_mb("VmHWM")
+def _peak_mib() -> float:
+    return _status_mib("VmHWM")
 
 
 def child(mode: str, folder: Path, symbols: list[str]) -> dict[str, float]:
@@ -111,20 +112,20 @@ def child(mode: str, folder: Path, symbols: list[str]) -> dict[str, float]:
     session = pd.Timestamp(SESSION)
     if mode == "files":
         with StooqFiles(folder) as files:
-            baseline = _baseline_mb()
+            baseline = _baseline_mib()
             rows = sum(len(files.daily_history(symbol, session)) for symbol in symbols)
-        return {"baseline_mb": baseline, "peak_mb": _peak_mb(), "rows": rows}
+        return {"baseline_mib": baseline, "peak_mib": _peak_mib(), "rows": rows}
     from market_assets.stooq.parsing import parse_bulk_file
     from market_assets.stooq_server.bulk import bulk_member
 
-    baseline = _baseline_mb()
+    baseline = _baseline_mib()
     whole = io.BytesIO((folder / "d_us_txt.zip").read_bytes())
     with zipfile.ZipFile(whole) as archive:
         rows = sum(
             len(parse_bulk_file(archive.read(bulk_member(symbol)).decode(), symbol, "naive"))
             for symbol in symbols
         )
-    return {"baseline_mb": baseline, "peak_mb": _peak_mb(), "rows": rows}
+    return {"baseline_mib": baseline, "peak_mib": _peak_mib(), "rows": rows}
 
 
 def _measure(mode: str, folder: Path, symbols: list[str]) -> dict[str, float]:
@@ -167,15 +168,15 @@ def main() -> None:
         naive = _measure("naive", folder, symbols)
 
     assert files["rows"] == naive["rows"] == ROWS * len(symbols)
-    growth = files["peak_mb"] - files["baseline_mb"]
+    growth = files["peak_mib"] - files["baseline_mib"]
     print(f"read {len(symbols)} symbols ({', '.join(symbols)}), {ROWS} rows each")
-    print(f"files source  baseline {files['baseline_mb']:.1f} MB, peak {files['peak_mb']:.1f} MB "
-          f"(+{growth:.1f} MB)")
-    print(f"naive         baseline {naive['baseline_mb']:.1f} MB, peak {naive['peak_mb']:.1f} MB "
-          f"(+{naive['peak_mb'] - naive['baseline_mb']:.1f} MB)")
-    print(f"ratios        files peak / baseline {files['peak_mb'] / files['baseline_mb']:.2f}, "
-          f"naive peak / files peak {naive['peak_mb'] / files['peak_mb']:.2f}, "
-          f"files growth / archive size {growth / size_mb:.3f}")
+    print(f"files source  baseline {files['baseline_mib']:.1f} MiB, peak {files['peak_mib']:.1f} MiB "
+          f"(+{growth:.1f} MiB)")
+    print(f"naive         baseline {naive['baseline_mib']:.1f} MiB, peak {naive['peak_mib']:.1f} MiB "
+          f"(+{naive['peak_mib'] - naive['baseline_mib']:.1f} MiB)")
+    print(f"ratios        files peak / baseline {files['peak_mib'] / files['baseline_mib']:.2f}, "
+          f"naive peak / files peak {naive['peak_mib'] / files['peak_mib']:.2f}, "
+          f"files growth / archive size {growth / (size_mb * 1e6 / 2**20):.3f}")
 
 
 if __name__ == "__main__":
