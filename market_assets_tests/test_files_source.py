@@ -277,6 +277,26 @@ def test_the_source_is_chosen_by_the_environment(monkeypatch, tmp_path):
         source_from_env()
 
 
+def _close_from_files(folder: Path, work: Path, *args: str) -> tuple[subprocess.CompletedProcess, ParquetStore]:
+    """`python -m market_assets close ARGS` in a new process on a fresh instance and data root,
+    with the files source over `folder` chosen by the environment alone, as a deployment does."""
+    home, lake = work / "files_home", work / "files_lake"
+    home.mkdir()
+    shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "MARKET_ASSETS_DATA_ROOT": str(lake),
+        "MARKET_ASSETS_SOURCE": "files",
+        "MARKET_ASSETS_FILES": str(folder),
+    }
+    close = subprocess.run(
+        [sys.executable, "-m", "market_assets", "close", *args],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    return close, ParquetStore(str(lake))
+
+
 def test_a_close_on_the_files_source_stores_what_the_http_source_stores(platform, saved_files, synthetic_universe, tmp_path):
     """The same closes, once over HTTP in this process and once from the saved files in a new
     process configured only by the environment, as a deployment would be; no request is made."""
@@ -286,26 +306,12 @@ def test_a_close_on_the_files_source_stores_what_the_http_source_stores(platform
     for index in ("DJI", "NDX"):
         close_index(instance, index, session)
     server.reset_stats()
-    home, files_lake = tmp_path / "files_home", tmp_path / "files_lake"
-    home.mkdir()
-    shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "MARKET_ASSETS_DATA_ROOT": str(files_lake),
-        "MARKET_ASSETS_SOURCE": "files",
-        "MARKET_ASSETS_FILES": str(saved_files),
-    }
 
-    close = subprocess.run(
-        [sys.executable, "-m", "market_assets", "close", "DJI", "NDX", "--session", session],
-        env=env, capture_output=True, text=True, timeout=600,
-    )
+    close, from_files = _close_from_files(saved_files, tmp_path, "DJI", "NDX", "--session", session)
 
     assert close.returncode == 0, close.stdout + close.stderr[-3000:]
     assert "DJI " + session + ": 30 constituents, 30 loaded" in close.stdout
     assert server.stats()["total"] == 0
-    from_files = ParquetStore(str(files_lake))
     for asset in ("daily_bars", "weekly_bars", "monthly_bars"):
         keys = http_lake.partition_keys(asset)
         assert len(keys) == len(symbols) and from_files.partition_keys(asset) == keys
@@ -330,21 +336,8 @@ def test_a_bad_file_fails_its_symbol_by_name_and_the_run_keeps_the_rest(saved_fi
     with zipfile.ZipFile(archive, "a") as appended:
         good = "".join(bulk_lines(broken, served.history(broken, None)))
         appended.writestr(bulk_member(broken), good.replace(",D,", ",W,", 1))
-    home, lake = tmp_path / "home", tmp_path / "lake"
-    home.mkdir()
-    shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "MARKET_ASSETS_DATA_ROOT": str(lake),
-        "MARKET_ASSETS_SOURCE": "files",
-        "MARKET_ASSETS_FILES": str(folder),
-    }
 
-    close = subprocess.run(
-        [sys.executable, "-m", "market_assets", "close", "DJI", "--session", session],
-        env=env, capture_output=True, text=True, timeout=600,
-    )
+    close, lake = _close_from_files(folder, tmp_path, "DJI", "--session", session)
 
     assert close.returncode == 1
     assert "1 of 30 symbols failed" in close.stderr
@@ -352,5 +345,5 @@ def test_a_bad_file_fails_its_symbol_by_name_and_the_run_keeps_the_rest(saved_fi
         f"{broken}: line 2 has the period 'W', not D: not a file of the daily archives "
         f"(archive {archive}, member {bulk_member(broken)})"
     ) in close.stderr
-    stored = ParquetStore(str(lake)).partition_keys("daily_bars")
+    stored = lake.partition_keys("daily_bars")
     assert stored == sorted(f"{session}|{symbol}" for symbol in members if symbol != broken)
