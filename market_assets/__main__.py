@@ -4,7 +4,8 @@
     python -m market_assets demo
 
 `close` uses the instance at $DAGSTER_HOME and the source and data root of the environment
-(STOOQ_BASE_URL, STOOQ_API_KEY, MARKET_ASSETS_DATA_ROOT). `demo` needs nothing: it generates the
+(MARKET_ASSETS_SOURCE with STOOQ_BASE_URL and STOOQ_API_KEY, or MARKET_ASSETS_FILES;
+MARKET_ASSETS_DATA_ROOT). `demo` needs nothing: it generates the
 synthetic data set, serves it on loopback with the project's Stooq-compatible server, and closes all
 three indices for their latest sessions into ./demo.
 """

@@ -7,7 +7,7 @@ from market_assets.assets.composition import index_composition
 from market_assets.assets.membership import index_membership
 from market_assets.io_manager import ParquetIOManager
 from market_assets.jobs import close_jobs, compositions_job, membership_job
-from market_assets.resources import DataLakeResource, StooqResource
+from market_assets.resources import DataLakeResource, source_from_env
 from market_assets.schedules import close_schedules
 from market_assets.sensors import close_bars
 
@@ -21,7 +21,9 @@ defs = dg.Definitions(
     # Steps run in the run's process: see market_assets/executors.py.
     executor=dg.in_process_executor,
     resources={
-        "stooq": StooqResource(),
+        # Stooq over HTTP, or its files saved from a browser: $MARKET_ASSETS_SOURCE (README,
+        # "Using real data").
+        "stooq": source_from_env(),
         "lake": _lake,
         "io_manager": ParquetIOManager(lake=_lake),
     },

@@ -1,17 +1,56 @@
-"""Resources: the Stooq source (where to download from, how hard to push) and the data lake."""
+"""Resources: the market-data source (Stooq over HTTP, or Stooq's files saved from a browser) and
+the data lake.
+
+The assets ask the source two things, the composition of an index and the daily history of a
+symbol up to a session, through `MarketDataSource`; which implementation answers is chosen by the
+deployment (`source_from_env`, the `MARKET_ASSETS_SOURCE` environment variable), never by the
+assets.
+"""
 
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import dagster as dg
+import pandas as pd
 from pydantic import Field, PrivateAttr
 
+from market_assets.request_budget import RequestBudget
 from market_assets.storage import ParquetStore, default_data_root
 from market_assets.stooq import DEFAULT_BASE_URL, StooqClient
+from market_assets.stooq.files import StooqFiles
+
+SOURCE_ENV = "MARKET_ASSETS_SOURCE"
+FILES_ENV = "MARKET_ASSETS_FILES"
 
 
-class StooqResource(dg.ConfigurableResource):
-    """Connection settings for Stooq (or the project's Stooq-compatible server).
+class MarketDataSource(dg.ConfigurableResource):
+    """Where compositions and daily histories come from: the one interface the assets use.
+
+    Both questions raise a `StooqError` naming the symbol or index and where the answer came from
+    when they cannot be answered; the assets report it per symbol and keep the other symbols.
+    """
+
+    max_concurrency: int = Field(default=6, description="Workers (symbols read at once) of one step")
+
+    def composition(self, index: str) -> pd.DataFrame:
+        """The constituents of `index` (`symbol`, `name`, then the page's other columns)."""
+        raise NotImplementedError
+
+    def daily_history(self, symbol: str, session: pd.Timestamp) -> pd.DataFrame:
+        """`date, open, high, low, close, volume` of `symbol`, oldest first, up to `session`."""
+        raise NotImplementedError
+
+    @contextmanager
+    def worker_slot(self, context: dg.AssetExecutionContext, worker: int) -> Iterator[None]:
+        """Held by each worker of a step while it has symbols to read: a source with a budget of
+        requests (Stooq over HTTP) makes the worker wait here for its share."""
+        yield
+
+
+class StooqResource(MarketDataSource):
+    """Stooq over HTTP (or the project's Stooq-compatible server).
 
     Unset fields fall back to the environment, so a deployment configures secrets and endpoints
     without code: STOOQ_BASE_URL, STOOQ_API_KEY (never shown in the UI or logs) and STOOQ_COOKIES
@@ -46,12 +85,59 @@ class StooqResource(dg.ConfigurableResource):
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         self._client.close()
 
-    @property
-    def client(self) -> StooqClient:
-        return self._client
-
     def resolved_base_url(self) -> str:
         return self.base_url or os.environ.get("STOOQ_BASE_URL") or DEFAULT_BASE_URL
+
+    def composition(self, index: str) -> pd.DataFrame:
+        return self._client.composition(index)
+
+    def daily_history(self, symbol: str, session: pd.Timestamp) -> pd.DataFrame:
+        return self._client.history(symbol, "d", end=session)
+
+    @contextmanager
+    def worker_slot(self, context: dg.AssetExecutionContext, worker: int) -> Iterator[None]:
+        """A slot of the instance-wide `stooq` pool (see `request_budget`): requests in flight
+        across all runs never exceed the pool's limit."""
+        budget = RequestBudget(context.instance, context.run.run_id, context.asset_key.to_user_string())
+        with budget.slot(worker):
+            yield
+
+
+class StooqFilesResource(MarketDataSource):
+    """Stooq's files saved from a browser (bulk archives, per-symbol CSVs, composition pages) in one
+    folder; see `market_assets.stooq.files`. Reading local files needs no request budget."""
+
+    folder: str | None = Field(default=None, description=f"Default: ${FILES_ENV}")
+    max_concurrency: int = Field(default=2, description="Workers (symbols parsed at once) of one step")
+
+    _files: StooqFiles = PrivateAttr()
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        folder = self.folder or os.environ.get(FILES_ENV)
+        if not folder:
+            raise ValueError(
+                f"The files source needs the folder of saved Stooq files: set {FILES_ENV} "
+                "(or the `folder` field of the stooq resource)."
+            )
+        self._files = StooqFiles(folder)
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        self._files.close()
+
+    def composition(self, index: str) -> pd.DataFrame:
+        return self._files.composition(index)
+
+    def daily_history(self, symbol: str, session: pd.Timestamp) -> pd.DataFrame:
+        return self._files.daily_history(symbol, session)
+
+
+def source_from_env() -> MarketDataSource:
+    """The source `$MARKET_ASSETS_SOURCE` names: `http` (the default) or `files`."""
+    sources: dict[str, type[MarketDataSource]] = {"http": StooqResource, "files": StooqFilesResource}
+    name = os.environ.get(SOURCE_ENV, "http").strip().lower() or "http"
+    if name not in sources:
+        raise ValueError(f"{SOURCE_ENV}={name!r}: the sources are {', '.join(sources)}")
+    return sources[name]()
 
 
 def _parse_cookies(text: str) -> dict[str, str]:

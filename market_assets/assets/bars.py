@@ -24,8 +24,7 @@ from market_assets.bars import Period, resample, snapshot
 from market_assets.executors import step_k8s_tags
 from market_assets.metadata import add_partition_metadata, bars_metadata
 from market_assets.partitions import bars_partitions, composition_partitions, dimensions
-from market_assets.request_budget import RequestBudget
-from market_assets.resources import DataLakeResource, StooqResource
+from market_assets.resources import DataLakeResource, MarketDataSource
 from market_assets.sessions import calendar_for_symbol, require_session
 from market_assets.stooq import (
     StooqApiKeyRequired,
@@ -71,7 +70,7 @@ class _Target:
 def daily_bars(
     context: dg.AssetExecutionContext,
     config: DailyBarsConfig,
-    stooq: StooqResource,
+    stooq: MarketDataSource,
     lake: DataLakeResource,
 ) -> dict[str, pd.DataFrame]:
     """Daily OHLCV history of each symbol as published after the close of the session."""
@@ -171,16 +170,16 @@ def _not_in_index(index: str, targets: list[_Target], lake: DataLakeResource) ->
 
 
 def _fetch_all(
-    context: dg.AssetExecutionContext, targets: list[_Target], stooq: StooqResource
+    context: dg.AssetExecutionContext, targets: list[_Target], stooq: MarketDataSource
 ) -> tuple[dict[str, pd.DataFrame], dict[str, Exception]]:
-    """Fetch every target with at most `max_concurrency` workers, each holding a request slot.
+    """Fetch every target with at most `max_concurrency` workers, each holding a worker slot.
 
-    A worker takes a slot of the instance-wide `stooq` pool (see `request_budget`) before its first
-    request and keeps it until no target is left, so requests in flight across all runs never
-    exceed the pool's limit. After an answer that concerns the whole source (API key, browser
-    check, hits limit), the remaining symbols are not asked for: hammering would only prolong a ban.
+    A worker takes the source's slot (for Stooq over HTTP, one of the instance-wide `stooq` pool,
+    see `request_budget`) before its first request and keeps it until no target is left, so
+    requests in flight across all runs never exceed the pool's limit. After an answer that concerns
+    the whole source (API key, browser check, hits limit), the remaining symbols are not asked for:
+    hammering would only prolong a ban.
     """
-    budget = RequestBudget(context.instance, context.run.run_id, context.asset_key.to_user_string())
     pending: queue.SimpleQueue[_Target] = queue.SimpleQueue()
     for target in targets:
         pending.put(target)
@@ -195,7 +194,7 @@ def _fetch_all(
             )
             return
         try:
-            history = stooq.client.history(target.symbol, "d", end=target.session)
+            history = stooq.daily_history(target.symbol, target.session)
             fetched[target.key] = snapshot(history, target.session)
         except _STOP_ASKING as error:
             stop_reason.append(error)
@@ -204,7 +203,7 @@ def _fetch_all(
             failures[target.symbol] = error
 
     def work(worker: int) -> None:
-        with budget.slot(worker):
+        with stooq.worker_slot(context, worker):
             while True:
                 try:
                     fetch(pending.get_nowait())

@@ -7,8 +7,7 @@ import pandas as pd
 from market_assets.assets.retry import STOOQ_RETRY
 from market_assets.metadata import markdown_table
 from market_assets.partitions import composition_partitions, dimensions, symbol_partitions
-from market_assets.request_budget import RequestBudget
-from market_assets.resources import DataLakeResource, StooqResource
+from market_assets.resources import DataLakeResource, MarketDataSource
 from market_assets.sessions import require_session
 from market_assets.stooq import StooqError, get_index
 
@@ -22,7 +21,7 @@ _FORBIDDEN_IN_SYMBOLS = ("|", "/", "\\", " ", ",")
     kinds={"parquet"},
 )
 def index_composition(
-    context: dg.AssetExecutionContext, stooq: StooqResource, lake: DataLakeResource
+    context: dg.AssetExecutionContext, stooq: MarketDataSource, lake: DataLakeResource
 ) -> pd.DataFrame:
     """Constituents of one index (DJI, NDX, HSI) as seen after the close of one session.
 
@@ -35,8 +34,8 @@ def index_composition(
     stock_index = get_index(keys["index"])
     session = require_session(stock_index.calendar, keys["date"], f"index {stock_index.name}")
     try:
-        with RequestBudget(context.instance, context.run.run_id, context.asset_key.to_user_string()).slot(0):
-            members = stooq.client.composition(stock_index.name)
+        with stooq.worker_slot(context, 0):
+            members = stooq.composition(stock_index.name)
     except StooqError as error:
         raise dg.Failure(str(error), allow_retries=error.retryable) from error
     bad = [symbol for symbol in members["symbol"] if any(c in symbol for c in _FORBIDDEN_IN_SYMBOLS)]

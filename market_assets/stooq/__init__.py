@@ -1,4 +1,4 @@
-"""Stooq as a data source: the index table, the HTTP client, parsing and its errors."""
+"""Stooq as a data source: the index table, the HTTP client, saved files, parsing and errors."""
 
 from market_assets.stooq.client import DEFAULT_BASE_URL, INTERVALS, StooqClient, check_reachable, checked_base_url
 from market_assets.stooq.errors import (
@@ -6,15 +6,19 @@ from market_assets.stooq.errors import (
     StooqChallengeError,
     StooqConnectionError,
     StooqError,
+    StooqFileError,
+    StooqFileMissing,
     StooqFormatError,
     StooqHitsLimitError,
     StooqHttpError,
     StooqNoDataError,
     StooqServerError,
+    StooqStaleFile,
     StooqTimeoutError,
     StooqTransientError,
     UnknownIndexError,
 )
+from market_assets.stooq.files import StooqFiles
 from market_assets.stooq.indices import INDICES, StockIndex, get_index
 
 __all__ = [
@@ -27,11 +31,15 @@ __all__ = [
     "StooqClient",
     "StooqConnectionError",
     "StooqError",
+    "StooqFileError",
+    "StooqFileMissing",
+    "StooqFiles",
     "StooqFormatError",
     "StooqHitsLimitError",
     "StooqHttpError",
     "StooqNoDataError",
     "StooqServerError",
+    "StooqStaleFile",
     "StooqTimeoutError",
     "StooqTransientError",
     "UnknownIndexError",

@@ -22,13 +22,16 @@ from requests.adapters import HTTPAdapter
 from market_assets.stooq.errors import (
     StooqConnectionError,
     StooqError,
-    StooqFormatError,
     StooqHttpError,
     StooqServerError,
     StooqTimeoutError,
 )
 from market_assets.stooq.indices import get_index
-from market_assets.stooq.parsing import parse_composition_page, parse_history_csv
+from market_assets.stooq.parsing import (
+    combine_composition_pages,
+    parse_composition_page,
+    parse_history_csv,
+)
 
 Interval = Literal["d", "w", "m"]
 INTERVALS: tuple[Interval, ...] = ("d", "w", "m")
@@ -134,13 +137,7 @@ class StooqClient:
                 lambda url=url: parse_composition_page(self._get(url, subject), subject, self._shown(url))
             )
             frames.append(page_frame)
-        members = pd.concat(frames, ignore_index=True)
-        members = members[members["symbol"].str.len() > 0].drop_duplicates("symbol")
-        if members.empty:
-            raise StooqFormatError(
-                subject, self._shown(first_url), "the composition table lists no symbols"
-            )
-        return members.reset_index(drop=True)
+        return combine_composition_pages(frames, subject, self._shown(first_url))
 
     def history(
         self,

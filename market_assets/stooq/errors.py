@@ -2,9 +2,9 @@
 
 Stooq answers many failures with HTTP 200 (an API-key page, a browser check, `No data`, the hits
 limit), so status codes alone cannot tell data from an error. Every error names what was asked for
-(a symbol or an index) and the URL with the API key masked, and says through `retryable` whether
-asking again can help: Dagster's retry policy and the client's own retries consult it, so a
-permanent answer is never hammered.
+(a symbol or an index) and the URL with the API key masked, or the saved file (and the archive
+member) it was read from, and says through `retryable` whether asking again can help: Dagster's
+retry policy and the client's own retries consult it, so a permanent answer is never hammered.
 """
 
 from __future__ import annotations
@@ -20,7 +20,12 @@ class StooqError(Exception):
         self.subject = subject
         self.url = url
         self.problem = problem
-        super().__init__(f"{subject}: {problem} (GET {url}). {self.advice}")
+        super().__init__(f"{subject}: {problem} ({self.origin}). {self.advice}")
+
+    @property
+    def origin(self) -> str:
+        """Where the answer came from, as the message shows it."""
+        return f"GET {self.url}"
 
 
 class StooqTransientError(StooqError):
@@ -85,6 +90,33 @@ class StooqFormatError(StooqError):
     """An answer that is not the expected CSV or page: empty, truncated, renamed columns, bad cells."""
 
     advice = "The answer was not stored; retrying will not help until Stooq's answer changes."
+
+
+class StooqFileError(StooqError):
+    """A saved Stooq file (a bulk archive member, a per-symbol CSV, a composition page) that does
+    not hold the data asked for."""
+
+    advice = "Nothing was read from it: replace it with a fresh download from stooq.com."
+
+    @property
+    def origin(self) -> str:
+        """`url` holds the file (`archive ..., member ...` or `file ...`), not a URL."""
+        return self.url
+
+
+class StooqFileMissing(StooqFileError):
+    """No saved file holds the symbol or the index asked for."""
+
+    advice = (
+        "Download the bulk archive of the symbol's market (or save its CSV, or the index's "
+        "composition page) into the files folder."
+    )
+
+
+class StooqStaleFile(StooqFileError):
+    """The saved data ends before the session asked for: the archive was downloaded too early."""
+
+    advice = "Download a newer archive from stooq.com once the session's data is published."
 
 
 class UnknownIndexError(ValueError):

@@ -41,6 +41,10 @@ _HEADER_NAMES = {
     "wolumen": "volume",
 }
 _EXPECTED_HEADER = "Date,Open,High,Low,Close[,Volume]"
+_NUMBER_COLUMNS = [*PRICE_COLUMNS, "volume"]
+BULK_HEADER = "<TICKER>,<PER>,<DATE>,<TIME>,<OPEN>,<HIGH>,<LOW>,<CLOSE>,<VOL>,<OPENINT>"
+"""The header of every file in Stooq's bulk (ASCII) archives."""
+_BULK_COLUMNS = ["ticker", "period", "date", "time", *PRICE_COLUMNS, "volume", "open_interest"]
 _HITS_LIMIT = "exceeded the daily hits limit"
 
 
@@ -103,28 +107,61 @@ def parse_history_csv(text: str, subject: str, url: str) -> pd.DataFrame:
         raise StooqFormatError(
             subject, url, f"the CSV is truncated: its last line {last_line!r} has no line end"
         )
+    frame = _read_rows(body, columns, subject, url)
+    if frame.empty:
+        raise StooqNoDataError(subject, url, "Stooq answered with a header and no rows")
+    return _typed_bars(frame, subject, url, date_format="%Y-%m-%d", ordered=False)
+
+
+def parse_bulk_file(text: str, subject: str, url: str) -> pd.DataFrame:
+    """Parse one file of Stooq's bulk daily archives into the same frame as `parse_history_csv`.
+
+    The bulk format is `<TICKER>,<PER>,<DATE>,<TIME>,<OPEN>,<HIGH>,<LOW>,<CLOSE>,<VOL>,<OPENINT>`
+    with `DATE` as YYYYMMDD. Dates out of order are refused rather than sorted: Stooq writes them
+    ascending, so disorder means a file that was edited or concatenated, and sorting cannot tell
+    which of its rows are right.
+    """
+    body = text.lstrip("\ufeff")
+    header = body.split("\n", 1)[0].strip()
+    if header != BULK_HEADER:
+        raise StooqFormatError(subject, url, f"unexpected header {header!r}; expected {BULK_HEADER}")
+    frame = _read_rows(body, _BULK_COLUMNS, subject, url)
+    if frame.empty:
+        raise StooqNoDataError(subject, url, "the file has a header and no rows")
+    period = frame["period"].astype(str).str.strip().str.upper()
+    if (period != "D").any():
+        position = int(np.flatnonzero((period != "D").to_numpy())[0])
+        raise StooqFormatError(
+            subject,
+            url,
+            f"line {position + 2} has the period {period.iloc[position]!r}, not D: "
+            "not a file of the daily archives",
+        )
+    return _typed_bars(frame, subject, url, date_format="%Y%m%d", ordered=True)
+
+
+def _read_rows(body: str, columns: list[str], subject: str, url: str) -> pd.DataFrame:
     try:
         try:
-            frame = _read_csv(body, columns, dtype={column: "float64" for column in columns[1:]})
+            return _read_csv(body, columns, numeric=True)
         except pd.errors.ParserError:
             raise
         except ValueError:
             # A cell that is not a number: read again as text to say which line holds it.
-            frame = _read_csv(body, columns, dtype=str)
+            return _read_csv(body, columns, numeric=False)
     except pd.errors.ParserError as error:
         detail = str(error).replace("Error tokenizing data. C error: ", "").strip()
         raise StooqFormatError(subject, url, f"the CSV is malformed: {detail}") from None
-    if frame.empty:
-        raise StooqNoDataError(subject, url, "Stooq answered with a header and no rows")
-    return _typed_bars(frame, subject, url)
 
 
-def _read_csv(body: str, columns: list[str], dtype: object) -> pd.DataFrame:
+def _read_csv(body: str, columns: list[str], *, numeric: bool) -> pd.DataFrame:
+    """Prices and volume as numbers when `numeric` (fast), every column as text otherwise."""
+    numbers = set(_NUMBER_COLUMNS) if numeric else set()
     return pd.read_csv(
         io.StringIO(body),
         header=0,
         names=columns,
-        dtype={"date": str} if dtype is str else {"date": str, **dtype},  # type: ignore[dict-item]
+        dtype={column: "float64" if column in numbers else str for column in columns},
         skip_blank_lines=True,
         keep_default_na=False,
         na_values={"volume": [""]},
@@ -145,8 +182,11 @@ def _parse_header(line: str, subject: str, url: str) -> list[str]:
     return [column for column in columns if column is not None]
 
 
-def _typed_bars(frame: pd.DataFrame, subject: str, url: str) -> pd.DataFrame:
-    dates = pd.to_datetime(frame["date"], format="%Y-%m-%d", errors="coerce")
+def _typed_bars(
+    frame: pd.DataFrame, subject: str, url: str, *, date_format: str, ordered: bool
+) -> pd.DataFrame:
+    """Typed bars, sorted by date; dates out of order are an error when `ordered`."""
+    dates = pd.to_datetime(frame["date"], format=date_format, errors="coerce")
     _reject_bad_cells(frame["date"], dates.isna(), "date", subject, url)
     out = {"date": dates.astype("datetime64[ns]")}
     for column in PRICE_COLUMNS:
@@ -157,13 +197,30 @@ def _typed_bars(frame: pd.DataFrame, subject: str, url: str) -> pd.DataFrame:
         out["volume"] = pd.Series(np.nan, index=frame.index)
     bars = pd.DataFrame(out)
     bars["volume"] = bars["volume"].astype("Float64")
-    duplicated = bars["date"].duplicated(keep=False)
-    if duplicated.any():
-        first = bars.loc[duplicated, "date"].iloc[0].date()
-        raise StooqFormatError(subject, url, f"the CSV has the date {first} more than once")
+    _check_dates(bars["date"], subject, url, ordered=ordered)
     if not bars["date"].is_monotonic_increasing:
         bars = bars.sort_values("date", kind="stable")
     return bars.reset_index(drop=True)
+
+
+def _check_dates(dates: pd.Series, subject: str, url: str, *, ordered: bool) -> None:
+    """Refuse a date given twice (which row is right?), and dates out of order when `ordered`."""
+    duplicated = dates.duplicated(keep=False).to_numpy()
+    if duplicated.any():
+        first = dates.iloc[int(np.flatnonzero(duplicated)[0])]
+        lines = np.flatnonzero((dates == first).to_numpy())[:2] + 2
+        raise StooqFormatError(
+            subject, url, f"the date {first.date()} is on more than one line ({lines[0]} and {lines[1]})"
+        )
+    backwards = np.flatnonzero((dates.diff() < pd.Timedelta(0)).to_numpy())
+    if ordered and len(backwards):
+        position = int(backwards[0])
+        raise StooqFormatError(
+            subject,
+            url,
+            f"line {position + 2} has the date {dates.iloc[position].date()}, earlier than "
+            f"{dates.iloc[position - 1].date()} on line {position + 1}: the dates are out of order",
+        )
 
 
 def _numbers(raw: pd.Series, column: str, subject: str, url: str, *, required: bool) -> pd.Series:
@@ -227,13 +284,23 @@ def parse_composition_page(html: str, subject: str, url: str) -> tuple[pd.DataFr
     return frame, _pager_pages(document, url)
 
 
+def combine_composition_pages(frames: list[pd.DataFrame], subject: str, url: str) -> pd.DataFrame:
+    """The members listed over all pages of one composition, each symbol once."""
+    members = pd.concat(frames, ignore_index=True)
+    members = members[members["symbol"].str.len() > 0].drop_duplicates("symbol")
+    if members.empty:
+        raise StooqFormatError(subject, url, "the composition table lists no symbols")
+    return members.reset_index(drop=True)
+
+
 def _pager_pages(document: lxml.html.HtmlElement, url: str) -> list[int]:
     index_id = parse_qs(urlsplit(url).query).get("i", [""])[0]
     pages = set()
     for href in document.xpath("//a/@href"):
         parts = urlsplit(href)
         query = parse_qs(parts.query)
-        if parts.path.rstrip("/").endswith("/t") and query.get("i", [""])[0] == index_id:
+        # `/t/?i=..`, `t/?i=..` or `https://stooq.com/t/?i=..`: a saved page may have any of them.
+        if parts.path.rstrip("/").split("/")[-1] == "t" and query.get("i", [""])[0] == index_id:
             page = query.get("l", [""])[0]
             if page.isdigit():
                 pages.add(int(page))
