@@ -18,7 +18,7 @@ from pydantic import Field, PrivateAttr
 
 from market_assets.request_budget import RequestBudget
 from market_assets.storage import ParquetStore, default_data_root
-from market_assets.stooq import DEFAULT_BASE_URL, StooqClient
+from market_assets.stooq import DEFAULT_BASE_URL, StooqClient, check_reachable
 from market_assets.stooq.files import StooqFiles
 
 SOURCE_ENV = "MARKET_ASSETS_SOURCE"
@@ -47,6 +47,10 @@ class MarketDataSource(dg.ConfigurableResource):
         """Held by each worker of a step while it has symbols to read: a source with a budget of
         requests (Stooq over HTTP) makes the worker wait here for its share."""
         yield
+
+    def check_ready(self) -> None:
+        """Raise a clear error when the source cannot answer at all (misconfigured, out of reach),
+        so that a close is refused before it starts any work."""
 
 
 class StooqResource(MarketDataSource):
@@ -88,6 +92,9 @@ class StooqResource(MarketDataSource):
     def resolved_base_url(self) -> str:
         return self.base_url or os.environ.get("STOOQ_BASE_URL") or DEFAULT_BASE_URL
 
+    def check_ready(self) -> None:
+        check_reachable(self.resolved_base_url(), timeout=self.connect_timeout)
+
     def composition(self, index: str) -> pd.DataFrame:
         return self._client.composition(index)
 
@@ -113,13 +120,19 @@ class StooqFilesResource(MarketDataSource):
     _files: StooqFiles = PrivateAttr()
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._files = StooqFiles(self._folder())
+
+    def check_ready(self) -> None:
+        StooqFiles(self._folder()).close()
+
+    def _folder(self) -> str:
         folder = self.folder or os.environ.get(FILES_ENV)
         if not folder:
             raise ValueError(
                 f"The files source needs the folder of saved Stooq files: set {FILES_ENV} "
                 "(or the `folder` field of the stooq resource)."
             )
-        self._files = StooqFiles(folder)
+        return folder
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         self._files.close()

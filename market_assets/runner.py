@@ -19,10 +19,9 @@ from market_assets.close import CloseRun, plan_close_runs
 from market_assets.definitions import defs
 from market_assets.jobs import compositions_job
 from market_assets.partitions import composition_key
-from market_assets.resources import StooqResource
 from market_assets.sessions import latest_closed_session, require_session
 from market_assets.storage import ParquetStore, default_data_root
-from market_assets.stooq import check_reachable, get_index
+from market_assets.stooq import get_index
 
 
 # Runs in this process log to the instance (and the UI) in full; the terminal gets warnings only.
@@ -68,7 +67,7 @@ def close_index(
     key = str(composition_key(session_key, stock_index.name))
     store = ParquetStore(default_data_root())
     # Settings that would fail every request or write are refused before any work starts.
-    check_reachable(StooqResource().resolved_base_url())
+    defs.resources["stooq"].check_ready()
     store.check_writable()
     fail_abandoned_runs(instance)
     outcome = CloseOutcome(stock_index.name, session_key, members=[])
