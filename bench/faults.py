@@ -182,7 +182,7 @@ def main() -> int:
         print(f"runs succeeded: {rounds['succeeded']} at once, "
               f"{rounds['failed'] + rounds['killed']} after a fault-free re-run "
               f"({rounds['killed']} of them killed with SIGKILL first)")
-        print(f"partitions written: {len(written)} bars files ({len(expected)} expected, {missing} missing)")
+        print(f"partitions written: {len(written)} bars files ({len(expected)} expected, {missing} missing, {extra} unexpected)")
         print(f"partitions corrupt: {corrupt + len(half_written)}   (must be 0)")
         print(f"bars differing from the fault-free reference: {differing}   (must be 0)")
         return 0 if corrupt + len(half_written) + differing + missing + extra == 0 and not rounds[
