@@ -25,15 +25,28 @@ POOL = "stooq"
 _POLL_SECONDS = 0.25
 """How often a worker waiting for a slot asks again: well under one request's latency."""
 
+MAX_WAIT_SECONDS = 1800.0
+"""How long a worker waits for a slot before its step fails, naming who holds the slots: half an
+hour is far longer than any close takes, so only slots that nobody will free (held by a run whose
+process died and that nothing marked failed) run into it."""
+
 
 class RequestBudget:
     """Slots of `pool` for the workers of one step of one run."""
 
-    def __init__(self, instance: dg.DagsterInstance, run_id: str, step_key: str, pool: str = POOL):
+    def __init__(
+        self,
+        instance: dg.DagsterInstance,
+        run_id: str,
+        step_key: str,
+        pool: str = POOL,
+        max_wait: float = MAX_WAIT_SECONDS,
+    ):
         self._storage = instance.event_log_storage
         self._run_id = run_id
         self._step_key = step_key
         self._pool = pool
+        self._max_wait = max_wait
         self.limited = self._has_limit()
 
     def _has_limit(self) -> bool:
@@ -55,9 +68,21 @@ class RequestBudget:
             yield
             return
         holder = f"{self._step_key}[worker {worker}]"
+        deadline = time.monotonic() + self._max_wait
         try:
             while not self._storage.claim_concurrency_slot(self._pool, self._run_id, holder).is_claimed:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(self._starved())
                 time.sleep(_POLL_SECONDS)
             yield
         finally:
             self._storage.free_concurrency_slot_for_step(self._run_id, holder)
+
+    def _starved(self) -> str:
+        info = self._storage.get_concurrency_info(self._pool)
+        holders = sorted({slot.run_id for slot in info.claimed_slots})
+        return (
+            f"waited {self._max_wait:g} s for a slot of the pool '{self._pool}' (limit "
+            f"{info.slot_count}), all held by runs {', '.join(holders)}: if those runs are dead, "
+            "terminate them in the UI and choose 'Free concurrency slots' in each run's menu"
+        )

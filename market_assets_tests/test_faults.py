@@ -278,3 +278,17 @@ def test_bad_input_is_refused_before_any_work(platform, tmp_path, monkeypatch, c
     assert platform.instance.get_runs() == []
     assert platform.server.stats()["total"] == 0
     assert not Path(platform.store.root).exists() or not any(Path(platform.store.root).rglob("*.parquet"))
+
+
+def test_a_worker_waits_for_a_slot_held_by_a_dead_run_only_so_long(platform):
+    from market_assets.request_budget import POOL, RequestBudget
+
+    platform.instance.event_log_storage.set_concurrency_slots(POOL, 1)
+    assert platform.instance.event_log_storage.claim_concurrency_slot(POOL, "dead-run", "daily_bars").is_claimed
+    budget = RequestBudget(platform.instance, "live-run", "daily_bars", max_wait=0.5)
+
+    with pytest.raises(TimeoutError, match="waited 0.5 s for a slot of the pool 'stooq' \\(limit 1\\), all held by runs dead-run"):
+        with budget.slot(0):
+            pass
+
+    assert platform.instance.event_log_storage.get_concurrency_info(POOL).active_run_ids == {"dead-run"}
