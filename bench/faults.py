@@ -6,9 +6,10 @@
 Everything runs on loopback against the project's Stooq-compatible server with the synthetic data
 set. Each round picks an index, one of its last sessions and a random mix of faults (5xx, resets,
 slow answers, a damaged or missing CSV for some symbols, the hits limit or the browser check), and
-closes the session through Dagster, in this process or in a `python -m market_assets close`
-process killed with SIGKILL at a random moment. A round that fails is closed again without faults,
-as an operator would. At the end every parquet file under the data root is read back and every bar
+closes the session through Dagster, fetching and writing everything again (`force`), in this process
+or in a `python -m market_assets close` process killed with SIGKILL at a random moment, so faults
+and kills also hit files being replaced. A round that fails is closed again without faults, as an
+operator would. At the end every parquet file under the data root is read back and every bar
 compared with a fault-free close of the same session into a second data root.
 """
 
@@ -66,19 +67,20 @@ class Platform:
         with dg.DagsterInstance.get() as instance:
             yield instance
 
-    def close(self, index: str, session: str) -> bool:
+    def close(self, index: str, session: str, force: bool = False) -> bool:
         """Close in this process; False when a run of the close failed."""
         with self.instance() as instance:
             try:
-                close_index(instance, index, session)
+                close_index(instance, index, session, force=force)
             except CloseFailed:
                 return False
         return True
 
     def close_killed(self, index: str, session: str, after: float) -> bool:
-        """Close in a process of its own, killed with SIGKILL `after` seconds; False if it was."""
+        """Close (again: `--force`) in a process of its own, killed with SIGKILL `after` seconds
+        in; False when it was killed or failed."""
         process = subprocess.Popen(
-            [sys.executable, "-m", "market_assets", "close", index, "--session", session],
+            [sys.executable, "-m", "market_assets", "close", index, "--session", session, "--force"],
             env={**os.environ, **self.env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         try:
@@ -147,7 +149,7 @@ def main() -> int:
                 if rng.random() < 0.25:
                     kind = "killed" if not platform.close_killed(index, session, rng.uniform(1.0, 6.0)) else "succeeded"
                 else:
-                    kind = "succeeded" if platform.close(index, session) else "failed"
+                    kind = "succeeded" if platform.close(index, session, force=True) else "failed"
                 stats = server.stats()
                 faults.update(stats["faults"])
                 server.clear_faults()
