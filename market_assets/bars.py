@@ -15,6 +15,11 @@ Period = Literal["week", "month"]
 _PANDAS_PERIOD = {"week": "W-SUN", "month": "M"}
 
 
+def period_of(dates: pd.Series, period: Period) -> pd.Series:
+    """The calendar week (Monday to Sunday) or month of each date."""
+    return dates.dt.to_period(_PANDAS_PERIOD[period])
+
+
 def snapshot(daily: pd.DataFrame, session: pd.Timestamp) -> pd.DataFrame:
     """The history as published after the close of `session`: no row after it."""
     return daily.loc[daily["date"] <= session].reset_index(drop=True)
@@ -28,7 +33,7 @@ def resample(daily: pd.DataFrame, period: Period, session: pd.Timestamp, calenda
     (what charts and Stooq's own weekly and monthly files show). `incomplete` marks the last bar
     when `session` is not the last session of its week or month, so readers know it will change.
     """
-    periods = daily["date"].dt.to_period(_PANDAS_PERIOD[period])
+    periods = period_of(daily["date"], period)
     grouped = daily.groupby(periods, sort=True)
     bars = pd.DataFrame(
         {

@@ -55,6 +55,16 @@ STEP_K8S_CONFIG: dict[str, dict[str, Any]] = {
         },
         "job_spec_config": {"active_deadline_seconds": 600},
     },
+    # Compares each snapshot with the previous one: one more parquet read per symbol.
+    "adjustment_events": {
+        "container_config": {
+            "resources": {
+                "requests": {"cpu": "250m", "memory": "512Mi"},
+                "limits": {"cpu": "1", "memory": "2Gi"},
+            }
+        },
+        "job_spec_config": {"active_deadline_seconds": 600},
+    },
 }
 """Per-step pod settings in the form of dagster-k8s's user-defined config (snake_case keys)."""
 

@@ -86,7 +86,7 @@ def classify_non_data(text: str, subject: str, url: str) -> StooqError | None:
 
 
 def parse_history_csv(text: str, subject: str, url: str) -> pd.DataFrame:
-    """Parse a `/q/d/l/` CSV into `date, open, high, low, close, volume`, sorted by date.
+    """Parse a `/q/d/l/` CSV into `date, open, high, low, close, volume`, rows in the order given.
 
     Refuses, rather than repairs, anything that is not a complete CSV: a truncated download would
     otherwise become a plausible-looking history missing its last session.
@@ -157,13 +157,9 @@ def _typed_bars(frame: pd.DataFrame, subject: str, url: str) -> pd.DataFrame:
         out["volume"] = pd.Series(np.nan, index=frame.index)
     bars = pd.DataFrame(out)
     bars["volume"] = bars["volume"].astype("Float64")
-    duplicated = bars["date"].duplicated(keep=False)
-    if duplicated.any():
-        first = bars.loc[duplicated, "date"].iloc[0].date()
-        raise StooqFormatError(subject, url, f"the CSV has the date {first} more than once")
-    if not bars["date"].is_monotonic_increasing:
-        bars = bars.sort_values("date", kind="stable")
-    return bars.reset_index(drop=True)
+    # Rows stay as published, repeated or misordered dates included: they are data to be seen
+    # (the blocking check `dates_unique_and_increasing`), not a format error.
+    return bars
 
 
 def _numbers(raw: pd.Series, column: str, subject: str, url: str, *, required: bool) -> pd.Series:
