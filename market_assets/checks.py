@@ -154,26 +154,32 @@ def resampled_agree_with_daily(daily: pd.DataFrame, bars: pd.DataFrame, period: 
     """Each bar is its period's daily bars: first open, highest high, lowest low, last close,
     summed volume, and is dated by the period's last daily bar; every daily bar belongs to a bar.
 
-    Recomputed bar by bar from the bar's own date (the daily rows after the previous bar's date
+    Recomputed from the bars' own dates (a bar takes the daily rows after the previous bar's date
     up to its own), not with the resampling code, so a fault there shows here.
     """
-    wrong = []
-    previous = pd.Timestamp.min
-    for bar in bars.itertuples(index=False):
-        rows = daily[(daily["date"] > previous) & (daily["date"] <= bar.date)]
-        previous = bar.date
-        if rows.empty or rows["date"].iloc[-1] != bar.date or period_of(rows["date"], period).nunique() != 1:
-            wrong.append(bar.date)
-            continue
-        volume = rows["volume"].sum() if rows["volume"].notna().any() else pd.NA
-        expected = (rows["open"].iloc[0], rows["high"].max(), rows["low"].min(), rows["close"].iloc[-1])
-        if not np.allclose(expected, (bar.open, bar.high, bar.low, bar.close), rtol=1e-12) or not _same(
-            volume, bar.volume
-        ):
-            wrong.append(bar.date)
-    unused = daily.loc[daily["date"] > previous, "date"]
+    owner = np.searchsorted(bars["date"].to_numpy(), daily["date"].to_numpy(), side="left")
+    covered = owner < len(bars)
+    rows = daily[covered].assign(bar=owner[covered], period=period_of(daily["date"][covered], period))
+    grouped = rows.groupby("bar")
+    expected = pd.DataFrame(
+        {
+            "date": grouped["date"].last(),
+            "open": grouped["open"].first(),
+            "high": grouped["high"].max(),
+            "low": grouped["low"].min(),
+            "close": grouped["close"].last(),
+            "volume": grouped["volume"].sum(min_count=1),
+            "periods": grouped["period"].nunique(),
+        }
+    ).reindex(range(len(bars)))
+    actual = bars.reset_index(drop=True)
+    prices = ["open", "high", "low", "close"]
+    same_prices = np.isclose(expected[prices].to_numpy(float), actual[prices].to_numpy(float), rtol=1e-12).all(axis=1)
+    volumes = [frame["volume"].astype("Float64").to_numpy(float, na_value=np.nan) for frame in (expected, actual)]
+    same_volume = np.isclose(*volumes, rtol=1e-12, equal_nan=True)
+    right = (expected["date"] == actual["date"]) & (expected["periods"] == 1) & same_prices & same_volume
     return Finding.of(
-        [*wrong, *unused],
+        [*actual.loc[~right.to_numpy(), "date"], *daily.loc[~covered, "date"]],
         f"{period}ly bars (or daily bars left out) that disagree with the daily bars",
         f"every {period}ly bar agrees with its daily bars",
     )
@@ -195,9 +201,3 @@ def incomplete_flag_right(bars: pd.DataFrame, period: Period, session: pd.Timest
         f"{period}ly bars with a wrong incomplete flag",
         f"only a {period} with sessions still to come is flagged incomplete",
     )
-
-
-def _same(expected: object, actual: object) -> bool:
-    if pd.isna(expected) or pd.isna(actual):
-        return bool(pd.isna(expected) and pd.isna(actual))
-    return bool(np.isclose(float(expected), float(actual), rtol=1e-12))

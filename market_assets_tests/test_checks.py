@@ -134,6 +134,15 @@ def test_resampled_bars_agree_with_their_daily_bars(period):
     assert incomplete_flag_right(bars, period, session, "XNYS").passed
 
 
+def test_bars_without_volume_agree_and_a_volume_where_there_is_none_does_not():
+    daily = _bars().assign(volume=pd.array([None] * len(DAYS), dtype="Float64"))
+    weekly = resample(daily, "week", pd.Timestamp("2026-11-27"), "XNYS")
+
+    assert weekly["volume"].isna().all() and resampled_agree_with_daily(daily, weekly, "week").passed
+    weekly.loc[1, "volume"] = 0.0
+    assert _dates(resampled_agree_with_daily(daily, weekly, "week")) == ["2026-11-27"]
+
+
 def test_a_wrong_weekly_bar_and_a_left_out_day_are_named():
     daily = _bars()
     weekly = resample(daily, "week", pd.Timestamp("2026-11-27"), "XNYS")

@@ -31,6 +31,7 @@ from market_assets.assets.checks import (
 )
 from market_assets.assets.retry import STOOQ_RETRY
 from market_assets.bars import Period, resample, snapshot
+from market_assets.checks import Finding
 from market_assets.executors import step_k8s_tags
 from market_assets.metadata import add_partition_metadata, bars_metadata
 from market_assets.partitions import bars_partitions, composition_partitions, dimensions
@@ -101,8 +102,14 @@ def daily_bars(
         f"{len(fetched)} fetched, {len(stored)} already stored, {len(failures)} failed "
         f"of {len(targets)} partitions"
     )
+    adjustments = detect_adjustments(store, frames)
+    metadata = {
+        key: {**bars_metadata(frame, store.path(asset, key)), **adjustment_metadata(adjustments[key])}
+        for key, frame in frames.items()
+    }
+    findings = daily_findings(frames, quality, adjustments)
     if failures:
-        _store_and_record(context, asset, fetched, lake)
+        _store_and_record(context, {key: frames[key] for key in fetched}, metadata, findings, lake)
         retryable = all(getattr(error, "retryable", False) for error in failures.values())
         lines = "\n".join(f"- {failures[symbol]}" for symbol in sorted(failures))
         raise dg.Failure(
@@ -110,17 +117,7 @@ def daily_bars(
             metadata={"failed_symbols": dg.MetadataValue.text(", ".join(sorted(failures)))},
             allow_retries=retryable,
         )
-    adjustments = detect_adjustments(store, frames)
-    add_partition_metadata(
-        context,
-        {
-            key: {**bars_metadata(frame, store.path(asset, key)), **adjustment_metadata(adjustments[key])}
-            for key, frame in frames.items()
-        },
-    )
-    yield dg.Output(frames)
-    yield from check_outputs(context)
-    yield from check_evaluations(context, daily_findings(frames, quality, adjustments))
+    yield from _materialized(context, frames, metadata, findings)
 
 
 @dg.asset(**_BARS_ASSET, op_tags=step_k8s_tags("weekly_bars"), check_specs=resampled_check_specs("weekly_bars"))
@@ -244,21 +241,36 @@ def _fetch_all(
     return fetched, failures
 
 
+def _materialized(
+    context: dg.AssetExecutionContext,
+    frames: dict[str, pd.DataFrame],
+    metadata: Mapping[str, Mapping[str, dg.MetadataValue]],
+    findings: Mapping[str, Mapping[str, Finding]],
+) -> Iterator[dg.Output | dg.AssetCheckEvaluation]:
+    """The step's output (written by the IO manager), then its checks' results per partition."""
+    add_partition_metadata(context, metadata)
+    yield dg.Output(frames)
+    yield from check_outputs(context)
+    yield from check_evaluations(context, findings)
+
+
 def _store_and_record(
     context: dg.AssetExecutionContext,
-    asset: str,
     frames: Mapping[str, pd.DataFrame],
+    metadata: Mapping[str, Mapping[str, dg.MetadataValue]],
+    findings: Mapping[str, Mapping[str, Finding]],
     lake: DataLakeResource,
 ) -> None:
-    """Store and record the partitions a failing step did produce, so a re-run asks only for the
-    rest (what `daily_bars` fetched, the bars of the partitions that passed the blocking checks)."""
+    """Store and record the partitions a failing step did produce, with their checks' results, so
+    a re-run asks only for the rest (what `daily_bars` fetched, the bars of the partitions that
+    passed the blocking checks)."""
     for key, frame in frames.items():
-        path = lake.store.write(asset, key, frame)
+        lake.store.write(context.asset_key.path[-1], key, frame)
         context.log_event(
-            dg.AssetMaterialization(
-                asset_key=context.asset_key, partition=key, metadata=bars_metadata(frame, path)
-            )
+            dg.AssetMaterialization(asset_key=context.asset_key, partition=key, metadata=metadata[key])
         )
+    for evaluation in check_evaluations(context, {key: findings[key] for key in frames}):
+        context.log_event(evaluation)
 
 
 def _resampled(
@@ -282,11 +294,10 @@ def _resampled(
         dims = dimensions(key, bars_partitions)
         session = pd.Timestamp(dims["date"])
         out[key] = resample(daily[key], period, session, calendar_for_symbol(dims["symbol"]))
+    metadata = {key: bars_metadata(bars, lake.store.path(asset, key)) for key, bars in out.items()}
     findings = {key: resampled_findings(daily[key], bars, period, key) for key, bars in out.items()}
     if blocked:
-        _store_and_record(context, asset, out, lake)
-        for evaluation in check_evaluations(context, findings):
-            context.log_event(evaluation)
+        _store_and_record(context, out, metadata, findings, lake)
         lines = "\n".join(f"- {key}: " + "; ".join(blocked[key]) for key in sorted(blocked))
         raise dg.Failure(
             description=f"{asset}: {len(blocked)} of {len(blocked) + len(out)} partitions not built, "
@@ -294,9 +305,4 @@ def _resampled(
             metadata={"blocked_partitions": dg.MetadataValue.text(", ".join(sorted(blocked)))},
             allow_retries=False,
         )
-    add_partition_metadata(
-        context, {key: bars_metadata(bars, lake.store.path(asset, key)) for key, bars in out.items()}
-    )
-    yield dg.Output(out)
-    yield from check_outputs(context)
-    yield from check_evaluations(context, findings)
+    yield from _materialized(context, out, metadata, findings)
