@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Literal
 
 import pandas as pd
+from pandas.api.typing import DataFrameGroupBy
 
 from market_assets.sessions import next_session
 
@@ -25,6 +26,21 @@ def snapshot(daily: pd.DataFrame, session: pd.Timestamp) -> pd.DataFrame:
     return daily.loc[daily["date"] <= session].reset_index(drop=True)
 
 
+def candles(groups: DataFrameGroupBy) -> pd.DataFrame:
+    """One candle per group of daily bars: the date of its last bar, the first open, the highest
+    high, the lowest low, the last close and the summed volume (missing when no bar has one)."""
+    return pd.DataFrame(
+        {
+            "date": groups["date"].last(),
+            "open": groups["open"].first(),
+            "high": groups["high"].max(),
+            "low": groups["low"].min(),
+            "close": groups["close"].last(),
+            "volume": groups["volume"].sum(min_count=1).astype("Float64"),
+        }
+    )
+
+
 def resample(daily: pd.DataFrame, period: Period, session: pd.Timestamp, calendar: str) -> pd.DataFrame:
     """One bar per calendar week (Monday to Sunday) or month that has at least one session.
 
@@ -34,18 +50,7 @@ def resample(daily: pd.DataFrame, period: Period, session: pd.Timestamp, calenda
     when `session` is not the last session of its week or month, so readers know it will change.
     """
     periods = period_of(daily["date"], period)
-    grouped = daily.groupby(periods, sort=True)
-    bars = pd.DataFrame(
-        {
-            "date": grouped["date"].last(),
-            "open": grouped["open"].first(),
-            "high": grouped["high"].max(),
-            "low": grouped["low"].min(),
-            "close": grouped["close"].last(),
-            "volume": grouped["volume"].sum(min_count=1),
-        }
-    ).reset_index(drop=True)
-    bars["volume"] = bars["volume"].astype("Float64")
+    bars = candles(daily.groupby(periods, sort=True)).reset_index(drop=True)
     freq = _PANDAS_PERIOD[period]
     session_period = pd.Period(session, freq)
     period_goes_on = pd.Period(next_session(calendar, session), freq) == session_period

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from market_assets.bars import Period, period_of
+from market_assets.bars import Period, candles, period_of
 from market_assets.sessions import calendar, next_session
 
 _PRICES = ["open", "high", "low", "close"]
@@ -154,28 +154,19 @@ def resampled_agree_with_daily(daily: pd.DataFrame, bars: pd.DataFrame, period: 
     """Each bar is its period's daily bars: first open, highest high, lowest low, last close,
     summed volume, and is dated by the period's last daily bar; every daily bar belongs to a bar.
 
-    Recomputed from the bars' own dates (a bar takes the daily rows after the previous bar's date
-    up to its own), not with the resampling code, so a fault there shows here.
+    The daily rows of a bar are found from the bars' own dates (the rows after the previous bar's
+    date up to its own), not from calendar periods as `resample` groups them, so a bar that is
+    mislabelled, spans two periods or leaves rows out shows here.
     """
     owner = np.searchsorted(bars["date"].to_numpy(), daily["date"].to_numpy(), side="left")
     covered = owner < len(bars)
     rows = daily[covered].assign(bar=owner[covered], period=period_of(daily["date"][covered], period))
-    grouped = rows.groupby("bar")
-    expected = pd.DataFrame(
-        {
-            "date": grouped["date"].last(),
-            "open": grouped["open"].first(),
-            "high": grouped["high"].max(),
-            "low": grouped["low"].min(),
-            "close": grouped["close"].last(),
-            "volume": grouped["volume"].sum(min_count=1),
-            "periods": grouped["period"].nunique(),
-        }
-    ).reindex(range(len(bars)))
+    groups = rows.groupby("bar")
+    expected = candles(groups).assign(periods=groups["period"].nunique()).reindex(range(len(bars)))
     actual = bars.reset_index(drop=True)
     prices = ["open", "high", "low", "close"]
     same_prices = np.isclose(expected[prices].to_numpy(float), actual[prices].to_numpy(float), rtol=1e-12).all(axis=1)
-    volumes = [frame["volume"].astype("Float64").to_numpy(float, na_value=np.nan) for frame in (expected, actual)]
+    volumes = [frame["volume"].to_numpy(float, na_value=np.nan) for frame in (expected, actual)]
     same_volume = np.isclose(*volumes, rtol=1e-12, equal_nan=True)
     right = (expected["date"] == actual["date"]) & (expected["periods"] == 1) & same_prices & same_volume
     return Finding.of(
