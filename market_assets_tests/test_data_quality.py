@@ -9,10 +9,12 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from market_assets.definitions import defs
+from market_assets.freshness import bars_freshness_policy
 from market_assets.runner import CloseFailed, close_index
 from market_assets.sessions import calendar
 from market_assets.storage import ParquetStore
-from market_assets.stooq_server import generate_synthetic
+from market_assets.stooq_server import Fault, FaultKind, generate_synthetic
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -174,3 +176,46 @@ def test_a_split_is_recorded_as_an_adjustment_event_not_a_jump(platform, univers
     assert f"past rows from {_day(previous['date'].iloc[0])} to {before} changed by a ratio of 2" in metadata["adjusted_past"].value
     evaluations = _evaluations(instance, [run.run_id for run in instance.get_runs()])
     assert evaluations["daily_bars", "no_unexplained_jumps", f"{session}|{splitting}"].passed
+
+
+def test_a_failing_daily_step_records_the_checks_of_what_it_stored(platform, universe):
+    instance, store, server = platform
+    day = _day(universe.last_session["XNYS"])
+    missing, inverted = universe.members("DJI")[:2]
+    server.inject(Fault(FaultKind.NO_DATA, symbols={missing}))
+
+    def invert(frame):
+        frame.loc[frame.index[-1], ["High", "Low"]] = frame.loc[frame.index[-1], ["Low", "High"]].to_numpy()
+        return frame
+
+    _edit_history(universe.data_dir, inverted, invert)
+    server.reload()
+
+    with pytest.raises(CloseFailed, match=f"{missing}: Stooq answered 'No data'"):
+        close_index(instance, "DJI", day)
+
+    evaluations = _evaluations(instance, [run.run_id for run in instance.get_runs()])
+    assert store.exists("daily_bars", f"{day}|{inverted}") and not store.exists("daily_bars", f"{day}|{missing}")
+    failing = evaluations["daily_bars", "high_low_consistent", f"{day}|{inverted}"]
+    assert not failing.passed and failing.metadata["offending_dates"].value == [day]
+    assert not any(partition == f"{day}|{missing}" for _, _, partition in evaluations)
+
+
+@pytest.mark.parametrize(
+    "delay, grace, cron, lower_bound",
+    [(None, None, "30 17 * * 1-5", pd.Timedelta(hours=17, minutes=30)), ("XNYS=45", "30", "15 17 * * 1-5", pd.Timedelta(hours=17, minutes=15))],
+)
+def test_bars_must_be_updated_each_weekday_by_the_new_york_close_plus_delay_and_grace(monkeypatch, delay, grace, cron, lower_bound):
+    for name, value in (("MARKET_ASSETS_CLOSE_DELAY_MINUTES", delay), ("MARKET_ASSETS_FRESHNESS_GRACE_MINUTES", grace)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    policy = bars_freshness_policy()
+
+    assert (policy.deadline_cron, policy.timezone) == (cron, "America/New_York")
+    assert policy.lower_bound_delta == lower_bound  # since midnight: Hong Kong's close that day counts
+    specs = {spec.key.path[-1]: spec for asset in defs.assets for spec in getattr(asset, "specs", [])}
+    for asset in ("daily_bars", "weekly_bars", "monthly_bars"):
+        assert isinstance(specs[asset].freshness_policy, dg.FreshnessPolicy)
+    assert specs["adjustment_events"].freshness_policy is None
