@@ -121,6 +121,11 @@ def test_bad_histories_fail_their_checks_and_block_only_their_own_bars(platform,
     assert offending(failed("close_not_repeated", flat)) == [_day(d) for d in originals[flat]["Date"].iloc[-6:]]
     assert offending(failed("no_unexplained_jumps", jump)) == [_day(originals[jump]["Date"].iloc[-3])]
 
+    daily_run = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("daily_bars"), asset_partitions=[f"{day}|{gap}"]), limit=1
+    ).records[0]
+    assert missing.target_materialization_data.storage_id == daily_run.storage_id  # the snapshot it checked
+
     for symbol in members:
         key = f"{day}|{symbol}"
         failing = {check for (asset, check, partition), e in evaluations.items() if partition == key and not e.passed}
