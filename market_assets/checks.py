@@ -32,14 +32,15 @@ class Finding:
     """The offending dates (of bars, or of sessions missing from them), oldest first."""
 
     @classmethod
-    def of(cls, dates: Iterable[pd.Timestamp], problem: str, fine: str) -> Finding:
-        """Passed when `dates` is empty; else `problem` followed by the first dates."""
+    def of(cls, dates: Iterable[pd.Timestamp], noun: str, problem: str, fine: str) -> Finding:
+        """Passed when `dates` is empty; else "<count> <noun(s)> <problem>: <first dates>"."""
         found = sorted(pd.Timestamp(day) for day in dates)
         if not found:
             return cls(True, fine)
         shown = ", ".join(f"{day:%Y-%m-%d}" for day in found[:_SHOWN_DATES])
         more = f" and {len(found) - _SHOWN_DATES} more" if len(found) > _SHOWN_DATES else ""
-        return cls(False, f"{len(found)} {problem}: {shown}{more}", found)
+        nouns = noun if len(found) == 1 else f"{noun}s"
+        return cls(False, f"{len(found)} {nouns} {problem}: {shown}{more}", found)
 
 
 # --- Daily bars ---------------------------------------------------------------------------------
@@ -52,7 +53,8 @@ def high_low_consistent(bars: pd.DataFrame) -> Finding:
     bad = (bars["high"] < top) | (bars["low"] > bottom)
     return Finding.of(
         bars.loc[bad, "date"],
-        "bars with high below max(open, close) or low above min(open, close)",
+        "bar",
+        "with high below max(open, close) or low above min(open, close)",
         "every high and low brackets its open and close",
     )
 
@@ -60,13 +62,13 @@ def high_low_consistent(bars: pd.DataFrame) -> Finding:
 def prices_positive(bars: pd.DataFrame) -> Finding:
     """Every open, high, low and close above zero."""
     bad = (bars[_PRICES] <= 0).any(axis=1)
-    return Finding.of(bars.loc[bad, "date"], "bars with a price at or below zero", "every price is positive")
+    return Finding.of(bars.loc[bad, "date"], "bar", "with a price at or below zero", "every price is positive")
 
 
 def volume_not_negative(bars: pd.DataFrame) -> Finding:
     """Volume at or above zero where there is one (index series have none)."""
     bad = (bars["volume"] < 0).fillna(False).astype(bool)
-    return Finding.of(bars.loc[bad, "date"], "bars with a negative volume", "no volume is negative")
+    return Finding.of(bars.loc[bad, "date"], "bar", "with a negative volume", "no volume is negative")
 
 
 def dates_unique_and_increasing(bars: pd.DataFrame) -> Finding:
@@ -76,7 +78,8 @@ def dates_unique_and_increasing(bars: pd.DataFrame) -> Finding:
     backwards = dates.diff() <= pd.Timedelta(0)
     return Finding.of(
         dates[repeated | backwards].unique(),
-        "dates repeated or out of order",
+        "date",
+        "repeated or out of order",
         "dates are unique and increasing",
     )
 
@@ -94,7 +97,7 @@ def no_missing_sessions(bars: pd.DataFrame, calendar_code: str) -> Finding:
     sessions = exchange.sessions_in_range(first, bars["date"].max())
     missing = sessions.difference(pd.DatetimeIndex(bars["date"]))
     return Finding.of(
-        missing, f"sessions of {calendar_code} without a bar", f"no session of {calendar_code} is missing"
+        missing, "session", f"of {calendar_code} without a bar", f"no session of {calendar_code} is missing"
     )
 
 
@@ -126,7 +129,8 @@ def no_unexplained_jumps(
     known = {pd.Timestamp(day) for day in split_dates}
     return Finding.of(
         (day for day in jumps if day not in known),
-        f"closes moved by more than {max_move:.0%} from the previous close without a split",
+        "close",
+        f"moved by more than {max_move:.0%} from the previous close without a split",
         f"no close moved by more than {max_move:.0%} without a split",
     )
 
@@ -142,7 +146,8 @@ def close_not_repeated(bars: pd.DataFrame, sessions: int) -> Finding:
     repeat = (run_length >= sessions) & close.eq(close.shift(1))
     return Finding.of(
         bars.loc[repeat, "date"],
-        f"bars repeat the close of the bar before, in runs of {sessions} or more",
+        "bar",
+        f"repeating the close of the bar before, in a run of {sessions} or more",
         f"no close is repeated on {sessions} bars in a row",
     )
 
@@ -171,7 +176,8 @@ def resampled_agree_with_daily(daily: pd.DataFrame, bars: pd.DataFrame, period: 
     right = (expected["date"] == actual["date"]) & (expected["periods"] == 1) & same_prices & same_volume
     return Finding.of(
         [*actual.loc[~right.to_numpy(), "date"], *daily.loc[~covered, "date"]],
-        f"{period}ly bars (or daily bars left out) that disagree with the daily bars",
+        "date",
+        f"where the {period}ly bars disagree with the daily bars (a wrong bar, or a day left out)",
         f"every {period}ly bar agrees with its daily bars",
     )
 
@@ -189,6 +195,7 @@ def incomplete_flag_right(bars: pd.DataFrame, period: Period, session: pd.Timest
     wrong = bars.loc[bars["incomplete"].astype(bool) != expected, "date"]
     return Finding.of(
         wrong,
-        f"{period}ly bars with a wrong incomplete flag",
+        f"{period}ly bar",
+        "with a wrong incomplete flag",
         f"only a {period} with sessions still to come is flagged incomplete",
     )

@@ -96,7 +96,7 @@ def test_a_missing_session_is_named_but_a_holiday_and_a_late_listing_are_not():
     finding = no_missing_sessions(bars, "XNYS")
 
     assert _dates(finding) == ["2026-11-23"]  # Thanksgiving, the 26th, is no session
-    assert finding.description == "1 sessions of XNYS without a bar: 2026-11-23"
+    assert finding.description == "1 session of XNYS without a bar: 2026-11-23"
 
 
 def test_a_last_bar_older_than_the_session_is_stale():
