@@ -120,7 +120,9 @@ def daily_bars(
     yield from _materialized(context, frames, metadata, findings)
 
 
-@dg.asset(**_BARS_ASSET, op_tags=step_k8s_tags("weekly_bars"), check_specs=resampled_check_specs("weekly_bars"))
+@dg.asset(
+    **_BARS_ASSET, op_tags=step_k8s_tags("weekly_bars"), check_specs=resampled_check_specs("weekly_bars")
+)
 def weekly_bars(
     context: dg.AssetExecutionContext,
     lake: DataLakeResource,
@@ -131,7 +133,9 @@ def weekly_bars(
     yield from _resampled(context, lake, quality, daily_bars, "week")
 
 
-@dg.asset(**_BARS_ASSET, op_tags=step_k8s_tags("monthly_bars"), check_specs=resampled_check_specs("monthly_bars"))
+@dg.asset(
+    **_BARS_ASSET, op_tags=step_k8s_tags("monthly_bars"), check_specs=resampled_check_specs("monthly_bars")
+)
 def monthly_bars(
     context: dg.AssetExecutionContext,
     lake: DataLakeResource,

@@ -23,7 +23,15 @@ the partition but do not stop its weekly and monthly bars.
 the weekly and monthly bars of every symbol in the run. So the specs are not `blocking` in
 Dagster's sense; instead `weekly_bars` and `monthly_bars` apply the blocking rules to each
 partition's daily snapshot (`blocked_partitions`), store and record the bars of the partitions
-that pass, and fail naming the partitions they refused. The same holds when they run on their own.
+that pass, and fail naming the partitions they refused. The same holds when they run on their own
+(a weekly-only run from the UI). The rules are re-applied to the snapshot rather than read back
+from the recorded results: they are pure and take milliseconds, and the gate then depends on the
+data only, not on which runs recorded what.
+
+**Partitioned results.** The specs carry the bars' `partitions_def` (a preview feature of dagster
+1.13, hence its `PreviewWarning`), and each result names its partition. `AssetCheckResult` only
+takes the partition of a single-partition run, so a step over a range of partitions (a close run)
+reports `AssetCheckEvaluation`s with their partition set (`check_evaluations`).
 """
 
 from __future__ import annotations
@@ -225,11 +233,7 @@ def check_evaluations(
     context: dg.AssetExecutionContext, findings: Mapping[str, Mapping[str, Finding]]
 ) -> list[dg.AssetCheckEvaluation]:
     """One evaluation per selected check and partition, pointing at the partition's latest
-    materialization (read in one query).
-
-    `AssetCheckResult` in dagster 1.13 takes its partition from a single-partition run only, so a
-    step over a range of partitions reports `AssetCheckEvaluation`s with their partition set.
-    """
+    materialization (read in one query): the one this step just recorded."""
     selected = {key.name for key in context.selected_asset_check_keys}
     targets = _latest_materializations(context, list(findings))
     evaluations = []
