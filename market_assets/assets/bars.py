@@ -273,7 +273,7 @@ def _store_and_record(
         context.log_event(
             dg.AssetMaterialization(asset_key=context.asset_key, partition=key, metadata=metadata[key])
         )
-    for evaluation in check_evaluations(context, {key: findings[key] for key in frames}):
+    for evaluation in check_evaluations(context, {key: findings[key] for key in frames}, recorded=False):
         context.log_event(evaluation)
 
 

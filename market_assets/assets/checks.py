@@ -230,12 +230,19 @@ def check_outputs(context: dg.AssetExecutionContext) -> Iterator[dg.Output]:
 
 
 def check_evaluations(
-    context: dg.AssetExecutionContext, findings: Mapping[str, Mapping[str, Finding]]
+    context: dg.AssetExecutionContext,
+    findings: Mapping[str, Mapping[str, Finding]],
+    *,
+    recorded: bool = True,
 ) -> list[dg.AssetCheckEvaluation]:
-    """One evaluation per selected check and partition, pointing at the partition's latest
-    materialization (read in one query): the one this step just recorded."""
+    """One evaluation per selected check and partition.
+
+    When the step's materializations are `recorded` (after its output), each result points at its
+    partition's latest materialization, read in one query; before that (a failing step's events
+    are stored when it ends) the latest one would be an older run's, so none is named.
+    """
     selected = {key.name for key in context.selected_asset_check_keys}
-    targets = _latest_materializations(context, list(findings))
+    targets = _latest_materializations(context, list(findings)) if recorded else {}
     evaluations = []
     for key, by_check in findings.items():
         for name, finding in by_check.items():
