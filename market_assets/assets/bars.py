@@ -126,11 +126,10 @@ def daily_bars(
 def weekly_bars(
     context: dg.AssetExecutionContext,
     lake: DataLakeResource,
-    quality: DataQualityResource,
     daily_bars: dict[str, pd.DataFrame],
 ) -> Iterator[dg.Output | dg.AssetCheckEvaluation]:
     """Weekly candles (Monday to Sunday) resampled from the same partition's daily snapshot."""
-    yield from _resampled(context, lake, quality, daily_bars, "week")
+    yield from _resampled(context, lake, daily_bars, "week")
 
 
 @dg.asset(
@@ -139,11 +138,10 @@ def weekly_bars(
 def monthly_bars(
     context: dg.AssetExecutionContext,
     lake: DataLakeResource,
-    quality: DataQualityResource,
     daily_bars: dict[str, pd.DataFrame],
 ) -> Iterator[dg.Output | dg.AssetCheckEvaluation]:
     """Monthly candles resampled from the same partition's daily snapshot."""
-    yield from _resampled(context, lake, quality, daily_bars, "month")
+    yield from _resampled(context, lake, daily_bars, "month")
 
 
 def _targets(context: dg.AssetExecutionContext, lake: DataLakeResource) -> list[_Target]:
@@ -280,7 +278,6 @@ def _store_and_record(
 def _resampled(
     context: dg.AssetExecutionContext,
     lake: DataLakeResource,
-    quality: DataQualityResource,
     daily: dict[str, pd.DataFrame],
     period: Period,
 ) -> Iterator[dg.Output | dg.AssetCheckEvaluation]:
@@ -290,7 +287,7 @@ def _resampled(
     the refused partitions and why: one bad symbol never holds back the rest of a close run.
     """
     asset = context.asset_key.path[-1]
-    blocked = blocked_partitions(daily, quality)
+    blocked = blocked_partitions(daily)
     out = {}
     for key in map(str, context.partition_keys):
         if key in blocked:

@@ -72,7 +72,8 @@ class Snapshot:
     bars: pd.DataFrame
     symbol: str
     session: pd.Timestamp
-    quality: DataQualityResource
+    quality: DataQualityResource | None
+    """The thresholds of the warning checks (the blocking ones take none)."""
     adjustment: Adjustment | None = None
 
     @property
@@ -184,7 +185,7 @@ def resampled_check_specs(asset: str) -> list[dg.AssetCheckSpec]:
 
 def daily_findings(
     frames: Mapping[str, pd.DataFrame],
-    quality: DataQualityResource,
+    quality: DataQualityResource | None,
     adjustments: Mapping[str, Adjustment | None],
     checks: Iterable[DailyCheck] = DAILY_CHECKS,
 ) -> dict[str, dict[str, Finding]]:
@@ -209,14 +210,12 @@ def resampled_findings(
     }
 
 
-def blocked_partitions(
-    daily: Mapping[str, pd.DataFrame], quality: DataQualityResource
-) -> dict[str, list[str]]:
+def blocked_partitions(daily: Mapping[str, pd.DataFrame]) -> dict[str, list[str]]:
     """Partitions whose daily snapshot fails a blocking check, with a line per failed check."""
     blocking = [check for check in DAILY_CHECKS if check.blocking]
     return {
         key: [f"{name}: {finding.description}" for name, finding in by_check.items() if not finding.passed]
-        for key, by_check in daily_findings(daily, quality, {}, blocking).items()
+        for key, by_check in daily_findings(daily, None, {}, blocking).items()
         if not all(finding.passed for finding in by_check.values())
     }
 
