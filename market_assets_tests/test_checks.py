@@ -3,9 +3,9 @@
 import pandas as pd
 import pytest
 
+from market_assets import checks as rules
 from market_assets.adjustments import adjustment_events, detect_adjustment
 from market_assets.bars import resample
-from market_assets import checks as rules
 
 # NYSE, November 2026: Thanksgiving on Thursday the 26th, an early close on Friday the 27th.
 DAYS = ["2026-11-16", "2026-11-17", "2026-11-18", "2026-11-19", "2026-11-20",
