@@ -26,11 +26,18 @@ _LAST_CLOSE = _MIDNIGHT + timedelta(hours=16)
 
 
 def bars_freshness_policy() -> dg.FreshnessPolicy:
+    """Due each weekday at the New York close plus delay and grace, for updates since midnight.
+
+    A delay that carries the deadline past midnight moves it to the next day (of a weekday's close).
+    """
     grace = timedelta(minutes=float(os.environ.get(GRACE_ENV, "60")))
     deadline = _LAST_CLOSE + close_delay("XNYS") + grace
+    days_later = (deadline.date() - _MIDNIGHT.date()).days
+    weekdays = ",".join(str((day + days_later) % 7) for day in range(1, 6))
+    since_midnight = deadline - deadline.replace(hour=0, minute=0)
     return dg.FreshnessPolicy.cron(
-        deadline_cron=f"{deadline.minute} {deadline.hour} * * 1-5",
-        lower_bound_delta=deadline - _MIDNIGHT,
+        deadline_cron=f"{deadline.minute} {deadline.hour} * * {weekdays}",
+        lower_bound_delta=max(since_midnight, timedelta(minutes=1)),
         timezone="America/New_York",
     )
 

@@ -208,7 +208,11 @@ def test_a_failing_daily_step_records_the_checks_of_what_it_stored(platform, uni
 
 @pytest.mark.parametrize(
     "delay, grace, cron, lower_bound",
-    [(None, None, "30 17 * * 1-5", pd.Timedelta(hours=17, minutes=30)), ("XNYS=45", "30", "15 17 * * 1-5", pd.Timedelta(hours=17, minutes=15))],
+    [
+        (None, None, "30 17 * * 1,2,3,4,5", pd.Timedelta(hours=17, minutes=30)),
+        ("XNYS=45", "30", "15 17 * * 1,2,3,4,5", pd.Timedelta(hours=17, minutes=15)),
+        ("1049", None, "29 10 * * 2,3,4,5,6", pd.Timedelta(hours=10, minutes=29)),  # past midnight
+    ],
 )
 def test_bars_must_be_updated_each_weekday_by_the_new_york_close_plus_delay_and_grace(monkeypatch, delay, grace, cron, lower_bound):
     for name, value in (("MARKET_ASSETS_CLOSE_DELAY_MINUTES", delay), ("MARKET_ASSETS_FRESHNESS_GRACE_MINUTES", grace)):
