@@ -36,6 +36,7 @@ reports `AssetCheckEvaluation`s with their partition set (`check_evaluations`).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -152,13 +153,17 @@ _SEVERITIES: dict[tuple[str, str], dg.AssetCheckSeverity] = {}
 
 def _spec(asset: str, name: str, description: str, severity: dg.AssetCheckSeverity) -> dg.AssetCheckSpec:
     _SEVERITIES[asset, name] = severity
-    return dg.AssetCheckSpec(
-        name,
-        asset=asset,
-        description=description,
-        partitions_def=bars_partitions,
-        metadata={"severity": severity.value},
-    )
+    with warnings.catch_warnings():
+        # Partitioned checks are a preview in dagster 1.13 (see the module docstring): said once
+        # here rather than on every load of the code location.
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return dg.AssetCheckSpec(
+            name,
+            asset=asset,
+            description=description,
+            partitions_def=bars_partitions,
+            metadata={"severity": severity.value},
+        )
 
 
 DAILY_CHECK_SPECS = [
