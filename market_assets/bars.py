@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Literal
 
 import pandas as pd
+from pandas.api.typing import DataFrameGroupBy
 
 from market_assets.sessions import next_session
 
@@ -15,9 +16,29 @@ Period = Literal["week", "month"]
 _PANDAS_PERIOD = {"week": "W-SUN", "month": "M"}
 
 
+def period_of(dates: pd.Series, period: Period) -> pd.Series:
+    """The calendar week (Monday to Sunday) or month of each date."""
+    return dates.dt.to_period(_PANDAS_PERIOD[period])
+
+
 def snapshot(daily: pd.DataFrame, session: pd.Timestamp) -> pd.DataFrame:
     """The history as published after the close of `session`: no row after it."""
     return daily.loc[daily["date"] <= session].reset_index(drop=True)
+
+
+def candles(groups: DataFrameGroupBy) -> pd.DataFrame:
+    """One candle per group of daily bars: the date of its last bar, the first open, the highest
+    high, the lowest low, the last close and the summed volume (missing when no bar has one)."""
+    return pd.DataFrame(
+        {
+            "date": groups["date"].last(),
+            "open": groups["open"].first(),
+            "high": groups["high"].max(),
+            "low": groups["low"].min(),
+            "close": groups["close"].last(),
+            "volume": groups["volume"].sum(min_count=1).astype("Float64"),
+        }
+    )
 
 
 def resample(daily: pd.DataFrame, period: Period, session: pd.Timestamp, calendar: str) -> pd.DataFrame:
@@ -28,19 +49,8 @@ def resample(daily: pd.DataFrame, period: Period, session: pd.Timestamp, calenda
     (what charts and Stooq's own weekly and monthly files show). `incomplete` marks the last bar
     when `session` is not the last session of its week or month, so readers know it will change.
     """
-    periods = daily["date"].dt.to_period(_PANDAS_PERIOD[period])
-    grouped = daily.groupby(periods, sort=True)
-    bars = pd.DataFrame(
-        {
-            "date": grouped["date"].last(),
-            "open": grouped["open"].first(),
-            "high": grouped["high"].max(),
-            "low": grouped["low"].min(),
-            "close": grouped["close"].last(),
-            "volume": grouped["volume"].sum(min_count=1),
-        }
-    ).reset_index(drop=True)
-    bars["volume"] = bars["volume"].astype("Float64")
+    periods = period_of(daily["date"], period)
+    bars = candles(daily.groupby(periods, sort=True)).reset_index(drop=True)
     freq = _PANDAS_PERIOD[period]
     session_period = pd.Period(session, freq)
     period_goes_on = pd.Period(next_session(calendar, session), freq) == session_period

@@ -2,19 +2,26 @@
 
 import dagster as dg
 
+from market_assets.assets.adjustments import adjustment_events
 from market_assets.assets.bars import daily_bars, monthly_bars, weekly_bars
 from market_assets.assets.composition import index_composition
 from market_assets.assets.membership import index_membership
+from market_assets.freshness import with_bars_freshness
 from market_assets.io_manager import ParquetIOManager
 from market_assets.jobs import close_jobs, compositions_job, membership_job
-from market_assets.resources import DataLakeResource, source_from_env
+from market_assets.resources import DataLakeResource, DataQualityResource, source_from_env
 from market_assets.schedules import close_schedules
 from market_assets.sensors import close_bars
 
 _lake = DataLakeResource()
 
 defs = dg.Definitions(
-    assets=[index_composition, index_membership, daily_bars, weekly_bars, monthly_bars],
+    assets=[
+        index_composition,
+        index_membership,
+        *with_bars_freshness([daily_bars, weekly_bars, monthly_bars]),
+        adjustment_events,
+    ],
     jobs=[compositions_job, membership_job, *close_jobs.values()],
     schedules=close_schedules,
     sensors=[close_bars],
@@ -25,6 +32,7 @@ defs = dg.Definitions(
         # "Using real data").
         "stooq": source_from_env(),
         "lake": _lake,
+        "quality": DataQualityResource(),
         "io_manager": ParquetIOManager(lake=_lake),
     },
 )

@@ -36,25 +36,20 @@ STEP_K8S_CONFIG: dict[str, dict[str, Any]] = {
         },
         "job_spec_config": {"active_deadline_seconds": 1800},
     },
-    # Resampling is pandas over the run's snapshots: CPU-bound and short.
-    "weekly_bars": {
-        "container_config": {
-            "resources": {
-                "requests": {"cpu": "250m", "memory": "512Mi"},
-                "limits": {"cpu": "1", "memory": "2Gi"},
-            }
+    # Resampling, and comparing each snapshot with the previous one, is pandas over the run's
+    # snapshots: CPU-bound and short.
+    **dict.fromkeys(
+        ("weekly_bars", "monthly_bars", "adjustment_events"),
+        {
+            "container_config": {
+                "resources": {
+                    "requests": {"cpu": "250m", "memory": "512Mi"},
+                    "limits": {"cpu": "1", "memory": "2Gi"},
+                }
+            },
+            "job_spec_config": {"active_deadline_seconds": 600},
         },
-        "job_spec_config": {"active_deadline_seconds": 600},
-    },
-    "monthly_bars": {
-        "container_config": {
-            "resources": {
-                "requests": {"cpu": "250m", "memory": "512Mi"},
-                "limits": {"cpu": "1", "memory": "2Gi"},
-            }
-        },
-        "job_spec_config": {"active_deadline_seconds": 600},
-    },
+    ),
 }
 """Per-step pod settings in the form of dagster-k8s's user-defined config (snake_case keys)."""
 

@@ -19,6 +19,7 @@ from types import SimpleNamespace
 import dagster
 import jsonschema
 import pytest
+import yaml
 from kubernetes.client import ApiClient, V1JobSpec
 
 from market_assets import executors, storage
@@ -172,3 +173,10 @@ def test_the_helm_values_match_the_code_and_the_pinned_dagster():
     assert int(env["MARKET_ASSETS_MAX_SYMBOLS_PER_RUN"]) > 0
     assert deployment["image"]["tag"] not in ("latest", "") and deployment["image"]["pullPolicy"] == "IfNotPresent"
     assert values["postgresql"]["postgresqlScheme"] == "postgresql+psycopg2"
+
+
+def test_every_instance_has_the_freshness_policies_evaluated():
+    local = yaml.safe_load((PROJECT_ROOT / "dagster.yaml").read_text())
+    postgres = yaml.safe_load((PROJECT_ROOT / "deploy" / "dagster.postgres.yaml").read_text())
+    helm = chart.load_values()["additionalInstanceConfig"]
+    assert local["freshness"] == postgres["freshness"] == helm["freshness"] == {"enabled": True}

@@ -319,6 +319,34 @@ def test_saved_polish_crlf_files_are_served_in_english(server_factory: ServerFac
     assert "Synthetic" not in get(server, "/t/", i="578").text
 
 
+def test_edited_files_are_served_after_a_reload(server_factory: ServerFactory, tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    history = tmp_path / "d" / "abc.us.csv"
+    history.write_text("Date,Open,High,Low,Close,Volume\n2024-01-02,10,11,9,10.5,100\n2024-01-03,10.5,12,10,11,200\n")
+    server = server_factory(tmp_path)
+    assert download(server, "ABC.US").text.endswith("2024-01-03,10.5,12,10,11,200\r\n")
+
+    # An inverted high and low, a repeated date and a split: what data-quality tests serve.
+    history.write_text(
+        "Date,Open,High,Low,Close,Volume\n2024-01-02,10,9,11,10.5,100\n"
+        "2024-01-03,10.5,12,10,11,200\n2024-01-03,10.5,12,10,11,200\n2024-01-04,6,6.5,5.5,6,300\n"
+    )
+    (tmp_path / "splits.csv").write_text("symbol,date,ratio\nABC.US,2024-01-04,2\n")
+    assert "2024-01-04" not in download(server, "ABC.US").text  # what was read is kept until a reload
+
+    assert requests.post(f"{server.url}/_admin/reload", timeout=10).json() == {"reloaded": str(tmp_path)}
+    assert download(server, "ABC.US").text == (
+        "Date,Open,High,Low,Close,Volume\r\n"
+        "2024-01-02,5,4.5,5.5,5.25,200\r\n"
+        "2024-01-03,5.25,6,5,5.5,400\r\n"
+        "2024-01-03,5.25,6,5,5.5,400\r\n"
+        "2024-01-04,6,6.5,5.5,6,300\r\n"
+    )
+    history.unlink()
+    server.reload()
+    assert download(server, "ABC.US").text == "No data"
+
+
 def test_history_is_split_adjusted_as_of_the_serving_date(
     stooq_server: StooqServer, synthetic_universe: Universe
 ) -> None:

@@ -12,19 +12,30 @@ session in one step per asset, fetching concurrently, instead of paying a Dagste
 
 
 import queue
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import dagster as dg
 import pandas as pd
 
+from market_assets.assets.adjustments import adjustment_metadata, detect_adjustments
+from market_assets.assets.checks import (
+    DAILY_CHECK_SPECS,
+    blocked_partitions,
+    check_evaluations,
+    check_outputs,
+    daily_findings,
+    resampled_check_specs,
+    resampled_findings,
+)
 from market_assets.assets.retry import STOOQ_RETRY
 from market_assets.bars import Period, resample, snapshot
+from market_assets.checks import Finding
 from market_assets.executors import step_k8s_tags
 from market_assets.metadata import add_partition_metadata, bars_metadata
 from market_assets.partitions import bars_partitions, composition_partitions, dimensions
-from market_assets.resources import DataLakeResource, MarketDataSource
+from market_assets.resources import DataLakeResource, DataQualityResource, MarketDataSource
 from market_assets.sessions import calendar_for_symbol, require_session
 from market_assets.stooq import (
     StooqApiKeyRequired,
@@ -66,14 +77,19 @@ class _Target:
     session: pd.Timestamp
 
 
-@dg.asset(**_BARS_ASSET, op_tags=step_k8s_tags("daily_bars"))
+@dg.asset(**_BARS_ASSET, op_tags=step_k8s_tags("daily_bars"), check_specs=DAILY_CHECK_SPECS)
 def daily_bars(
     context: dg.AssetExecutionContext,
     config: DailyBarsConfig,
     stooq: MarketDataSource,
     lake: DataLakeResource,
-) -> dict[str, pd.DataFrame]:
-    """Daily OHLCV history of each symbol as published after the close of the session."""
+    quality: DataQualityResource,
+) -> Iterator[dg.Output | dg.AssetCheckEvaluation]:
+    """Daily OHLCV history of each symbol as published after the close of the session.
+
+    Each snapshot is compared with the symbol's previous one (rewritten past rows are recorded in
+    its metadata) and checked (`market_assets.assets.checks`), one result per partition.
+    """
     targets = _targets(context, lake)
     store = lake.store
     asset = context.asset_key.path[-1]
@@ -85,8 +101,14 @@ def daily_bars(
         f"{len(fetched)} fetched, {len(stored)} already stored, {len(failures)} failed "
         f"of {len(targets)} partitions"
     )
+    adjustments = detect_adjustments(store, frames)
+    metadata = {
+        key: {**bars_metadata(frame, store.path(asset, key)), **adjustment_metadata(adjustments[key])}
+        for key, frame in frames.items()
+    }
+    findings = daily_findings(frames, quality, adjustments)
     if failures:
-        _keep_fetched(context, asset, fetched, lake)
+        _store_and_record(context, {key: frames[key] for key in fetched}, metadata, findings, lake)
         retryable = all(getattr(error, "retryable", False) for error in failures.values())
         lines = "\n".join(f"- {failures[symbol]}" for symbol in sorted(failures))
         raise dg.Failure(
@@ -94,30 +116,31 @@ def daily_bars(
             metadata={"failed_symbols": dg.MetadataValue.text(", ".join(sorted(failures)))},
             allow_retries=retryable,
         )
-    add_partition_metadata(
-        context, {key: bars_metadata(frame, store.path(asset, key)) for key, frame in frames.items()}
-    )
-    return frames
+    yield from _materialized(context, frames, metadata, findings)
 
 
-@dg.asset(**_BARS_ASSET, op_tags=step_k8s_tags("weekly_bars"))
+@dg.asset(
+    **_BARS_ASSET, op_tags=step_k8s_tags("weekly_bars"), check_specs=resampled_check_specs("weekly_bars")
+)
 def weekly_bars(
     context: dg.AssetExecutionContext,
     lake: DataLakeResource,
     daily_bars: dict[str, pd.DataFrame],
-) -> dict[str, pd.DataFrame]:
+) -> Iterator[dg.Output | dg.AssetCheckEvaluation]:
     """Weekly candles (Monday to Sunday) resampled from the same partition's daily snapshot."""
-    return _resampled(context, lake, daily_bars, "week")
+    yield from _resampled(context, lake, daily_bars, "week")
 
 
-@dg.asset(**_BARS_ASSET, op_tags=step_k8s_tags("monthly_bars"))
+@dg.asset(
+    **_BARS_ASSET, op_tags=step_k8s_tags("monthly_bars"), check_specs=resampled_check_specs("monthly_bars")
+)
 def monthly_bars(
     context: dg.AssetExecutionContext,
     lake: DataLakeResource,
     daily_bars: dict[str, pd.DataFrame],
-) -> dict[str, pd.DataFrame]:
+) -> Iterator[dg.Output | dg.AssetCheckEvaluation]:
     """Monthly candles resampled from the same partition's daily snapshot."""
-    return _resampled(context, lake, daily_bars, "month")
+    yield from _resampled(context, lake, daily_bars, "month")
 
 
 def _targets(context: dg.AssetExecutionContext, lake: DataLakeResource) -> list[_Target]:
@@ -219,20 +242,36 @@ def _fetch_all(
     return fetched, failures
 
 
-def _keep_fetched(
+def _materialized(
     context: dg.AssetExecutionContext,
-    asset: str,
-    fetched: Mapping[str, pd.DataFrame],
+    frames: dict[str, pd.DataFrame],
+    metadata: Mapping[str, Mapping[str, dg.MetadataValue]],
+    findings: Mapping[str, Mapping[str, Finding]],
+) -> Iterator[dg.Output | dg.AssetCheckEvaluation]:
+    """The step's output (written by the IO manager), then its checks' results per partition."""
+    add_partition_metadata(context, metadata)
+    yield dg.Output(frames)
+    yield from check_outputs(context)
+    yield from check_evaluations(context, findings)
+
+
+def _store_and_record(
+    context: dg.AssetExecutionContext,
+    frames: Mapping[str, pd.DataFrame],
+    metadata: Mapping[str, Mapping[str, dg.MetadataValue]],
+    findings: Mapping[str, Mapping[str, Finding]],
     lake: DataLakeResource,
 ) -> None:
-    """Store what a failing step did fetch and record it, so a re-run asks only for the rest."""
-    for key, frame in fetched.items():
-        path = lake.store.write(asset, key, frame)
+    """Store and record the partitions a failing step did produce, with their checks' results, so
+    a re-run asks only for the rest (what `daily_bars` fetched, the bars of the partitions that
+    passed the blocking checks)."""
+    for key, frame in frames.items():
+        lake.store.write(context.asset_key.path[-1], key, frame)
         context.log_event(
-            dg.AssetMaterialization(
-                asset_key=context.asset_key, partition=key, metadata=bars_metadata(frame, path)
-            )
+            dg.AssetMaterialization(asset_key=context.asset_key, partition=key, metadata=metadata[key])
         )
+    for evaluation in check_evaluations(context, {key: findings[key] for key in frames}, recorded=False):
+        context.log_event(evaluation)
 
 
 def _resampled(
@@ -240,14 +279,30 @@ def _resampled(
     lake: DataLakeResource,
     daily: dict[str, pd.DataFrame],
     period: Period,
-) -> dict[str, pd.DataFrame]:
+) -> Iterator[dg.Output | dg.AssetCheckEvaluation]:
+    """Resample each partition whose daily snapshot passes the blocking checks.
+
+    When some do not, the bars of the others are stored and recorded, and the step fails naming
+    the refused partitions and why: one bad symbol never holds back the rest of a close run.
+    """
     asset = context.asset_key.path[-1]
+    blocked = blocked_partitions(daily)
     out = {}
-    for key in context.partition_keys:
+    for key in map(str, context.partition_keys):
+        if key in blocked:
+            continue
         dims = dimensions(key, bars_partitions)
         session = pd.Timestamp(dims["date"])
-        out[str(key)] = resample(daily[str(key)], period, session, calendar_for_symbol(dims["symbol"]))
-    add_partition_metadata(
-        context, {key: bars_metadata(bars, lake.store.path(asset, key)) for key, bars in out.items()}
-    )
-    return out
+        out[key] = resample(daily[key], period, session, calendar_for_symbol(dims["symbol"]))
+    metadata = {key: bars_metadata(bars, lake.store.path(asset, key)) for key, bars in out.items()}
+    findings = {key: resampled_findings(daily[key], bars, period, key) for key, bars in out.items()}
+    if blocked:
+        _store_and_record(context, out, metadata, findings, lake)
+        lines = "\n".join(f"- {key}: " + "; ".join(blocked[key]) for key in sorted(blocked))
+        raise dg.Failure(
+            description=f"{asset}: {len(blocked)} of {len(blocked) + len(out)} partitions not built, "
+            f"their daily bars fail a blocking check:\n{lines}",
+            metadata={"blocked_partitions": dg.MetadataValue.text(", ".join(sorted(blocked)))},
+            allow_retries=False,
+        )
+    yield from _materialized(context, out, metadata, findings)

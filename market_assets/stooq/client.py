@@ -146,7 +146,8 @@ class StooqClient:
         start: date | str | None = None,
         end: date | str | None = None,
     ) -> pd.DataFrame:
-        """Bars of `symbol` (`date`, `open`, `high`, `low`, `close`, `volume`), oldest first.
+        """Bars of `symbol` (`date`, `open`, `high`, `low`, `close`, `volume`) in the order
+        Stooq publishes them, oldest first (the `dates_unique_and_increasing` check verifies it).
 
         `start`/`end` (inclusive) become Stooq's `d1`/`d2`. `volume` is nullable: index series
         have none.

@@ -90,7 +90,7 @@ def classify_non_data(text: str, subject: str, url: str) -> StooqError | None:
 
 
 def parse_history_csv(text: str, subject: str, url: str) -> pd.DataFrame:
-    """Parse a `/q/d/l/` CSV into `date, open, high, low, close, volume`, sorted by date.
+    """Parse a `/q/d/l/` CSV into `date, open, high, low, close, volume`, rows in the order given.
 
     Refuses, rather than repairs, anything that is not a complete CSV: a truncated download would
     otherwise become a plausible-looking history missing its last session.
@@ -110,7 +110,7 @@ def parse_history_csv(text: str, subject: str, url: str) -> pd.DataFrame:
     frame = _read_rows(body, columns, subject, url)
     if frame.empty:
         raise StooqNoDataError(subject, url, "Stooq answered with a header and no rows")
-    return _typed_bars(frame, subject, url, date_format="%Y-%m-%d", ordered=False)
+    return _typed_bars(frame, subject, url, date_format="%Y-%m-%d", strict_dates=False)
 
 
 def parse_bulk_file(text: str, subject: str, url: str) -> pd.DataFrame:
@@ -137,7 +137,7 @@ def parse_bulk_file(text: str, subject: str, url: str) -> pd.DataFrame:
             f"line {position + 2} has the period {period.iloc[position]!r}, not D: "
             "not a file of the daily archives",
         )
-    return _typed_bars(frame, subject, url, date_format="%Y%m%d", ordered=True)
+    return _typed_bars(frame, subject, url, date_format="%Y%m%d", strict_dates=True)
 
 
 def _read_rows(body: str, columns: list[str], subject: str, url: str) -> pd.DataFrame:
@@ -183,9 +183,13 @@ def _parse_header(line: str, subject: str, url: str) -> list[str]:
 
 
 def _typed_bars(
-    frame: pd.DataFrame, subject: str, url: str, *, date_format: str, ordered: bool
+    frame: pd.DataFrame, subject: str, url: str, *, date_format: str, strict_dates: bool
 ) -> pd.DataFrame:
-    """Typed bars, sorted by date; dates out of order are an error when `ordered`."""
+    """Typed bars; a repeated or misordered date is an error when `strict_dates`.
+
+    A bulk archive's member is a file the user saved: refusing it names the file to replace. A
+    per-symbol CSV is Stooq's answer of the day: its rows are kept as published for the checks.
+    """
     dates = pd.to_datetime(frame["date"], format=date_format, errors="coerce")
     _reject_bad_cells(frame["date"], dates.isna(), "date", subject, url)
     out = {"date": dates.astype("datetime64[ns]")}
@@ -197,14 +201,15 @@ def _typed_bars(
         out["volume"] = pd.Series(np.nan, index=frame.index)
     bars = pd.DataFrame(out)
     bars["volume"] = bars["volume"].astype("Float64")
-    _check_dates(bars["date"], subject, url, ordered=ordered)
-    if not bars["date"].is_monotonic_increasing:
-        bars = bars.sort_values("date", kind="stable")
-    return bars.reset_index(drop=True)
+    if strict_dates:
+        _check_dates(bars["date"], subject, url)
+    # Otherwise rows stay as published, repeated or misordered dates included: they are data to
+    # be seen (the blocking check `dates_unique_and_increasing`), not a format error.
+    return bars
 
 
-def _check_dates(dates: pd.Series, subject: str, url: str, *, ordered: bool) -> None:
-    """Refuse a date given twice (which row is right?), and dates out of order when `ordered`."""
+def _check_dates(dates: pd.Series, subject: str, url: str) -> None:
+    """Refuse a date given twice (which row is right?) or dates out of order."""
     duplicated = dates.duplicated(keep=False).to_numpy()
     if duplicated.any():
         first = dates.iloc[int(np.flatnonzero(duplicated)[0])]
@@ -213,7 +218,7 @@ def _check_dates(dates: pd.Series, subject: str, url: str, *, ordered: bool) -> 
             subject, url, f"the date {first.date()} is on more than one line ({lines[0]} and {lines[1]})"
         )
     backwards = np.flatnonzero((dates.diff() < pd.Timedelta(0)).to_numpy())
-    if ordered and len(backwards):
+    if len(backwards):
         position = int(backwards[0])
         raise StooqFormatError(
             subject,

@@ -276,7 +276,8 @@ def _day(value: pd.Timestamp | None) -> np.datetime64 | None:
 class DataStore:
     """Reads the data directory lazily and keeps what it parsed, safely shared by request threads.
 
-    Files are read once per server: serving a changed directory means starting a new server.
+    Files are read once; after files in the directory change, `forget` makes the next requests
+    read them again.
     """
 
     def __init__(self, data_dir: Path) -> None:
@@ -293,6 +294,11 @@ class DataStore:
         value = load()
         with self._lock:
             return self._cache.setdefault(key, value)
+
+    def forget(self) -> None:
+        """Drop everything parsed, so that edited, added or removed files are served as they are now."""
+        with self._lock:
+            self._cache.clear()
 
     def _splits(self) -> dict[str, tuple[_Split, ...]]:
         def load() -> dict[str, tuple[_Split, ...]]:
@@ -514,6 +520,11 @@ class StooqServer:
 
     def active_faults(self) -> list[Fault]:
         return self._faults.active()
+
+    def reload(self) -> None:
+        """Serve the data directory as it is now: after a test or a person edited its files
+        (a history with a bad row, a new split in `splits.csv`), without restarting the server."""
+        self.store.forget()
 
     def stats(self) -> dict[str, Any]:
         """Requests served (total, by route, by symbol, by index id) and faults injected by kind."""
@@ -787,6 +798,9 @@ class _Handler(BaseHTTPRequestHandler):
                     raise ValueError("expected a JSON list of faults")
                 app.set_faults([Fault.from_json(item) for item in payload])
                 self._send_json(200, {"faults": [fault.to_json() for fault in app.active_faults()]})
+            elif (method, path) == ("POST", "/_admin/reload"):
+                app.reload()
+                self._send_json(200, {"reloaded": str(app.data_dir)})
             elif (method, path) == ("POST", "/_admin/as_of"):
                 payload = self._json_body()
                 if not isinstance(payload, dict) or "as_of" not in payload:

@@ -1,0 +1,230 @@
+"""Asset checks and adjustment detection end to end: bad histories served over HTTP by the project's
+server, a real Dagster instance, real parquet; each check fails with the offending dates, and the
+weekly and monthly bars of a blocked symbol are not built while the other symbols' are."""
+
+from collections.abc import Callable
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from market_assets.definitions import defs
+from market_assets.freshness import bars_freshness_policy
+from market_assets.runner import CloseFailed, close_index
+from market_assets.sessions import calendar
+from market_assets.storage import ParquetStore
+from market_assets.stooq_server import Fault, FaultKind, generate_synthetic
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def universe(tmp_path):
+    """A small universe of its own, since the tests edit its files."""
+    return generate_synthetic(tmp_path / "stooq", first_session="2019-01-02", sizes={"DJI": 8, "NDX": 1, "HSI": 1})
+
+
+@pytest.fixture
+def platform(tmp_path, monkeypatch, universe, server_factory):
+    home, lake = tmp_path / "dagster_home", tmp_path / "lake"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((PROJECT_ROOT / "dagster.yaml").read_text())
+    server = server_factory(universe.data_dir)
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv("MARKET_ASSETS_DATA_ROOT", str(lake))
+    monkeypatch.setenv("STOOQ_BASE_URL", server.url)
+    with dg.DagsterInstance.get() as instance:
+        yield instance, ParquetStore(str(lake)), server
+
+
+def _edit_history(data_dir: Path, symbol: str, edit: Callable[[pd.DataFrame], pd.DataFrame]) -> None:
+    """Rewrite the served daily file of `symbol` (Stooq's format) through `edit`."""
+    path = data_dir / "d" / f"{symbol.lower()}.csv"
+    edit(pd.read_csv(path)).to_csv(path, index=False, lineterminator="\r\n")
+
+
+def _evaluations(instance: dg.DagsterInstance, run_ids: list[str]) -> dict[tuple[str, str, str], dg.AssetCheckEvaluation]:
+    """`{(asset, check, partition): evaluation}` of the given runs."""
+    found = {}
+    for run_id in run_ids:
+        for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
+            evaluation = entry.dagster_event.event_specific_data
+            found[evaluation.asset_key.path[-1], evaluation.check_name, evaluation.partition] = evaluation
+    return found
+
+
+def _day(value: object) -> str:
+    return f"{pd.Timestamp(value):%Y-%m-%d}"
+
+
+def test_bad_histories_fail_their_checks_and_block_only_their_own_bars(platform, universe):
+    instance, store, server = platform
+    session = universe.last_session["XNYS"]
+    day = _day(session)
+    members = universe.members("DJI")
+    inverted, duplicated, stale, gap, flat, jump = members[:6]
+    edits: dict[str, Callable[[pd.DataFrame], pd.DataFrame]] = {}
+
+    def invert(frame):  # high and low swapped on two bars
+        frame.loc[frame.index[-3:-1], ["High", "Low"]] = frame.loc[frame.index[-3:-1], ["Low", "High"]].to_numpy()
+        return frame
+
+    def flatten(frame):  # the last six bars all at the close of the seventh-last
+        close = frame["Close"].iloc[-7]
+        frame.loc[frame.index[-6:], ["Open", "High", "Low", "Close"]] = close
+        return frame
+
+    def triple(frame):  # prices from the third-last bar on, three times higher, as if never adjusted
+        frame.loc[frame.index[-3:], ["Open", "High", "Low", "Close"]] *= 3
+        return frame
+
+    edits[inverted] = invert
+    edits[duplicated] = lambda frame: pd.concat([frame, frame.iloc[[-4]]]).sort_values("Date", kind="stable")
+    edits[stale] = lambda frame: frame[frame["Date"] < day]
+    edits[gap] = lambda frame: frame.drop(frame.index[-10])
+    edits[flat] = flatten
+    edits[jump] = triple
+    originals = {symbol: pd.read_csv(universe.data_dir / "d" / f"{symbol.lower()}.csv") for symbol in edits}
+    for symbol, edit in edits.items():
+        _edit_history(universe.data_dir, symbol, edit)
+    server.reload()
+
+    with pytest.raises(CloseFailed) as caught:
+        close_index(instance, "DJI", day)
+
+    message = str(caught.value)
+    for symbol in (inverted, duplicated, stale):
+        assert f"{day}|{symbol}: " in message
+    assert "3 of 8 partitions not built" in message
+    evaluations = _evaluations(instance, [run.run_id for run in instance.get_runs()])
+    sessions = calendar("XNYS").sessions_in_range(pd.Timestamp(originals[gap]["Date"].iloc[0]), session)
+
+    def failed(check: str, symbol: str) -> dg.AssetCheckEvaluation:
+        evaluation = evaluations["daily_bars", check, f"{day}|{symbol}"]
+        assert not evaluation.passed, (check, symbol)
+        return evaluation
+
+    def offending(evaluation: dg.AssetCheckEvaluation) -> list[str]:
+        return evaluation.metadata["offending_dates"].value
+
+    high_low = failed("high_low_consistent", inverted)
+    assert offending(high_low) == [_day(d) for d in originals[inverted]["Date"].iloc[-3:-1]]
+    assert high_low.severity == dg.AssetCheckSeverity.ERROR
+    assert "2 bars with high below max(open, close)" in high_low.description
+    assert offending(failed("dates_unique_and_increasing", duplicated)) == [_day(originals[duplicated]["Date"].iloc[-4])]
+    ends = failed("ends_at_session", stale)
+    assert offending(ends) == [_day(sessions[-2])]
+    assert ends.description == f"the last bar is dated {_day(sessions[-2])}, not the partition's session {day}"
+    missing = failed("no_missing_sessions", gap)
+    assert offending(missing) == [_day(originals[gap]["Date"].iloc[-10])] and missing.severity == dg.AssetCheckSeverity.WARN
+    assert offending(failed("close_not_repeated", flat)) == [_day(d) for d in originals[flat]["Date"].iloc[-6:]]
+    assert offending(failed("no_unexplained_jumps", jump)) == [_day(originals[jump]["Date"].iloc[-3])]
+
+    daily_run = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("daily_bars"), asset_partitions=[f"{day}|{gap}"]), limit=1
+    ).records[0]
+    assert missing.target_materialization_data.storage_id == daily_run.storage_id  # the snapshot it checked
+
+    for symbol in members:
+        key = f"{day}|{symbol}"
+        failing = {check for (asset, check, partition), e in evaluations.items() if partition == key and not e.passed}
+        expected = {
+            inverted: {"high_low_consistent"},
+            duplicated: {"dates_unique_and_increasing"},
+            stale: {"ends_at_session"},
+            gap: {"no_missing_sessions"},
+            flat: {"close_not_repeated"},
+            jump: {"no_unexplained_jumps"},
+        }.get(symbol, set())
+        assert failing == expected, symbol
+        blocked = symbol in (inverted, duplicated, stale)
+        for asset in ("weekly_bars", "monthly_bars"):
+            assert store.exists(asset, key) is not blocked, (asset, symbol)
+            assert (key in instance.get_materialized_partitions(dg.AssetKey(asset))) is not blocked
+            if not blocked:
+                assert evaluations[asset, "agrees_with_daily", key].passed
+                assert evaluations[asset, "incomplete_flag_right", key].passed
+        assert store.exists("daily_bars", key)
+
+
+def test_a_split_is_recorded_as_an_adjustment_event_not_a_jump(platform, universe):
+    instance, store, server = platform
+    sessions = calendar("XNYS").sessions_in_range(universe.last_session["XNYS"] - pd.Timedelta(days=10), universe.last_session["XNYS"])
+    before, session = _day(sessions[-2]), _day(sessions[-1])
+    members = universe.members("DJI", session)
+    splitting = members[0]
+    server.as_of = before
+    close_index(instance, "DJI", before)
+    with open(universe.data_dir / "splits.csv", "a") as splits:
+        splits.write(f"{splitting},{session},2\n")
+    server.reload()
+    server.as_of = session
+
+    close_index(instance, "DJI", session)
+
+    events = store.read("adjustment_events", f"{session}|{splitting}")
+    previous = store.read("daily_bars", f"{before}|{splitting}")
+    assert len(events) == 1
+    event = events.iloc[0]
+    assert event["symbol"] == splitting and _day(event["session"]) == session
+    assert event["ratio"] == 2.0 and event["rows_changed"] == len(previous)
+    assert _day(event["first_changed_date"]) == _day(previous["date"].iloc[0])
+    assert _day(event["last_changed_date"]) == before and _day(event["effective_date"]) == session
+    for symbol in members[1:]:
+        assert store.read("adjustment_events", f"{session}|{symbol}").empty
+    record = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("daily_bars"), asset_partitions=[f"{session}|{splitting}"]), limit=1
+    ).records[0]
+    metadata = record.asset_materialization.metadata
+    assert metadata["adjustment_ratio"].value == 2.0
+    assert f"past rows from {_day(previous['date'].iloc[0])} to {before} changed by a ratio of 2" in metadata["adjusted_past"].value
+    evaluations = _evaluations(instance, [run.run_id for run in instance.get_runs()])
+    assert evaluations["daily_bars", "no_unexplained_jumps", f"{session}|{splitting}"].passed
+
+
+def test_a_failing_daily_step_records_the_checks_of_what_it_stored(platform, universe):
+    instance, store, server = platform
+    day = _day(universe.last_session["XNYS"])
+    missing, inverted = universe.members("DJI")[:2]
+    server.inject(Fault(FaultKind.NO_DATA, symbols={missing}))
+
+    def invert(frame):
+        frame.loc[frame.index[-1], ["High", "Low"]] = frame.loc[frame.index[-1], ["Low", "High"]].to_numpy()
+        return frame
+
+    _edit_history(universe.data_dir, inverted, invert)
+    server.reload()
+
+    with pytest.raises(CloseFailed, match=f"{missing}: Stooq answered 'No data'"):
+        close_index(instance, "DJI", day)
+
+    evaluations = _evaluations(instance, [run.run_id for run in instance.get_runs()])
+    assert store.exists("daily_bars", f"{day}|{inverted}") and not store.exists("daily_bars", f"{day}|{missing}")
+    failing = evaluations["daily_bars", "high_low_consistent", f"{day}|{inverted}"]
+    assert not failing.passed and failing.metadata["offending_dates"].value == [day]
+    assert not any(partition == f"{day}|{missing}" for _, _, partition in evaluations)
+
+
+@pytest.mark.parametrize(
+    "delay, grace, cron, lower_bound",
+    [
+        (None, None, "30 17 * * 1,2,3,4,5", pd.Timedelta(hours=17, minutes=30)),
+        ("XNYS=45", "30", "15 17 * * 1,2,3,4,5", pd.Timedelta(hours=17, minutes=15)),
+        ("1049", None, "29 10 * * 2,3,4,5,6", pd.Timedelta(hours=10, minutes=29)),  # past midnight
+    ],
+)
+def test_bars_must_be_updated_each_weekday_by_the_new_york_close_plus_delay_and_grace(monkeypatch, delay, grace, cron, lower_bound):
+    for name, value in (("MARKET_ASSETS_CLOSE_DELAY_MINUTES", delay), ("MARKET_ASSETS_FRESHNESS_GRACE_MINUTES", grace)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    policy = bars_freshness_policy()
+
+    assert (policy.deadline_cron, policy.timezone) == (cron, "America/New_York")
+    assert policy.lower_bound_delta == lower_bound  # since midnight: Hong Kong's close that day counts
+    specs = {spec.key.path[-1]: spec for asset in defs.assets for spec in getattr(asset, "specs", [])}
+    for asset in ("daily_bars", "weekly_bars", "monthly_bars"):
+        assert isinstance(specs[asset].freshness_policy, dg.FreshnessPolicy)
+    assert specs["adjustment_events"].freshness_policy is None
