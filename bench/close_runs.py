@@ -334,6 +334,9 @@ def main() -> int:
         print(f"    (2)/(1) = {result['seconds'] / base_seconds:.3f}   (target <= 0.25)")
         print(f"    (2)/(3) = {result['seconds'] / limit:.3f}   (target <= 1.5)")
         print(f"    peak memory of any process: {result['peak_mib']:.0f} MiB ({result['peak_process']}) (target <= 1024)")
+        print("    CPU seconds by process (from the daemon's start): " + ", ".join(
+            f"{role} {cpu:.1f} ({count} processes)" for role, (count, cpu) in sorted(result["cpu_by_role"].items())
+        ))
         print(f"re-run of the loaded session: {extra['rerun_seconds']:.1f} s, {extra['rerun_requests']} requests "
               f"= {extra['rerun_seconds'] / result['seconds']:.3f} x the first run (target <= 0.1, 0 requests)")
         print(f"{args.failures} symbols failed ({extra['victims']}); the re-run downloaded "
