@@ -16,7 +16,6 @@ compared with a fault-free close of the same session into a second data root.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import shutil
 import signal
@@ -25,8 +24,6 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -35,8 +32,7 @@ import pyarrow.parquet as pq
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
-import dagster as dg  # noqa: E402
-
+import close_runs  # noqa: E402  (beside this script)
 from market_assets.runner import CloseFailed, close_index  # noqa: E402
 from market_assets.sessions import calendar  # noqa: E402
 from market_assets.stooq.indices import INDICES  # noqa: E402
@@ -48,24 +44,8 @@ DAMAGED = (FaultKind.TRUNCATED, FaultKind.GARBLED, FaultKind.NO_DATA, FaultKind.
 SOURCE_WIDE = (FaultKind.HITS_LIMIT, FaultKind.CHALLENGE)
 
 
-class Platform:
-    """An instance and a data root of their own; closes run with the environment pointing at them."""
-
-    def __init__(self, folder: Path, server: StooqServer) -> None:
-        self.home, self.lake = folder / "dagster_home", folder / "lake"
-        self.home.mkdir(parents=True)
-        shutil.copy(PROJECT_ROOT / "dagster.yaml", self.home / "dagster.yaml")
-        self.env = {
-            "DAGSTER_HOME": str(self.home),
-            "MARKET_ASSETS_DATA_ROOT": str(self.lake),
-            "STOOQ_BASE_URL": server.url,
-        }
-
-    @contextmanager
-    def instance(self) -> Iterator[dg.DagsterInstance]:
-        os.environ.update(self.env)
-        with dg.DagsterInstance.get() as instance:
-            yield instance
+class Platform(close_runs.Platform):
+    """A fresh instance and data root (as in `close_runs`), closed in this process or killed."""
 
     def close(self, index: str, session: str, force: bool = False) -> bool:
         """Close in this process; False when a run of the close failed."""
@@ -81,7 +61,7 @@ class Platform:
         in; False when it was killed or failed."""
         process = subprocess.Popen(
             [sys.executable, "-m", "market_assets", "close", index, "--session", session, "--force"],
-            env={**os.environ, **self.env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         try:
             process.wait(timeout=after)

@@ -116,12 +116,13 @@ def fail_abandoned_runs(instance: dg.DagsterInstance) -> list[str]:
 
 
 def _alive(pid: int) -> bool:
+    """Whether a process `pid` exists (one of another user's counts: PermissionError)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass
     return True
 
 

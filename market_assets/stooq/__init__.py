@@ -1,6 +1,6 @@
 """Stooq as a data source: the index table, the HTTP client, saved files, parsing and errors."""
 
-from market_assets.stooq.client import DEFAULT_BASE_URL, INTERVALS, StooqClient, check_reachable, checked_base_url
+from market_assets.stooq.client import DEFAULT_BASE_URL, INTERVALS, StooqClient, check_reachable
 from market_assets.stooq.errors import (
     StooqApiKeyRequired,
     StooqChallengeError,
@@ -44,6 +44,5 @@ __all__ = [
     "StooqTransientError",
     "UnknownIndexError",
     "check_reachable",
-    "checked_base_url",
     "get_index",
 ]
