@@ -21,17 +21,16 @@ import pandas as pd
 
 from market_assets.assets.adjustments import adjustment_metadata, detect_adjustments
 from market_assets.assets.checks import (
-    DAILY_CHECK_SPECS,
+    Findings,
     blocked_partitions,
     check_evaluations,
     check_outputs,
+    check_specs,
     daily_findings,
-    resampled_check_specs,
     resampled_findings,
 )
 from market_assets.assets.retry import STOOQ_RETRY
 from market_assets.bars import Period, resample, snapshot
-from market_assets.checks import Finding
 from market_assets.executors import step_k8s_tags
 from market_assets.metadata import add_partition_metadata, bars_metadata
 from market_assets.partitions import bars_partitions, composition_partitions, dimensions
@@ -77,7 +76,7 @@ class _Target:
     session: pd.Timestamp
 
 
-@dg.asset(**_BARS_ASSET, op_tags=step_k8s_tags("daily_bars"), check_specs=DAILY_CHECK_SPECS)
+@dg.asset(**_BARS_ASSET, op_tags=step_k8s_tags("daily_bars"), check_specs=check_specs("daily_bars"))
 def daily_bars(
     context: dg.AssetExecutionContext,
     config: DailyBarsConfig,
@@ -120,7 +119,7 @@ def daily_bars(
 
 
 @dg.asset(
-    **_BARS_ASSET, op_tags=step_k8s_tags("weekly_bars"), check_specs=resampled_check_specs("weekly_bars")
+    **_BARS_ASSET, op_tags=step_k8s_tags("weekly_bars"), check_specs=check_specs("weekly_bars")
 )
 def weekly_bars(
     context: dg.AssetExecutionContext,
@@ -132,7 +131,7 @@ def weekly_bars(
 
 
 @dg.asset(
-    **_BARS_ASSET, op_tags=step_k8s_tags("monthly_bars"), check_specs=resampled_check_specs("monthly_bars")
+    **_BARS_ASSET, op_tags=step_k8s_tags("monthly_bars"), check_specs=check_specs("monthly_bars")
 )
 def monthly_bars(
     context: dg.AssetExecutionContext,
@@ -246,7 +245,7 @@ def _materialized(
     context: dg.AssetExecutionContext,
     frames: dict[str, pd.DataFrame],
     metadata: Mapping[str, Mapping[str, dg.MetadataValue]],
-    findings: Mapping[str, Mapping[str, Finding]],
+    findings: Mapping[str, Findings],
 ) -> Iterator[dg.Output | dg.AssetCheckEvaluation]:
     """The step's output (written by the IO manager), then its checks' results per partition."""
     add_partition_metadata(context, metadata)
@@ -259,7 +258,7 @@ def _store_and_record(
     context: dg.AssetExecutionContext,
     frames: Mapping[str, pd.DataFrame],
     metadata: Mapping[str, Mapping[str, dg.MetadataValue]],
-    findings: Mapping[str, Mapping[str, Finding]],
+    findings: Mapping[str, Findings],
     lake: DataLakeResource,
 ) -> None:
     """Store and record the partitions a failing step did produce, with their checks' results, so
