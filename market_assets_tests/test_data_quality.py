@@ -186,7 +186,8 @@ def test_a_split_is_recorded_as_an_adjustment_event_not_a_jump(platform, univers
     assert _day(event["first_changed_date"]) == _day(previous["date"].iloc[0])
     assert _day(event["last_changed_date"]) == before and _day(event["effective_date"]) == session
     for symbol in members[1:]:
-        assert store.read("adjustment_events", f"{session}|{symbol}").empty
+        assert not store.exists("adjustment_events", f"{session}|{symbol}")
+    assert instance.get_materialized_partitions(dg.AssetKey("adjustment_events")) == {f"{session}|{splitting}"}
     record = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=dg.AssetKey("daily_bars"), asset_partitions=[f"{session}|{splitting}"]), limit=1
     ).records[0]
@@ -238,7 +239,7 @@ def test_bars_must_be_updated_each_weekday_by_the_new_york_close_plus_delay_and_
 
     assert (policy.deadline_cron, policy.timezone) == (cron, "America/New_York")
     assert policy.lower_bound_delta == lower_bound  # since midnight: Hong Kong's close that day counts
-    specs = {spec.key.path[-1]: spec for asset in defs.assets for spec in getattr(asset, "specs", [])}
+    graph = defs.resolve_asset_graph()
     for asset in ("daily_bars", "weekly_bars", "monthly_bars"):
-        assert isinstance(specs[asset].freshness_policy, dg.FreshnessPolicy)
-    assert specs["adjustment_events"].freshness_policy is None
+        assert isinstance(graph.get(dg.AssetKey(asset)).freshness_policy, dg.FreshnessPolicy)
+    assert graph.get(dg.AssetKey("adjustment_events")).freshness_policy is None

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import dagster as dg
 import pandas as pd
 
-from market_assets.assets.adjustments import adjustment_metadata, detect_adjustments
+from market_assets.assets.adjustments import adjustment_metadata, detect_adjustments, record_adjustments
 from market_assets.assets.checks import (
     Findings,
     blocked_partitions,
@@ -87,7 +87,7 @@ def daily_bars(
     """Daily OHLCV history of each symbol as published after the close of the session.
 
     Each snapshot is compared with the symbol's previous one (rewritten past rows are recorded in
-    its metadata) and checked (`market_assets.assets.checks`), one result per partition.
+    its metadata and as `adjustment_events`) and checked (`market_assets.assets.checks`), one result per partition.
     """
     targets = _targets(context, lake)
     store = lake.store
@@ -108,6 +108,7 @@ def daily_bars(
     findings = daily_findings(frames, quality, adjustments)
     if failures:
         _store_and_record(context, {key: frames[key] for key in fetched}, metadata, findings, lake)
+        record_adjustments(context, store, {key: adjustments[key] for key in fetched})
         retryable = all(getattr(error, "retryable", False) for error in failures.values())
         lines = "\n".join(f"- {failures[symbol]}" for symbol in sorted(failures))
         raise dg.Failure(
@@ -116,6 +117,7 @@ def daily_bars(
             allow_retries=retryable,
         )
     yield from _materialized(context, frames, metadata, findings)
+    record_adjustments(context, store, {key: adjustments[key] for key in fetched})
 
 
 @dg.asset(
