@@ -23,24 +23,10 @@ from market_assets.assets.bars import INDEX_TAG
 from market_assets.assets.composition import index_composition
 from market_assets.jobs import compositions_job
 from market_assets.partitions import composition_key
-from market_assets.sessions import CALENDARS, FIRST_SESSION, calendar
+from market_assets.sessions import CALENDARS, FIRST_SESSION, calendar, close_delay
 from market_assets.stooq.indices import INDICES
 
-DELAY_ENV = "MARKET_ASSETS_CLOSE_DELAY_MINUTES"
 CATCH_UP_ENV = "MARKET_ASSETS_CATCH_UP_SESSIONS"
-
-
-def close_delay(code: str) -> timedelta:
-    """Time Stooq needs to publish a session's data after `code`'s close (default 30 minutes).
-
-    `MARKET_ASSETS_CLOSE_DELAY_MINUTES` is either one number for every exchange or per exchange,
-    `XNYS=30,XHKG=45` (an exchange left out keeps the default).
-    """
-    text = os.environ.get(DELAY_ENV, "30").strip()
-    if "=" not in text:
-        return timedelta(minutes=float(text))
-    delays = dict(item.split("=", 1) for item in text.replace(" ", "").split(",") if item)
-    return timedelta(minutes=float(delays.get(code, "30")))
 
 
 def catch_up_sessions() -> int:

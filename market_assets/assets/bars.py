@@ -12,6 +12,7 @@ session in one step per asset, fetching concurrently, instead of paying a Dagste
 
 
 import queue
+import time
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from market_assets.executors import step_k8s_tags
 from market_assets.metadata import add_partition_metadata, bars_metadata
 from market_assets.partitions import bars_partitions, composition_partitions, dimensions
 from market_assets.resources import DataLakeResource, DataQualityResource, MarketDataSource
-from market_assets.sessions import calendar_for_symbol, require_session
+from market_assets.sessions import calendar_for_symbol, head_start, published_at, require_session
 from market_assets.stooq import (
     StooqApiKeyRequired,
     StooqChallengeError,
@@ -94,7 +95,9 @@ def daily_bars(
     asset = context.asset_key.path[-1]
     stored = set() if config.force else {t.key for t in targets if store.exists(asset, t.key)}
     frames = {key: store.read(asset, key) for key in stored}
-    fetched, failures = _fetch_all(context, [t for t in targets if t.key not in stored], stooq)
+    missing = [t for t in targets if t.key not in stored]
+    _wait_for_publication(context, missing)
+    fetched, failures = _fetch_all(context, missing, stooq)
     frames.update(fetched)
     context.log.info(
         f"{len(fetched)} fetched, {len(stored)} already stored, {len(failures)} failed "
@@ -191,6 +194,23 @@ def _not_in_index(index: str, targets: list[_Target], lake: DataLakeResource) ->
             if t.session == session and t.symbol not in members
         ]
     return problems
+
+
+def _wait_for_publication(context: dg.AssetExecutionContext, targets: list[_Target]) -> None:
+    """Sleep until Stooq publishes the targets' sessions, when that is at most twice the head start away.
+
+    The sensor launches a session's bars runs `head_start()` before its publication time
+    (`market_assets.sessions`), so that they are started, not starting, when the data is there.
+    A run asked for a session further ahead (by hand, before the close) is not held for hours: it
+    fetches at once, and `valid_bars` (`ends_at_session`) says if the session was not published.
+    """
+    if not targets:
+        return
+    due = max(published_at(calendar_for_symbol(t.symbol), t.session) for t in targets)
+    wait = (due - pd.Timestamp.now(tz="UTC")).total_seconds()
+    if 0 < wait <= 2 * head_start().total_seconds():
+        context.log.info(f"Waiting {wait:.0f} s for Stooq to publish the session, at {due:%Y-%m-%d %H:%M:%S %Z}")
+        time.sleep(wait)
 
 
 def _fetch_all(
