@@ -221,9 +221,11 @@ class Platform:
         ends = [run.end_time for run in runs]
         starts = {run.dagster_run.job_name: run.start_time for run in runs}
         if verbose:
-            for run in sorted(runs, key=lambda r: r.start_time):
-                print(f"    {run.dagster_run.job_name:20s} queued {run.create_timestamp.timestamp() - tick.timestamp():6.1f}"
-                      f"  start {run.start_time - tick.timestamp():6.1f}  end {run.end_time - tick.timestamp():6.1f}")
+            with self.instance() as instance:
+                for run in sorted(runs, key=lambda r: r.start_time):
+                    print(f"    {run.dagster_run.job_name:20s} queued {run.create_timestamp.timestamp() - tick.timestamp():6.1f}"
+                          f"  start {run.start_time - tick.timestamp():6.1f}  end {run.end_time - tick.timestamp():6.1f}"
+                          f"  steps: {_step_times(instance, run.dagster_run.run_id, tick.timestamp())}")
         return {
             "seconds": max(ends) - tick.timestamp(),
             "runs": len(runs),
@@ -249,6 +251,19 @@ class Platform:
                 return [r for r in records if r.dagster_run.job_name != "refresh_membership"]
             time.sleep(0.5)
         raise TimeoutError("the close did not finish in 15 minutes")
+
+
+def _step_times(instance, run_id: str, since: float) -> str:
+    """`step start-end` of each step of a run, in seconds after `since`."""
+    import dagster as dg
+
+    starts, text = {}, []
+    for entry in instance.all_logs(run_id, of_type={dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS}):
+        if entry.dagster_event.event_type == dg.DagsterEventType.STEP_START:
+            starts[entry.step_key] = entry.timestamp - since
+        else:
+            text.append(f"{entry.step_key} {starts[entry.step_key]:.1f}-{entry.timestamp - since:.1f}")
+    return ", ".join(text)
 
 
 def rerun_and_failures(platform: Platform, server: StooqServer, k: int) -> dict[str, float]:

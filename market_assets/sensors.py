@@ -84,11 +84,18 @@ def _at_the_close(
                 earlier = sorted(
                     key for key in loaded if key.endswith(f"|{index}") and key < f"{day}|"
                 )
-                if f"{day}|{index}" in loaded or not earlier:
+                key = f"{day}|{index}|close"
+                if f"{day}|{index}" in loaded or not earlier or _launched(context, f"{key}|0"):
                     continue
                 members = list(lake.store.read("index_composition", earlier[-1])["symbol"])
-                requests += _requests(context, index, day, members, f"{day}|{index}|close", planned)
+                requests += _requests(context, index, day, members, key, planned)
     return requests
+
+
+def _launched(context: dg.SensorEvaluationContext, run_key: str) -> bool:
+    """Whether a run with `run_key` exists: then its close is launched, and planning it again on
+    every tick until the composition is stored would only load the instance during the close."""
+    return bool(context.instance.get_run_records(dg.RunsFilter(tags={RUN_KEY_TAG: run_key}), limit=1))
 
 
 def _membership(context: dg.SensorEvaluationContext) -> list[dg.RunRequest]:
@@ -100,10 +107,9 @@ def _membership(context: dg.SensorEvaluationContext) -> list[dg.RunRequest]:
     if not latest:
         return []
     run_key = f"membership|{latest[0].storage_id}"
-    instance = context.instance
-    if instance.get_run_records(dg.RunsFilter(tags={RUN_KEY_TAG: run_key}), limit=1) or any(
+    if _launched(context, run_key) or any(
         SESSION_TAG in record.dagster_run.tags
-        for record in instance.get_run_records(dg.RunsFilter(statuses=NOT_FINISHED_STATUSES))
+        for record in context.instance.get_run_records(dg.RunsFilter(statuses=NOT_FINISHED_STATUSES))
     ):
         return []
     return [dg.RunRequest(run_key=run_key, job_name=membership_job.name)]

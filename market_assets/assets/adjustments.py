@@ -42,15 +42,10 @@ def previous_snapshot(store: ParquetStore, key: str) -> tuple[str, pd.DataFrame]
     return None
 
 
-def detect_adjustments(
-    store: ParquetStore, frames: Mapping[str, pd.DataFrame]
-) -> dict[str, Adjustment | None]:
-    """`{partition key: adjustment or None}` of each snapshot against its previous one."""
-    found = {}
-    for key, frame in frames.items():
-        previous = previous_snapshot(store, key)
-        found[key] = None if previous is None else detect_adjustment(previous[1], frame)
-    return found
+def detect_adjustment_of(store: ParquetStore, key: str, frame: pd.DataFrame) -> Adjustment | None:
+    """The adjustment the snapshot `frame` of partition `key` made to its previous snapshot."""
+    previous = previous_snapshot(store, key)
+    return None if previous is None else detect_adjustment(previous[1], frame)
 
 
 def adjustment_metadata(adjustment: Adjustment | None) -> dict[str, dg.MetadataValue]:

@@ -13,14 +13,15 @@ session in one step per asset, fetching concurrently, instead of paying a Dagste
 
 import queue
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import dagster as dg
 import pandas as pd
 
-from market_assets.assets.adjustments import adjustment_metadata, detect_adjustments, record_adjustments
+from market_assets.adjustments import Adjustment
+from market_assets.assets.adjustments import adjustment_metadata, detect_adjustment_of, record_adjustments
 from market_assets.assets.checks import (
     Findings,
     blocked_partitions,
@@ -71,6 +72,17 @@ class DailyBarsConfig(dg.Config):
 
 
 @dataclass(frozen=True)
+class _Inspected:
+    """A daily snapshot and what is known of it before it is stored: its comparison with the
+    symbol's previous snapshot, its materialization metadata and its checks' findings."""
+
+    frame: pd.DataFrame
+    adjustment: Adjustment | None
+    metadata: dict[str, dg.MetadataValue]
+    findings: Findings
+
+
+@dataclass(frozen=True)
 class _Target:
     key: str
     symbol: str
@@ -88,30 +100,39 @@ def daily_bars(
     """Daily OHLCV history of each symbol as published after the close of the session.
 
     Each snapshot is compared with the symbol's previous one (rewritten past rows are recorded in
-    its metadata and as `adjustment_events`) and checked (`market_assets.assets.checks`), one result per partition.
+    its metadata and as `adjustment_events`) and checked (`market_assets.assets.checks`), one
+    result per partition.
     """
     targets = _targets(context, lake)
     store = lake.store
     asset = context.asset_key.path[-1]
+
+    def inspect(key: str, frame: pd.DataFrame) -> _Inspected:
+        adjustment = detect_adjustment_of(store, key, frame)
+        return _Inspected(
+            frame,
+            adjustment,
+            {**bars_metadata(frame, store.path(asset, key)), **adjustment_metadata(adjustment)},
+            daily_findings({key: frame}, quality, {key: adjustment})[key],
+        )
+
     stored = set() if config.force else {t.key for t in targets if store.exists(asset, t.key)}
-    frames = {key: store.read(asset, key) for key in stored}
+    inspected = {key: inspect(key, store.read(asset, key)) for key in stored}
     missing = [t for t in targets if t.key not in stored]
     _wait_for_publication(context, missing)
-    fetched, failures = _fetch_all(context, missing, stooq)
-    frames.update(fetched)
+    fetched, failures = _fetch_all(context, missing, stooq, inspect)
+    inspected.update(fetched)
     context.log.info(
         f"{len(fetched)} fetched, {len(stored)} already stored, {len(failures)} failed "
         f"of {len(targets)} partitions"
     )
-    adjustments = detect_adjustments(store, frames)
-    metadata = {
-        key: {**bars_metadata(frame, store.path(asset, key)), **adjustment_metadata(adjustments[key])}
-        for key, frame in frames.items()
-    }
-    findings = daily_findings(frames, quality, adjustments)
+    frames = {key: item.frame for key, item in inspected.items()}
+    metadata = {key: item.metadata for key, item in inspected.items()}
+    findings = {key: item.findings for key, item in inspected.items()}
+    adjustments = {key: inspected[key].adjustment for key in fetched}
     if failures:
         _store_and_record(context, {key: frames[key] for key in fetched}, metadata, findings, lake)
-        record_adjustments(context, store, {key: adjustments[key] for key in fetched})
+        record_adjustments(context, store, adjustments)
         retryable = all(getattr(error, "retryable", False) for error in failures.values())
         lines = "\n".join(f"- {failures[symbol]}" for symbol in sorted(failures))
         raise dg.Failure(
@@ -120,7 +141,7 @@ def daily_bars(
             allow_retries=retryable,
         )
     yield from _materialized(context, frames, metadata, findings)
-    record_adjustments(context, store, {key: adjustments[key] for key in fetched})
+    record_adjustments(context, store, adjustments)
 
 
 @dg.asset(
@@ -214,9 +235,16 @@ def _wait_for_publication(context: dg.AssetExecutionContext, targets: list[_Targ
 
 
 def _fetch_all(
-    context: dg.AssetExecutionContext, targets: list[_Target], stooq: MarketDataSource
-) -> tuple[dict[str, pd.DataFrame], dict[str, Exception]]:
-    """Fetch every target with at most `max_concurrency` workers, each holding a worker slot.
+    context: dg.AssetExecutionContext,
+    targets: list[_Target],
+    stooq: MarketDataSource,
+    inspect: Callable[[str, pd.DataFrame], _Inspected],
+) -> tuple[dict[str, _Inspected], dict[str, Exception]]:
+    """Fetch and `inspect` every target with at most `max_concurrency` workers, each holding a
+    worker slot.
+
+    A worker inspects each snapshot as it arrives (pandas work that holds the interpreter) while
+    the other workers' requests are in flight, instead of all of them after the last answer.
 
     A worker takes the source's slot (for Stooq over HTTP, one of the instance-wide `stooq` pool,
     see `request_budget`) before its first request and keeps it until no target is left, so
@@ -228,7 +256,7 @@ def _fetch_all(
     for target in targets:
         pending.put(target)
     stop_reason: list[StooqError] = []
-    fetched: dict[str, pd.DataFrame] = {}
+    fetched: dict[str, _Inspected] = {}
     failures: dict[str, Exception] = {}
 
     def fetch(target: _Target) -> None:
@@ -239,7 +267,7 @@ def _fetch_all(
             return
         try:
             history = stooq.daily_history(target.symbol, target.session)
-            fetched[target.key] = snapshot(history, target.session)
+            fetched[target.key] = inspect(target.key, snapshot(history, target.session))
         except _STOP_ASKING as error:
             stop_reason.append(error)
             failures[target.symbol] = error
