@@ -16,7 +16,7 @@ from market_assets.membership import members_on
 from market_assets.resources import DataLakeResource
 from market_assets.runner import close_index
 from market_assets.schedules import CATCH_UP_ENV, build_close_schedule
-from market_assets.sessions import DELAY_ENV
+from market_assets.sessions import DELAY_ENV, HEAD_START_ENV
 from market_assets.sensors import close_bars
 from market_assets.sessions import calendar, latest_closed_session
 from market_assets.storage import ParquetStore
@@ -57,14 +57,28 @@ def _mark_loaded(instance, *keys: str) -> None:
         )
 
 
-def test_ticks_follow_regular_and_early_closes_in_exchange_time():
+def test_ticks_follow_regular_and_early_closes_in_exchange_time(monkeypatch):
+    monkeypatch.delenv(DELAY_ENV, raising=False)
+    monkeypatch.delenv(HEAD_START_ENV, raising=False)
     new_york = build_close_schedule("XNYS")
     hong_kong = build_close_schedule("XHKG")
 
+    # Publication at the close + 30 minutes; the tick a minute ahead (the head start).
     assert new_york.execution_timezone == "America/New_York"
-    assert sorted(new_york.cron_schedule) == ["30 13 * * *", "30 16 * * *"]
+    assert sorted(new_york.cron_schedule) == ["29 13 * * *", "29 16 * * *"]
     assert hong_kong.execution_timezone == "Asia/Hong_Kong"
-    assert sorted(hong_kong.cron_schedule) == ["30 12 * * *", "30 16 * * *"]
+    assert sorted(hong_kong.cron_schedule) == ["29 12 * * *", "29 16 * * *"]
+    monkeypatch.setenv(HEAD_START_ENV, "0")
+    assert sorted(build_close_schedule("XNYS").cron_schedule) == ["30 13 * * *", "30 16 * * *"]
+    monkeypatch.setenv(HEAD_START_ENV, "90")  # whole minutes for a cron: two
+    assert sorted(build_close_schedule("XHKG").cron_schedule) == ["28 12 * * *", "28 16 * * *"]
+
+
+def test_a_tick_ahead_of_the_publication_launches_the_session(instance):
+    """The 16:29 tick launches the session published at 16:30; its run waits for 16:30."""
+    result = _tick(instance, "XNYS", "2026-11-24 16:29")
+
+    assert _keys(result) == ["2026-11-24|DJI", "2026-11-24|NDX"]
 
 
 def test_normal_close_in_new_york(instance):

@@ -12,7 +12,6 @@ session in one step per asset, fetching concurrently, instead of paying a Dagste
 
 
 import queue
-import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,13 +30,14 @@ from market_assets.assets.checks import (
     daily_findings,
     resampled_findings,
 )
+from market_assets.assets.publication import wait_for_publication
 from market_assets.assets.retry import STOOQ_RETRY
 from market_assets.bars import Period, resample, snapshot
 from market_assets.executors import step_k8s_tags
 from market_assets.metadata import add_partition_metadata, bars_metadata
 from market_assets.partitions import bars_partitions, composition_partitions, dimensions
 from market_assets.resources import DataLakeResource, DataQualityResource, MarketDataSource
-from market_assets.sessions import calendar_for_symbol, head_start, published_at, require_session
+from market_assets.sessions import calendar_for_symbol, published_at, require_session
 from market_assets.stooq import (
     StooqApiKeyRequired,
     StooqChallengeError,
@@ -119,7 +119,8 @@ def daily_bars(
     stored = set() if config.force else {t.key for t in targets if store.exists(asset, t.key)}
     inspected = {key: inspect(key, store.read(asset, key)) for key in stored}
     missing = [t for t in targets if t.key not in stored]
-    _wait_for_publication(context, missing)
+    if missing:
+        wait_for_publication(context, max(published_at(calendar_for_symbol(t.symbol), t.session) for t in missing))
     fetched, failures = _fetch_all(context, missing, stooq, inspect)
     inspected.update(fetched)
     context.log.info(
@@ -215,23 +216,6 @@ def _not_in_index(index: str, targets: list[_Target], lake: DataLakeResource) ->
             if t.session == session and t.symbol not in members
         ]
     return problems
-
-
-def _wait_for_publication(context: dg.AssetExecutionContext, targets: list[_Target]) -> None:
-    """Sleep until Stooq publishes the targets' sessions, when that is at most twice the head start away.
-
-    The sensor launches a session's bars runs `head_start()` before its publication time
-    (`market_assets.sessions`), so that they are started, not starting, when the data is there.
-    A run asked for a session further ahead (by hand, before the close) is not held for hours: it
-    fetches at once, and `valid_bars` (`ends_at_session`) says if the session was not published.
-    """
-    if not targets:
-        return
-    due = max(published_at(calendar_for_symbol(t.symbol), t.session) for t in targets)
-    wait = (due - pd.Timestamp.now(tz="UTC")).total_seconds()
-    if 0 < wait <= 2 * head_start().total_seconds():
-        context.log.info(f"Waiting {wait:.0f} s for Stooq to publish the session, at {due:%Y-%m-%d %H:%M:%S %Z}")
-        time.sleep(wait)
 
 
 def _fetch_all(
