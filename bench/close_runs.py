@@ -261,10 +261,12 @@ def _step_times(instance, run_id: str, since: float) -> str:
     import dagster as dg
 
     starts, text = {}, []
-    for entry in instance.all_logs(run_id, of_type={dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS}):
-        if entry.dagster_event.event_type == dg.DagsterEventType.STEP_START:
+    for entry in instance.all_logs(run_id):
+        if " fetched, " in entry.user_message:  # daily_bars: the last answer is in
+            text.append(f"fetched {entry.timestamp - since:.1f}")
+        elif entry.dagster_event_type == dg.DagsterEventType.STEP_START:
             starts[entry.step_key] = entry.timestamp - since
-        else:
+        elif entry.dagster_event_type == dg.DagsterEventType.STEP_SUCCESS:
             text.append(f"{entry.step_key} {starts[entry.step_key]:.1f}-{entry.timestamp - since:.1f}")
     return ", ".join(text)
 

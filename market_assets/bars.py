@@ -5,6 +5,7 @@ Kept free of Dagster so the same code serves the assets, the benchmarks and the 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 import numpy as np
@@ -38,6 +39,31 @@ def run_starts(labels: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]])
 
 
+def candle_columns(columns: Mapping[str, np.ndarray], starts: np.ndarray) -> dict[str, np.ndarray]:
+    """`candles` as arrays, from the daily columns as arrays (`volume` as floats, NaN when missing)."""
+    lasts = np.append(starts[1:], len(columns["date"])) - 1 if len(starts) else starts
+    volume = columns["volume"]
+    present = ~np.isnan(volume)
+    counted = np.add.reduceat(present, starts) > 0
+    return {
+        "date": columns["date"][lasts],
+        "open": columns["open"][starts],
+        "high": np.fmax.reduceat(columns["high"], starts),
+        "low": np.fmin.reduceat(columns["low"], starts),
+        "close": columns["close"][lasts],
+        "volume": np.where(counted, np.add.reduceat(np.where(present, volume, 0.0), starts), np.nan),
+    }
+
+
+def bar_columns(bars: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The date, prices and volume of bars as numpy arrays (volume as floats, NaN when missing)."""
+    columns = {"date": bars["date"].to_numpy()}
+    for name in ("open", "high", "low", "close"):
+        columns[name] = bars[name].to_numpy(float)
+    columns["volume"] = bars["volume"].to_numpy(float, na_value=np.nan)
+    return columns
+
+
 def candles(daily: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
     """One candle per run of equal consecutive `labels` of the daily bars, indexed by its label:
     the date of its last bar, the first open, the highest high, the lowest low, the last close and
@@ -48,22 +74,9 @@ def candles(daily: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
     of pandas' grouping, which a close pays for every symbol, twice, and again in its checks.
     """
     starts = run_starts(labels)
-    lasts = np.append(starts[1:], len(labels)) - 1 if len(starts) else starts
-    volume = daily["volume"].to_numpy(float, na_value=np.nan)
-    present = ~np.isnan(volume)
-    sums = np.add.reduceat(np.where(present, volume, 0.0), starts)
-    counted = np.add.reduceat(present, starts) > 0
-    return pd.DataFrame(
-        {
-            "date": daily["date"].to_numpy()[lasts],
-            "open": daily["open"].to_numpy(float)[starts],
-            "high": np.fmax.reduceat(daily["high"].to_numpy(float), starts),
-            "low": np.fmin.reduceat(daily["low"].to_numpy(float), starts),
-            "close": daily["close"].to_numpy(float)[lasts],
-            "volume": pd.array(np.where(counted, sums, np.nan), dtype="Float64"),
-        },
-        index=labels[starts],
-    )
+    columns = candle_columns(bar_columns(daily), starts)
+    columns["volume"] = pd.array(columns["volume"], dtype="Float64")
+    return pd.DataFrame(columns, index=labels[starts])
 
 
 def resample(daily: pd.DataFrame, period: Period, session: pd.Timestamp, calendar: str) -> pd.DataFrame:

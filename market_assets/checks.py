@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from market_assets.bars import Period, candles, in_same_period, period_ordinals, run_starts
+from market_assets.bars import Period, bar_columns, candle_columns, in_same_period, period_ordinals, run_starts
 from market_assets.sessions import calendar, next_session
 
 _PRICES = ["open", "high", "low", "close"]
@@ -162,21 +162,25 @@ def resampled_agree_with_daily(daily: pd.DataFrame, bars: pd.DataFrame, period: 
     date up to its own), not from calendar periods as `resample` groups them, so a bar that is
     mislabelled, spans two periods or leaves rows out shows here.
     """
-    owner = np.searchsorted(bars["date"].to_numpy(), daily["date"].to_numpy(), side="left")
+    daily_columns, bar_dates = bar_columns(daily), bars["date"].to_numpy()
+    owner = np.searchsorted(bar_dates, daily_columns["date"], side="left")
     covered = owner < len(bars)
-    rows, owner = daily[covered], owner[covered]
+    owner = owner[covered]
     starts = run_starts(owner)
-    new_period = np.r_[False, np.diff(period_ordinals(rows["date"], period)) != 0]
-    periods = pd.Series(np.add.reduceat(new_period, starts) - new_period[starts] + 1, index=owner[starts])
-    expected = candles(rows, owner).assign(periods=periods).reindex(range(len(bars)))
-    actual = bars.reset_index(drop=True)
-    prices = ["open", "high", "low", "close"]
-    same_prices = np.isclose(expected[prices].to_numpy(float), actual[prices].to_numpy(float), rtol=1e-12).all(axis=1)
-    volumes = [frame["volume"].to_numpy(float, na_value=np.nan) for frame in (expected, actual)]
-    same_volume = np.isclose(*volumes, rtol=1e-12, equal_nan=True)
-    right = (expected["date"] == actual["date"]) & (expected["periods"] == 1) & same_prices & same_volume
+    expected = candle_columns({name: values[covered] for name, values in daily_columns.items()}, starts)
+    new_period = np.r_[False, np.diff(period_ordinals(daily["date"][covered], period)) != 0]
+    one_period = np.add.reduceat(new_period, starts) - new_period[starts] == 0
+    actual = {name: values[owner[starts]] for name, values in bar_columns(bars).items()}
+    prices = [np.isclose(expected[name], actual[name], rtol=1e-12) for name in ("open", "high", "low", "close")]
+    right = np.zeros(len(bars), dtype=bool)  # a bar that no daily bar falls in is wrong
+    right[owner[starts]] = (
+        (expected["date"] == actual["date"])
+        & one_period
+        & np.logical_and.reduce(prices)
+        & np.isclose(expected["volume"], actual["volume"], rtol=1e-12, equal_nan=True)
+    )
     return Finding.of(
-        [*actual.loc[~right.to_numpy(), "date"], *daily.loc[~covered, "date"]],
+        [*bars.loc[~right, "date"], *daily.loc[~covered, "date"]],
         "date",
         f"where the {period}ly bars disagree with the daily bars (a wrong bar, or a day left out)",
         f"every {period}ly bar agrees with its daily bars",
