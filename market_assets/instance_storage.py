@@ -9,8 +9,9 @@ was half of the run's CPU time (see README, "Performance").
 `PooledSqliteStorage` is the same storage on the same files and schema (an instance can switch to
 it and back) with one engine and a small connection pool per database, and `synchronous=NORMAL`:
 the databases are in WAL mode already, in which a commit is then safe against a crash of any
-process, and only its last transactions can be lost when the machine itself loses power. It is
-selected in `dagster.yaml`:
+process, and only its last transactions can be lost when the machine itself loses power. Its
+claim of a concurrency slot is a compare-and-set (`_claim_concurrency_slot`), so that the `stooq`
+pool's limit holds however many processes claim at once. It is selected in `dagster.yaml`:
 
     storage:
       custom:
@@ -31,6 +32,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
+from dagster._core.storage.event_log.schema import ConcurrencySlotsTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
     SQLITE_BUSY_TIMEOUT_SECONDS,
     SqliteEventLogStorage,
@@ -45,6 +47,7 @@ from dagster._core.storage.sqlite_storage import (
     _schedule_directory,
 )
 from dagster._serdes import ConfigurableClassData
+from dagster._utils.concurrency import ConcurrencySlotStatus
 
 _OPEN_SHARDS = 16
 """Event log databases (one per run, plus the index) kept open per process. A run writes to its
@@ -95,6 +98,34 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
                 self._initialized_dbs.add(shard)
             with engine.connect() as conn, conn.begin():
                 yield conn
+
+    def _claim_concurrency_slot(self, concurrency_key: str, run_id: str, step_key: str) -> ConcurrencySlotStatus:
+        """Dagster's claim of a free slot of a pool, made a compare-and-set.
+
+        The original selects a free slot, then updates it by id. On sqlite the two are not one
+        transaction (pysqlite begins one at the update only), so two processes can both find the
+        same slot free and the second overwrite the first's claim: then one more request could
+        be in flight than the pool allows. Updating the slot only while it is still free makes
+        the loser see it taken, and wait.
+        """
+        with self.index_connection() as conn:
+            free = conn.execute(
+                sa.select(ConcurrencySlotsTable.c.id)
+                .where(
+                    ConcurrencySlotsTable.c.concurrency_key == concurrency_key,
+                    ConcurrencySlotsTable.c.step_key.is_(None),
+                    ConcurrencySlotsTable.c.deleted.is_(False),
+                )
+                .limit(1)
+            ).scalar()
+            if free is None:
+                return ConcurrencySlotStatus.BLOCKED
+            taken = conn.execute(
+                ConcurrencySlotsTable.update()
+                .values(run_id=run_id, step_key=step_key)
+                .where(ConcurrencySlotsTable.c.id == free, ConcurrencySlotsTable.c.step_key.is_(None))
+            ).rowcount
+            return ConcurrencySlotStatus.CLAIMED if taken else ConcurrencySlotStatus.BLOCKED
 
     def dispose(self) -> None:
         with self._engines_lock:

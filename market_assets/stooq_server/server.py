@@ -744,18 +744,19 @@ class _Handler(BaseHTTPRequestHandler):
         stats = self.server.app._stats
         stats.enter()
         try:
-            try:
-                response = self.server.app._handle(route, query)
-            except Exception:
-                # A broken data file must not look like a dropped connection (that is the reset fault).
-                logger.exception("failed to answer %s", self.path)
-                response = Response(500, HTTPStatus.INTERNAL_SERVER_ERROR.phrase)
-            if response is None:
-                self._reset()
-            else:
-                self._send(response)
+            response = self.server.app._handle(route, query)
+        except Exception:
+            # A broken data file must not look like a dropped connection (that is the reset fault).
+            logger.exception("failed to answer %s", self.path)
+            response = Response(500, HTTPStatus.INTERNAL_SERVER_ERROR.phrase)
         finally:
+            # Out of flight once the answer is ready: the client ends its transfer, and may send
+            # its next request before this thread runs again, which must not count as two.
             stats.leave()
+        if response is None:
+            self._reset()
+        else:
+            self._send(response)
 
     def do_POST(self) -> None:
         path = urlsplit(self.path).path.rstrip("/")
