@@ -62,15 +62,19 @@ class RequestBudget:
         return self._storage.get_concurrency_info(self._pool).slot_count if self.limited else None
 
     @contextmanager
-    def slot(self, worker: int) -> Iterator[None]:
-        """Hold one slot of the pool for `worker` (waiting for one to be free) until the block ends."""
+    def slot(self, worker: int, priority: int = 0) -> Iterator[None]:
+        """Hold one slot of the pool for `worker` (waiting for one to be free) until the block ends.
+
+        Waiting workers get free slots by `priority`, highest first, then in the order they
+        asked (Dagster's queue of pending claims).
+        """
         if not self.limited:
             yield
             return
         holder = f"{self._step_key}[worker {worker}]"
         deadline = time.monotonic() + self._max_wait
         try:
-            while not self._storage.claim_concurrency_slot(self._pool, self._run_id, holder).is_claimed:
+            while not self._storage.claim_concurrency_slot(self._pool, self._run_id, holder, priority).is_claimed:
                 if time.monotonic() > deadline:
                     raise TimeoutError(self._starved())
                 time.sleep(_POLL_SECONDS)

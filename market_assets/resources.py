@@ -43,9 +43,10 @@ class MarketDataSource(dg.ConfigurableResource):
         raise NotImplementedError
 
     @contextmanager
-    def worker_slot(self, context: dg.AssetExecutionContext, worker: int) -> Iterator[None]:
+    def worker_slot(self, context: dg.AssetExecutionContext, worker: int, priority: int = 0) -> Iterator[None]:
         """Held by each worker of a step while it has symbols to read: a source with a budget of
-        requests (Stooq over HTTP) makes the worker wait here for its share."""
+        requests (Stooq over HTTP) makes the worker wait here for its share, the workers of a
+        higher `priority` first."""
         yield
 
     def check_ready(self) -> None:
@@ -102,11 +103,11 @@ class StooqResource(MarketDataSource):
         return self._client.history(symbol, "d", end=session)
 
     @contextmanager
-    def worker_slot(self, context: dg.AssetExecutionContext, worker: int) -> Iterator[None]:
+    def worker_slot(self, context: dg.AssetExecutionContext, worker: int, priority: int = 0) -> Iterator[None]:
         """A slot of the instance-wide `stooq` pool (see `request_budget`): requests in flight
         across all runs never exceed the pool's limit."""
         budget = RequestBudget(context.instance, context.run.run_id, context.asset_key.to_user_string())
-        with budget.slot(worker):
+        with budget.slot(worker, priority):
             yield
 
 

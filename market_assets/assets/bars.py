@@ -232,7 +232,10 @@ def _fetch_all(
 
     A worker takes the source's slot (for Stooq over HTTP, one of the instance-wide `stooq` pool,
     see `request_budget`) before its first request and keeps it until no target is left, so
-    requests in flight across all runs never exceed the pool's limit. After an answer that concerns
+    requests in flight across all runs never exceed the pool's limit. The steps with the most
+    symbols get slots first: the runs of a close then finish fetching in order of the work they
+    still have to do once fetched (writing, checking, resampling), the biggest first, so that this
+    work overlaps the other runs' fetching rather than trailing after it. After an answer that concerns
     the whole source (API key, browser check, hits limit), the remaining symbols are not asked for:
     hammering would only prolong a ban.
     """
@@ -259,7 +262,7 @@ def _fetch_all(
             failures[target.symbol] = error
 
     def work(worker: int) -> None:
-        with stooq.worker_slot(context, worker):
+        with stooq.worker_slot(context, worker, priority=len(targets)):
             while True:
                 try:
                     fetch(pending.get_nowait())
