@@ -1,0 +1,359 @@
+"""The Dagster UI in a real browser, used the way a person uses it.
+
+`dagster dev` (webserver and daemon) serves the project's code location on loopback from a
+temporary `DAGSTER_HOME`, against the project's Stooq-compatible server; Debian's Chromium, driven
+by Playwright, opens the asset graph, launches an index's close for a session from the
+materialize dialog, follows the runs the platform starts, and reads the partitions, metadata and
+check results the UI shows. A symbol the server refuses for good shows as a failed run naming it,
+and re-executing that run from the UI once the source is fixed completes the session.
+
+Every step leaves a screenshot in the UI artifacts folder (see `ui_artifacts` in conftest.py).
+The tests of this module run in order on one instance: each builds on what the previous stored.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+import requests
+from playwright.sync_api import Locator, Page, expect, sync_playwright
+
+from market_assets.storage import ParquetStore
+from market_assets.stooq_server import Fault, FaultKind, StooqServer
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+ASSETS = {
+    "compositions": ("index_composition", "index_membership"),
+    "bars": ("daily_bars", "weekly_bars", "monthly_bars", "adjustment_events"),
+}
+WAIT_MS = 240_000
+"""Longest wait for anything the UI shows: runs and page loads share two cores with other work."""
+
+expect.set_options(timeout=WAIT_MS)
+
+
+@dataclass
+class DagsterUI:
+    url: str
+    page: Page
+    home: Path
+    store: ParquetStore
+    server: StooqServer
+    screenshots: Path
+
+    def open(self, path: str) -> None:
+        self.page.goto(self.url + path, wait_until="domcontentloaded")
+
+    def screenshot(self, name: str) -> None:
+        self.page.screenshot(path=self.screenshots / f"{name}.png", full_page=True)
+
+    def instance(self) -> dg.DagsterInstance:
+        return dg.DagsterInstance.from_config(str(self.home))
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Path:
+    if not CHROMIUM.is_file():
+        message = f"{CHROMIUM} not found (apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def dagster_dev(tmp_path_factory, synthetic_universe) -> Iterator[tuple[str, Path, ParquetStore, StooqServer]]:
+    """`dagster dev` on a free loopback port, its instance and data root in a temporary folder."""
+    base = tmp_path_factory.mktemp("ui")
+    home, lake = base / "dagster_home", base / "lake"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((PROJECT_ROOT / "dagster.yaml").read_text())
+    port = _free_port()
+    with StooqServer(synthetic_universe.data_dir) as server, open(base / "dagster-dev.log", "wb") as log:
+        env = {
+            **os.environ,
+            "DAGSTER_HOME": str(home),
+            "MARKET_ASSETS_DATA_ROOT": str(lake),
+            "STOOQ_BASE_URL": server.url,
+        }
+        process = subprocess.Popen(
+            [str(Path(sys.executable).with_name("dagster")), "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
+             "-h", "127.0.0.1", "-p", str(port)],
+            cwd=home, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_until_serving(url, process, base / "dagster-dev.log")
+            # The newsletter prompt a new instance shows once over the first page, recorded as seen.
+            requests.post(f"{url}/graphql", json={"query": "mutation { setNuxSeen }"}, timeout=60).raise_for_status()
+            yield url, home, ParquetStore(str(lake)), server
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=30)
+
+
+def _wait_until_serving(url: str, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"dagster dev exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if requests.get(f"{url}/server_info", timeout=5).ok:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"dagster dev did not answer at {url}:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def ui(chromium, dagster_dev, ui_artifacts) -> Iterator[DagsterUI]:
+    """A fresh Chromium profile with one page, sized like a laptop screen."""
+    url, home, store, server = dagster_dev
+    with sync_playwright() as playwright, tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
+        context = playwright.chromium.launch_persistent_context(
+            profile, executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS,
+            viewport={"width": 1600, "height": 1000},
+        )
+        page = context.pages[0] if context.pages else context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        try:
+            yield DagsterUI(url, page, home, store, server, ui_artifacts)
+        finally:
+            context.close()
+
+
+def _session(universe) -> str:
+    return f"{universe.last_session['XNYS']:%Y-%m-%d}"
+
+
+def _launch_composition(ui: DagsterUI, session: str, index: str) -> None:
+    """Asset page -> Materialize -> pick the session and the index -> Launch, then open the run."""
+    page = ui.page
+    ui.open("/assets/index_composition")
+    page.get_by_role("button", name="Materialize…").click()
+    dialog = page.get_by_role("dialog")
+    dates = dialog.get_by_placeholder("ex: ", exact=False)
+    dates.fill(session)
+    dates.press("Enter")
+    dialog.get_by_text("Select a partition or create one").click()
+    page.get_by_role("menuitem", name=index).click()
+    dialog.get_by_text("Launch runs to materialize index_composition").click()  # closes the list
+    expect(dialog.get_by_text("1 partition", exact=True)).to_be_visible()
+    ui.screenshot(f"launch-{index.lower()}-{session}")
+    dialog.get_by_role("button", name="Launch 1 run").click()
+    expect(page.get_by_text(re.compile(r"Launched run [0-9a-f]{8}"))).to_be_visible()
+    page.get_by_role("button", name="View", exact=True).or_(
+        page.get_by_role("link", name="View", exact=True)
+    ).first.click()
+    expect(page).to_have_url(re.compile(r"/runs/[0-9a-f-]{36}"))
+    _expect_run_status(ui, "Success")
+
+
+def _expect_run_status(ui: DagsterUI, status: str) -> None:
+    """The run page's header says `status` (the page follows the run as it goes)."""
+    header = ui.page.get_by_text(re.compile(r"^(Success|Failure|Canceled)$")).first
+    expect(header).to_have_text(status)
+
+
+def _close_run_of(ui: DagsterUI, index: str, session: str, *statuses: dg.DagsterRunStatus) -> dg.DagsterRun:
+    """The close run the sensor launched for `index` and `session`, once it has one of `statuses`.
+
+    The instance says which run that is; what the run shows is read in the UI.
+    """
+    with ui.instance() as instance:
+        found = _wait_for(
+            lambda: instance.get_runs(
+                dg.RunsFilter(
+                    job_name=f"{index.lower()}_close",
+                    statuses=list(statuses),
+                    tags={"market_assets/session": session},
+                )
+            ),
+            f"a {index.lower()}_close run of {session} with status {[s.value for s in statuses]}",
+        )
+    return found[0]
+
+
+def _wait_for(probe: Callable[[], list], what: str) -> list:
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        time.sleep(1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _open_run_from_runs_list(ui: DagsterUI, run: dg.DagsterRun, tab: str) -> None:
+    """Runs -> `tab` -> the run's id, as a person looks a run up."""
+    page = ui.page
+    ui.open("/runs")
+    page.get_by_role("link", name=tab, exact=True).or_(page.get_by_role("tab", name=tab)).first.click()
+    page.get_by_role("link", name=run.run_id[:8], exact=True).click()
+    expect(page).to_have_url(re.compile(f"/runs/{run.run_id}"))
+
+
+def _partition_dot(page: Page, label: str) -> Locator:
+    """The status dot beside a date or a symbol in the asset's partition lists."""
+    return page.locator(f"[data-tooltip='{label}'] + div").first
+
+
+def _in_view(page: Page, element: Locator) -> bool:
+    box, size = element.bounding_box(), page.viewport_size
+    return box is not None and 0 <= box["y"] and box["y"] + box["height"] <= size["height"]
+
+
+def _reload_until(ui: DagsterUI, check: Callable[[], None]) -> None:
+    """Partition statuses are read when the page loads: reload until `check` passes."""
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while True:
+        try:
+            check()
+            return
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            ui.page.reload(wait_until="domcontentloaded")
+
+
+def test_the_asset_graph_shows_every_asset_in_its_group(ui):
+    page = ui.page
+    ui.open("/asset-groups")
+    for group in ASSETS:
+        expect(page.get_by_text(group, exact=True).first).to_be_visible()
+    # The graph opens with its groups folded: unfold them from the graph's settings menu.
+    page.get_by_role("img", name="settings").last.click()
+    page.get_by_role("menuitem", name="Expand all groups").click()
+    names = [page.get_by_text(asset, exact=True).first for group in ASSETS.values() for asset in group]
+    for _ in range(12):
+        if all(_in_view(page, name) for name in names):
+            break
+        page.get_by_role("img", name="zoom_out").click()
+    for name in names:
+        expect(name).to_be_in_viewport()
+    ui.screenshot("01-asset-graph")
+
+    ui.open("/assets/daily_bars")
+    expect(page.get_by_text("Daily OHLCV history of each symbol as published after the close")).to_be_visible()
+    expect(page.get_by_role("link", name="bars", exact=True).first).to_be_visible()
+    ui.screenshot("02-asset-description")
+
+
+def test_a_session_of_one_index_materialized_from_the_ui_turns_its_partitions_green(ui, synthetic_universe):
+    page = ui.page
+    session = _session(synthetic_universe)
+    members = synthetic_universe.members("DJI", pd.Timestamp(session))
+
+    _launch_composition(ui, session, "DJI")
+    ui.screenshot("03-composition-run")
+
+    # The close_bars sensor launches the session's bars once the composition is stored.
+    close = _close_run_of(ui, "DJI", session, dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE)
+    _open_run_from_runs_list(ui, close, "All")
+    _expect_run_status(ui, "Success")
+    page.get_by_placeholder("Filter…").fill("written under")
+    folder = str(Path(ui.store.root) / "daily_bars" / session)
+    expect(page.get_by_text(f"daily_bars: {len(members)} partitions written under {folder}")).to_be_visible()
+    ui.screenshot("04-close-run-names-its-folder")
+
+    ui.open("/assets/daily_bars?view=partitions")
+
+    def session_is_green() -> None:
+        expect(page.get_by_text(f"Materialized ({len(members)})")).to_be_visible(timeout=20_000)
+        expect(_partition_dot(page, session)).to_have_attribute("style", re.compile("accent-green"), timeout=5_000)
+
+    _reload_until(ui, session_is_green)
+    page.get_by_text(session, exact=True).first.click()
+    for symbol in members[:10]:
+        expect(_partition_dot(page, symbol)).to_have_attribute("style", re.compile("accent-green"))
+    ui.screenshot("05-partitions-green")
+
+    symbol = members[0]
+    page.get_by_text(symbol, exact=True).first.click()
+    key = f"{session}|{symbol}"
+    expect(page.get_by_text(key, exact=True).first).to_be_visible()
+    daily = ui.store.read("daily_bars", key)
+    metadata = page.locator("table").filter(has_text="price_chart")
+    expect(metadata.get_by_text(ui.store.path("daily_bars", key), exact=True)).to_be_visible()
+    expect(metadata.get_by_text(str(len(daily)), exact=True)).to_be_visible()
+    preview = metadata.locator("table").filter(has_text="volume")
+    expect(preview.get_by_text(session, exact=True)).to_be_visible()
+    chart = metadata.get_by_role("img", name=re.compile(rf"^close \d{{4}}-\d{{2}}-\d{{2}} to {session}$"))
+    expect(chart).to_be_visible()
+    assert chart.evaluate("image => image.complete && image.naturalWidth") == 240
+    svg = base64.b64decode(chart.get_attribute("src").split("base64,", 1)[1]).decode()
+    assert svg.startswith("<svg") and "<polyline" in svg
+    ui.screenshot("06-materialization-metadata")
+
+    ui.open("/assets/daily_bars?view=checks")
+    for check in ("high_low_consistent", "ends_at_session", "no_unexplained_jumps"):
+        expect(page.get_by_text(check, exact=True).first).to_be_visible()
+    ui.screenshot("07-asset-checks")
+
+
+def test_a_symbol_the_source_refuses_fails_its_run_by_name_and_reexecution_completes_it(ui, synthetic_universe):
+    page = ui.page
+    session = _session(synthetic_universe)
+    ndx = synthetic_universe.members("NDX", pd.Timestamp(session))
+    broken = sorted(set(ndx) - set(synthetic_universe.members("DJI", pd.Timestamp(session))))[0]
+    ui.server.inject(Fault(FaultKind.NO_DATA, symbols={broken}))
+
+    _launch_composition(ui, session, "NDX")
+    failed = _close_run_of(ui, "NDX", session, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.SUCCESS)
+    _open_run_from_runs_list(ui, failed, "Failed")
+    _expect_run_status(ui, "Failure")
+    message = f"{broken}: Stooq answered 'No data'"
+    expect(page.get_by_text(message).first).to_be_visible()
+    ui.screenshot("08-failed-run-names-the-symbol")
+    key = f"{session}|{broken}"
+    assert not ui.store.exists("daily_bars", key)
+
+    ui.open(f"/assets/daily_bars?view=partitions&partition={key.replace('|', '%7C')}")
+    _reload_until(ui, lambda: expect(page.get_by_text("Failed (1)")).to_be_visible(timeout=20_000))
+    ui.screenshot("09-partition-failed")
+
+    ui.server.clear_faults()
+    _open_run_from_runs_list(ui, failed, "Failed")
+    page.get_by_role("button", name="Re-execute all (*)").locator("xpath=..").get_by_role(
+        "img", name="arrow_drop_down"
+    ).click()
+    page.get_by_role("menuitem", name="From failure").click()
+    expect(page).not_to_have_url(re.compile(f"/runs/{failed.run_id}"))
+    _expect_run_status(ui, "Success")
+    ui.screenshot("10-reexecution-succeeded")
+    assert ui.store.exists("daily_bars", key) and ui.store.exists("monthly_bars", key)
+
+    ui.open(f"/assets/daily_bars?view=partitions&partition={key.replace('|', '%7C')}")
+    _reload_until(ui, lambda: expect(page.get_by_text("Failed (0)")).to_be_visible(timeout=20_000))
+    expect(page.get_by_text("price_chart", exact=True)).to_be_visible()
+    ui.screenshot("11-partition-green-after-reexecution")
