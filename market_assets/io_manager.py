@@ -40,7 +40,8 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             store.write(asset, key, frames[key])
         # The run's log names where its files are; each materialization has its own file's path.
         folders = sorted({store.path(asset, key).rsplit("/", 1)[0] for key in keys})
-        context.log.info(f"{asset}: {len(keys)} partitions written under {', '.join(folders)}")
+        files = f"{len(keys)} partition" + ("s" if len(keys) > 1 else "")
+        context.log.info(f"{asset}: {files} written under {', '.join(folders)}")
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame | dict[str, pd.DataFrame]:
         asset = context.asset_key.path[-1]

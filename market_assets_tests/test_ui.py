@@ -156,7 +156,7 @@ def _session(universe) -> str:
     return f"{universe.last_session['XNYS']:%Y-%m-%d}"
 
 
-def _launch_composition(ui: DagsterUI, session: str, index: str) -> None:
+def _launch_composition(ui: DagsterUI, session: str, index: str, screenshot: str) -> None:
     """Asset page -> Materialize -> pick the session and the index -> Launch, then open the run."""
     page = ui.page
     ui.open("/assets/index_composition")
@@ -169,7 +169,7 @@ def _launch_composition(ui: DagsterUI, session: str, index: str) -> None:
     page.get_by_role("menuitem", name=index).click()
     dialog.get_by_text("Launch runs to materialize index_composition").click()  # closes the list
     expect(dialog.get_by_text("1 partition", exact=True)).to_be_visible()
-    ui.screenshot(f"launch-{index.lower()}-{session}")
+    ui.screenshot(screenshot)
     dialog.get_by_role("button", name="Launch 1 run").click()
     expect(page.get_by_text(re.compile(r"Launched run [0-9a-f]{8}"))).to_be_visible()
     page.get_by_role("button", name="View", exact=True).or_(
@@ -218,8 +218,8 @@ def _open_run_from_runs_list(ui: DagsterUI, run: dg.DagsterRun, tab: str) -> Non
     """Runs -> `tab` -> the run's id, as a person looks a run up."""
     page = ui.page
     ui.open("/runs")
-    page.get_by_role("link", name=tab, exact=True).or_(page.get_by_role("tab", name=tab)).first.click()
-    page.get_by_role("link", name=run.run_id[:8], exact=True).click()
+    page.get_by_role("tab", name=tab, exact=True).click()
+    page.get_by_role("link", name=f"run {run.run_id[:8]}", exact=True).click()
     expect(page).to_have_url(re.compile(f"/runs/{run.run_id}"))
 
 
@@ -274,8 +274,8 @@ def test_a_session_of_one_index_materialized_from_the_ui_turns_its_partitions_gr
     session = _session(synthetic_universe)
     members = synthetic_universe.members("DJI", pd.Timestamp(session))
 
-    _launch_composition(ui, session, "DJI")
-    ui.screenshot("03-composition-run")
+    _launch_composition(ui, session, "DJI", "03-materialize-dialog")
+    ui.screenshot("04-composition-run")
 
     # The close_bars sensor launches the session's bars once the composition is stored.
     close = _close_run_of(ui, "DJI", session, dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE)
@@ -284,7 +284,7 @@ def test_a_session_of_one_index_materialized_from_the_ui_turns_its_partitions_gr
     page.get_by_placeholder("Filter…").fill("written under")
     folder = str(Path(ui.store.root) / "daily_bars" / session)
     expect(page.get_by_text(f"daily_bars: {len(members)} partitions written under {folder}")).to_be_visible()
-    ui.screenshot("04-close-run-names-its-folder")
+    ui.screenshot("05-close-run-names-its-folder")
 
     ui.open("/assets/daily_bars?view=partitions")
 
@@ -296,7 +296,7 @@ def test_a_session_of_one_index_materialized_from_the_ui_turns_its_partitions_gr
     page.get_by_text(session, exact=True).first.click()
     for symbol in members[:10]:
         expect(_partition_dot(page, symbol)).to_have_attribute("style", re.compile("accent-green"))
-    ui.screenshot("05-partitions-green")
+    ui.screenshot("06-partitions-green")
 
     symbol = members[0]
     page.get_by_text(symbol, exact=True).first.click()
@@ -313,12 +313,13 @@ def test_a_session_of_one_index_materialized_from_the_ui_turns_its_partitions_gr
     assert chart.evaluate("image => image.complete && image.naturalWidth") == 240
     svg = base64.b64decode(chart.get_attribute("src").split("base64,", 1)[1]).decode()
     assert svg.startswith("<svg") and "<polyline" in svg
-    ui.screenshot("06-materialization-metadata")
+    ui.screenshot("07-materialization-metadata")
 
     ui.open("/assets/daily_bars?view=checks")
     for check in ("high_low_consistent", "ends_at_session", "no_unexplained_jumps"):
         expect(page.get_by_text(check, exact=True).first).to_be_visible()
-    ui.screenshot("07-asset-checks")
+    expect(page.get_by_text("Passed", exact=True).first).to_be_visible()
+    ui.screenshot("08-asset-checks")
 
 
 def test_a_symbol_the_source_refuses_fails_its_run_by_name_and_reexecution_completes_it(ui, synthetic_universe):
@@ -328,19 +329,19 @@ def test_a_symbol_the_source_refuses_fails_its_run_by_name_and_reexecution_compl
     broken = sorted(set(ndx) - set(synthetic_universe.members("DJI", pd.Timestamp(session))))[0]
     ui.server.inject(Fault(FaultKind.NO_DATA, symbols={broken}))
 
-    _launch_composition(ui, session, "NDX")
+    _launch_composition(ui, session, "NDX", "09-materialize-dialog-with-a-fault")
     failed = _close_run_of(ui, "NDX", session, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.SUCCESS)
     _open_run_from_runs_list(ui, failed, "Failed")
     _expect_run_status(ui, "Failure")
     message = f"{broken}: Stooq answered 'No data'"
     expect(page.get_by_text(message).first).to_be_visible()
-    ui.screenshot("08-failed-run-names-the-symbol")
+    ui.screenshot("10-failed-run-names-the-symbol")
     key = f"{session}|{broken}"
     assert not ui.store.exists("daily_bars", key)
 
     ui.open(f"/assets/daily_bars?view=partitions&partition={key.replace('|', '%7C')}")
     _reload_until(ui, lambda: expect(page.get_by_text("Failed (1)")).to_be_visible(timeout=20_000))
-    ui.screenshot("09-partition-failed")
+    ui.screenshot("11-partition-failed")
 
     ui.server.clear_faults()
     _open_run_from_runs_list(ui, failed, "Failed")
@@ -350,10 +351,10 @@ def test_a_symbol_the_source_refuses_fails_its_run_by_name_and_reexecution_compl
     page.get_by_role("menuitem", name="From failure").click()
     expect(page).not_to_have_url(re.compile(f"/runs/{failed.run_id}"))
     _expect_run_status(ui, "Success")
-    ui.screenshot("10-reexecution-succeeded")
+    ui.screenshot("12-reexecution-succeeded")
     assert ui.store.exists("daily_bars", key) and ui.store.exists("monthly_bars", key)
 
     ui.open(f"/assets/daily_bars?view=partitions&partition={key.replace('|', '%7C')}")
     _reload_until(ui, lambda: expect(page.get_by_text("Failed (0)")).to_be_visible(timeout=20_000))
     expect(page.get_by_text("price_chart", exact=True)).to_be_visible()
-    ui.screenshot("11-partition-green-after-reexecution")
+    ui.screenshot("13-partition-materialized-after-reexecution")
