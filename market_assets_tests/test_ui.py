@@ -34,6 +34,7 @@ from playwright.sync_api import Locator, Page, expect, sync_playwright
 
 from market_assets.storage import ParquetStore
 from market_assets.stooq_server import Fault, FaultKind, StooqServer
+from market_assets_tests.polling import wait_for
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -94,7 +95,8 @@ def dagster_dev(tmp_path_factory, synthetic_universe) -> Iterator[tuple[str, Pat
     home.mkdir()
     (home / "dagster.yaml").write_text((PROJECT_ROOT / "dagster.yaml").read_text())
     port = _free_port()
-    with StooqServer(synthetic_universe.data_dir) as server, open(base / "dagster-dev.log", "wb") as log:
+    log_path = base / "dagster-dev.log"
+    with StooqServer(synthetic_universe.data_dir) as server, open(log_path, "wb") as log:
         env = {
             **os.environ,
             "DAGSTER_HOME": str(home),
@@ -108,7 +110,7 @@ def dagster_dev(tmp_path_factory, synthetic_universe) -> Iterator[tuple[str, Pat
         )
         url = f"http://127.0.0.1:{port}"
         try:
-            _wait_until_serving(url, process, base / "dagster-dev.log")
+            wait_for(lambda: _serving(url, process, log_path), WAIT_MS / 1000, f"dagster dev at {url}", 0.5)
             # The newsletter prompt a new instance shows once over the first page, recorded as seen.
             requests.post(f"{url}/graphql", json={"query": "mutation { setNuxSeen }"}, timeout=60).raise_for_status()
             yield url, home, ParquetStore(str(lake)), server
@@ -121,18 +123,13 @@ def dagster_dev(tmp_path_factory, synthetic_universe) -> Iterator[tuple[str, Pat
                 process.wait(timeout=30)
 
 
-def _wait_until_serving(url: str, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + WAIT_MS / 1000
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"dagster dev exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if requests.get(f"{url}/server_info", timeout=5).ok:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"dagster dev did not answer at {url}:\n{log.read_text()[-3000:]}")
+def _serving(url: str, process: subprocess.Popen, log: Path) -> bool:
+    if process.poll() is not None:
+        pytest.fail(f"dagster dev exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+    try:
+        return requests.get(f"{url}/server_info", timeout=5).ok
+    except requests.ConnectionError:
+        return False
 
 
 @pytest.fixture(scope="module")
@@ -191,7 +188,7 @@ def _close_run_of(ui: DagsterUI, index: str, session: str, *statuses: dg.Dagster
     The instance says which run that is; what the run shows is read in the UI.
     """
     with ui.instance() as instance:
-        found = _wait_for(
+        found = wait_for(
             lambda: instance.get_runs(
                 dg.RunsFilter(
                     job_name=f"{index.lower()}_close",
@@ -199,19 +196,10 @@ def _close_run_of(ui: DagsterUI, index: str, session: str, *statuses: dg.Dagster
                     tags={"market_assets/session": session},
                 )
             ),
+            WAIT_MS / 1000,
             f"a {index.lower()}_close run of {session} with status {[s.value for s in statuses]}",
         )
     return found[0]
-
-
-def _wait_for(probe: Callable[[], list], what: str) -> list:
-    deadline = time.monotonic() + WAIT_MS / 1000
-    while time.monotonic() < deadline:
-        found = probe()
-        if found:
-            return found
-        time.sleep(1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _open_run_from_runs_list(ui: DagsterUI, run: dg.DagsterRun, tab: str) -> None:
