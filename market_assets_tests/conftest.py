@@ -1,7 +1,8 @@
 """Shared fixtures: one synthetic universe per test session, and Stooq-compatible servers over it.
 
 Generating the universe takes seconds, so it is done once; servers are cheap, so every test gets
-its own, with no faults, no serving date and fresh statistics.
+its own, with no faults, no serving date and fresh statistics. The browser tests' screenshots go
+to one folder, which the end of pytest's report names.
 """
 
 from __future__ import annotations

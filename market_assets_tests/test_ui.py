@@ -200,7 +200,7 @@ def _launch_composition(ui: DagsterUI, session: str, index: str, screenshot: str
     ui.screenshot(screenshot)
     dialog.get_by_role("button", name="Launch 1 run").click()
     expect(page.get_by_text(re.compile(r"Launched run [0-9a-f]{8}"))).to_be_visible()
-    page.get_by_role("button", name="View", exact=True).click()  # in the "Launched run" notice
+    page.get_by_role("link", name="View", exact=True).click()  # in the "Launched run" notice
     expect(page).to_have_url(re.compile(r"/runs/[0-9a-f-]{36}"))
     _expect_run_status(ui, "Success")
 
