@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
 import pandas as pd
-from pandas.api.typing import DataFrameGroupBy
 
 from market_assets.sessions import next_session
 
@@ -16,9 +16,14 @@ Period = Literal["week", "month"]
 _PANDAS_PERIOD = {"week": "W-SUN", "month": "M"}
 
 
-def period_of(dates: pd.Series, period: Period) -> pd.Series:
-    """The calendar week (Monday to Sunday) or month of each date."""
-    return dates.dt.to_period(_PANDAS_PERIOD[period])
+def period_ordinals(dates: pd.Series, period: Period) -> np.ndarray:
+    """The calendar week (Monday to Sunday) or month of each date, as pandas' period ordinals:
+    integers, cheap to compare."""
+    return dates.dt.to_period(_PANDAS_PERIOD[period]).array.asi8
+
+
+def in_same_period(a: pd.Timestamp, b: pd.Timestamp, period: Period) -> bool:
+    return pd.Period(a, _PANDAS_PERIOD[period]) == pd.Period(b, _PANDAS_PERIOD[period])
 
 
 def snapshot(daily: pd.DataFrame, session: pd.Timestamp) -> pd.DataFrame:
@@ -26,18 +31,38 @@ def snapshot(daily: pd.DataFrame, session: pd.Timestamp) -> pd.DataFrame:
     return daily.loc[daily["date"] <= session].reset_index(drop=True)
 
 
-def candles(groups: DataFrameGroupBy) -> pd.DataFrame:
-    """One candle per group of daily bars: the date of its last bar, the first open, the highest
-    high, the lowest low, the last close and the summed volume (missing when no bar has one)."""
+def run_starts(labels: np.ndarray) -> np.ndarray:
+    """Positions where a run of equal consecutive `labels` begins."""
+    if len(labels) == 0:
+        return np.zeros(0, dtype=np.intp)
+    return np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]])
+
+
+def candles(daily: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
+    """One candle per run of equal consecutive `labels` of the daily bars, indexed by its label:
+    the date of its last bar, the first open, the highest high, the lowest low, the last close and
+    the summed volume (missing when no bar has one).
+
+    Runs, not a groupby: daily bars are in date order (`dates_unique_and_increasing` blocks any
+    other), so a period's bars are consecutive, and numpy's `reduceat` over the runs costs a tenth
+    of pandas' grouping, which a close pays for every symbol, twice, and again in its checks.
+    """
+    starts = run_starts(labels)
+    lasts = np.append(starts[1:], len(labels)) - 1 if len(starts) else starts
+    volume = daily["volume"].to_numpy(float, na_value=np.nan)
+    present = ~np.isnan(volume)
+    sums = np.add.reduceat(np.where(present, volume, 0.0), starts)
+    counted = np.add.reduceat(present, starts) > 0
     return pd.DataFrame(
         {
-            "date": groups["date"].last(),
-            "open": groups["open"].first(),
-            "high": groups["high"].max(),
-            "low": groups["low"].min(),
-            "close": groups["close"].last(),
-            "volume": groups["volume"].sum(min_count=1).astype("Float64"),
-        }
+            "date": daily["date"].to_numpy()[lasts],
+            "open": daily["open"].to_numpy(float)[starts],
+            "high": np.fmax.reduceat(daily["high"].to_numpy(float), starts),
+            "low": np.fmin.reduceat(daily["low"].to_numpy(float), starts),
+            "close": daily["close"].to_numpy(float)[lasts],
+            "volume": pd.array(np.where(counted, sums, np.nan), dtype="Float64"),
+        },
+        index=labels[starts],
     )
 
 
@@ -49,12 +74,10 @@ def resample(daily: pd.DataFrame, period: Period, session: pd.Timestamp, calenda
     (what charts and Stooq's own weekly and monthly files show). `incomplete` marks the last bar
     when `session` is not the last session of its week or month, so readers know it will change.
     """
-    periods = period_of(daily["date"], period)
-    bars = candles(daily.groupby(periods, sort=True)).reset_index(drop=True)
-    freq = _PANDAS_PERIOD[period]
-    session_period = pd.Period(session, freq)
-    period_goes_on = pd.Period(next_session(calendar, session), freq) == session_period
+    periods = period_ordinals(daily["date"], period)
+    bars = candles(daily, periods).reset_index(drop=True)
+    period_goes_on = in_same_period(next_session(calendar, session), session, period)
     bars["incomplete"] = False
-    if len(bars) and period_goes_on and periods.iloc[-1] == session_period:
+    if len(bars) and period_goes_on and periods[-1] == pd.Period(session, _PANDAS_PERIOD[period]).ordinal:
         bars.loc[bars.index[-1], "incomplete"] = True
     return bars

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from market_assets.bars import Period, candles, period_of
+from market_assets.bars import Period, candles, in_same_period, period_ordinals, run_starts
 from market_assets.sessions import calendar, next_session
 
 _PRICES = ["open", "high", "low", "close"]
@@ -48,9 +48,8 @@ class Finding:
 
 def high_low_consistent(bars: pd.DataFrame) -> Finding:
     """High at or above max(open, close), low at or below min(open, close)."""
-    top = bars[["open", "close"]].max(axis=1)
-    bottom = bars[["open", "close"]].min(axis=1)
-    bad = (bars["high"] < top) | (bars["low"] > bottom)
+    open_, close = bars["open"].to_numpy(float), bars["close"].to_numpy(float)
+    bad = (bars["high"].to_numpy(float) < np.fmax(open_, close)) | (bars["low"].to_numpy(float) > np.fmin(open_, close))
     return Finding.of(
         bars.loc[bad, "date"],
         "bar",
@@ -61,7 +60,7 @@ def high_low_consistent(bars: pd.DataFrame) -> Finding:
 
 def prices_positive(bars: pd.DataFrame) -> Finding:
     """Every open, high, low and close above zero."""
-    bad = (bars[_PRICES] <= 0).any(axis=1)
+    bad = (bars[_PRICES].to_numpy(float) <= 0).any(axis=1)
     return Finding.of(bars.loc[bad, "date"], "bar", "with a price at or below zero", "every price is positive")
 
 
@@ -140,10 +139,10 @@ def close_not_repeated(bars: pd.DataFrame, sessions: int) -> Finding:
 
     The offending dates are the repeats after the first bar of each such run.
     """
-    close = bars["close"]
-    run_start = close.ne(close.shift(1)).cumsum()
-    run_length = close.groupby(run_start).transform("size")
-    repeat = (run_length >= sessions) & close.eq(close.shift(1))
+    close = bars["close"].to_numpy(float)
+    starts = run_starts(close)
+    lengths = np.diff(np.append(starts, len(close)))
+    repeat = (np.repeat(lengths, lengths) >= sessions) & np.r_[False, close[1:] == close[:-1]]
     return Finding.of(
         bars.loc[repeat, "date"],
         "bar",
@@ -165,9 +164,11 @@ def resampled_agree_with_daily(daily: pd.DataFrame, bars: pd.DataFrame, period: 
     """
     owner = np.searchsorted(bars["date"].to_numpy(), daily["date"].to_numpy(), side="left")
     covered = owner < len(bars)
-    rows = daily[covered].assign(bar=owner[covered], period=period_of(daily["date"][covered], period))
-    groups = rows.groupby("bar")
-    expected = candles(groups).assign(periods=groups["period"].nunique()).reindex(range(len(bars)))
+    rows, owner = daily[covered], owner[covered]
+    starts = run_starts(owner)
+    new_period = np.r_[False, np.diff(period_ordinals(rows["date"], period)) != 0]
+    periods = pd.Series(np.add.reduceat(new_period, starts) - new_period[starts] + 1, index=owner[starts])
+    expected = candles(rows, owner).assign(periods=periods).reindex(range(len(bars)))
     actual = bars.reset_index(drop=True)
     prices = ["open", "high", "low", "close"]
     same_prices = np.isclose(expected[prices].to_numpy(float), actual[prices].to_numpy(float), rtol=1e-12).all(axis=1)
@@ -186,9 +187,7 @@ def incomplete_flag_right(bars: pd.DataFrame, period: Period, session: pd.Timest
     """`incomplete` is set on the last bar exactly when the session's period has sessions to come."""
     if bars.empty:
         return Finding(True, "no bars")
-    goes_on = period_of(pd.Series([next_session(calendar_code, session)]), period).iloc[0] == period_of(
-        pd.Series([session]), period
-    ).iloc[0]
+    goes_on = in_same_period(next_session(calendar_code, session), session, period)
     expected = pd.Series(False, index=bars.index)
     if goes_on and bars["date"].iloc[-1] >= session:
         expected.iloc[-1] = True

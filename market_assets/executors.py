@@ -36,10 +36,9 @@ STEP_K8S_CONFIG: dict[str, dict[str, Any]] = {
         },
         "job_spec_config": {"active_deadline_seconds": 1800},
     },
-    # Resampling, and comparing each snapshot with the previous one, is pandas over the run's
-    # snapshots: CPU-bound and short.
+    # Resampling is pandas over the run's snapshots: CPU-bound and short.
     **dict.fromkeys(
-        ("weekly_bars", "monthly_bars", "adjustment_events"),
+        ("weekly_bars", "monthly_bars"),
         {
             "container_config": {
                 "resources": {

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 import dagster as dg
 
-from market_assets.schedules import close_delay
+from market_assets.sessions import close_delay
 
 GRACE_ENV = "MARKET_ASSETS_FRESHNESS_GRACE_MINUTES"
 _MIDNIGHT = datetime(2000, 1, 3)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dagster as dg
 
-from market_assets.assets.adjustments import adjustment_events
 from market_assets.assets.bars import INDEX_TAG, daily_bars, monthly_bars, weekly_bars
 from market_assets.assets.composition import index_composition
 from market_assets.assets.membership import index_membership
@@ -31,7 +30,7 @@ def close_job_name(index: str) -> str:
 close_jobs = {
     name: dg.define_asset_job(
         name=close_job_name(name),
-        selection=dg.AssetSelection.assets(daily_bars, weekly_bars, monthly_bars, adjustment_events),
+        selection=dg.AssetSelection.assets(daily_bars, weekly_bars, monthly_bars),
         tags={INDEX_TAG: name},
         # One pod per step on Kubernetes with MARKET_ASSETS_EXECUTOR=k8s; by default (None) the
         # in-process executor of the Definitions, as for every other job.

@@ -82,7 +82,8 @@ def close_index(
     outcome.runs = plan_close_runs(
         instance, stock_index.name, session_key, outcome.members, force=force
     )
-    for run in outcome.runs:
+    failures = []
+    for run in outcome.runs:  # every run, even after one failed: the others' symbols still load
         result = defs.resolve_job_def(run.job_name).execute_in_process(
             instance=instance,
             tags={**run.tags, **tags},
@@ -90,7 +91,12 @@ def close_index(
             raise_on_error=False,
         )
         outcome.run_ids.append(result.run_id)
-        _raise_if_failed(result, f"{run.job_name} for {session_key} ({len(run.symbols)} symbols)")
+        try:
+            _raise_if_failed(result, f"{run.job_name} for {session_key} ({len(run.symbols)} symbols)")
+        except CloseFailed as failure:
+            failures.append(str(failure))
+    if failures:
+        raise CloseFailed("\n".join(failures))
     return outcome
 
 

@@ -13,6 +13,7 @@ yet, looking back at most `catch_up` sessions, oldest first: a daemon that was d
 it comes back. Run keys (`<index>|<session>`) make sure no session is launched twice.
 """
 
+import math
 import os
 from datetime import datetime, timedelta
 
@@ -23,24 +24,10 @@ from market_assets.assets.bars import INDEX_TAG
 from market_assets.assets.composition import index_composition
 from market_assets.jobs import compositions_job
 from market_assets.partitions import composition_key
-from market_assets.sessions import CALENDARS, FIRST_SESSION, calendar
+from market_assets.sessions import CALENDARS, FIRST_SESSION, calendar, close_delay, head_start
 from market_assets.stooq.indices import INDICES
 
-DELAY_ENV = "MARKET_ASSETS_CLOSE_DELAY_MINUTES"
 CATCH_UP_ENV = "MARKET_ASSETS_CATCH_UP_SESSIONS"
-
-
-def close_delay(code: str) -> timedelta:
-    """Time Stooq needs to publish a session's data after `code`'s close (default 30 minutes).
-
-    `MARKET_ASSETS_CLOSE_DELAY_MINUTES` is either one number for every exchange or per exchange,
-    `XNYS=30,XHKG=45` (an exchange left out keeps the default).
-    """
-    text = os.environ.get(DELAY_ENV, "30").strip()
-    if "=" not in text:
-        return timedelta(minutes=float(text))
-    delays = dict(item.split("=", 1) for item in text.replace(" ", "").split(",") if item)
-    return timedelta(minutes=float(delays.get(code, "30")))
 
 
 def catch_up_sessions() -> int:
@@ -52,12 +39,19 @@ def indices_on(code: str) -> list[str]:
     return [name for name, index in INDICES.items() if index.calendar == code]
 
 
+def lead() -> timedelta:
+    """How long before a session's publication its schedule ticks: `head_start()` in whole
+    minutes (a cron's resolution), rounded up."""
+    return timedelta(minutes=math.ceil(head_start().total_seconds() / 60))
+
+
 def tick_crons(code: str, delay: timedelta) -> list[str]:
-    """Daily crons, in the exchange's time zone, at each distinct close time plus `delay`."""
+    """Daily crons, in the exchange's time zone, at each distinct close time plus `delay`, `lead()`
+    ahead: the composition runs wait for the publication in their step, started."""
     closes = calendar(code).closes.loc[FIRST_SESSION:].dt.tz_convert(calendar(code).tz)
     crons = set()
     for close in set(closes.dt.time):
-        tick = datetime.combine(datetime(2000, 1, 1), close) + delay
+        tick = datetime.combine(datetime(2000, 1, 1), close) + delay - lead()
         crons.add(f"{tick.minute} {tick.hour} * * *")
     return sorted(crons)
 
@@ -102,7 +96,7 @@ def build_close_schedule(code: str) -> dg.ScheduleDefinition:
         description=f"After each {code} close (+{delay}): compositions of {', '.join(indices)}.",
     )
     def close_schedule(context: dg.ScheduleEvaluationContext):
-        now = pd.Timestamp(context.scheduled_execution_time)
+        now = pd.Timestamp(context.scheduled_execution_time) + lead()
         loaded = context.instance.get_materialized_partitions(index_composition.key)
         due = due_sessions(code, now, delay, catch_up_sessions(), loaded)
         if not due:

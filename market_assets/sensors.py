@@ -9,7 +9,9 @@ The close schedules launch composition runs. This sensor launches the bars runs,
 - **After each stored composition** (cursor: the last event's storage id) it launches what is
   still missing: new constituents, and everything when there was no earlier composition to go by.
   Symbols that stored or in-flight runs already cover are left out, so nothing is fetched twice.
-  Then it rebuilds the membership table.
+- **After the close**, once no close run is queued or running, it rebuilds the membership table
+  from the compositions stored since the last rebuild: nothing waits for that table, so it does
+  not take the CPU from a close in progress.
 
 Symbols shared by indices are loaded once. Run keys name the session and index (at the close) or
 the composition event (after it), so no launch is ever repeated.
@@ -17,14 +19,16 @@ the composition event (after it), so no launch is ever repeated.
 
 import dagster as dg
 import pandas as pd
+from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES
+from dagster._core.storage.tags import RUN_KEY_TAG
 
 from market_assets.assets.composition import index_composition
-from market_assets.close import in_flight_symbols, plan_close_runs
+from market_assets.close import SESSION_TAG, in_flight_symbols, plan_close_runs
 from market_assets.jobs import close_jobs, membership_job
 from market_assets.partitions import composition_partitions, dimensions
 from market_assets.resources import DataLakeResource
-from market_assets.schedules import catch_up_sessions, close_delay, due_sessions, indices_on
-from market_assets.sessions import CALENDARS
+from market_assets.schedules import catch_up_sessions, due_sessions, indices_on
+from market_assets.sessions import CALENDARS, close_delay, head_start
 
 
 @dg.sensor(
@@ -53,21 +57,24 @@ def close_bars(context: dg.SensorEvaluationContext, lake: DataLakeResource) -> d
         requests += _requests(
             context, dims["index"], dims["date"], members, f"{record.partition_key}|{record.storage_id}", planned
         )
-    if records:
-        last = records[-1].storage_id
-        requests.append(dg.RunRequest(run_key=f"membership|{last}", job_name=membership_job.name))
+    requests = requests or _membership(context)
+    cursor = str(records[-1].storage_id) if records else context.cursor
     if not requests:
-        return dg.SkipReason("no session due and no new index composition since the last tick")
-    return dg.SensorResult(
-        run_requests=requests, cursor=str(records[-1].storage_id) if records else context.cursor
-    )
+        return dg.SensorResult(
+            skip_reason="no session due, no new index composition, membership up to date", cursor=cursor
+        )
+    return dg.SensorResult(run_requests=requests, cursor=cursor)
 
 
 def _at_the_close(
     context: dg.SensorEvaluationContext, lake: DataLakeResource, planned: dict[str, set[str]]
 ) -> list[dg.RunRequest]:
-    """Bars of due sessions whose compositions are not stored, by each index's latest composition."""
-    now = pd.Timestamp.now(tz="UTC")
+    """Bars of due sessions whose compositions are not stored, by each index's latest composition.
+
+    A session is due here `head_start()` before its publication: the runs wait for it in their
+    step, started.
+    """
+    now = pd.Timestamp.now(tz="UTC") + head_start()
     loaded = context.instance.get_materialized_partitions(index_composition.key)
     requests = []
     for code in CALENDARS:
@@ -77,11 +84,35 @@ def _at_the_close(
                 earlier = sorted(
                     key for key in loaded if key.endswith(f"|{index}") and key < f"{day}|"
                 )
-                if f"{day}|{index}" in loaded or not earlier:
+                key = f"{day}|{index}|close"
+                if f"{day}|{index}" in loaded or not earlier or _launched(context, f"{key}|0"):
                     continue
                 members = list(lake.store.read("index_composition", earlier[-1])["symbol"])
-                requests += _requests(context, index, day, members, f"{day}|{index}|close", planned)
+                requests += _requests(context, index, day, members, key, planned)
     return requests
+
+
+def _launched(context: dg.SensorEvaluationContext, run_key: str) -> bool:
+    """Whether a run with `run_key` exists: then its close is launched, and planning it again on
+    every tick until the composition is stored would only load the instance during the close."""
+    return bool(context.instance.get_run_records(dg.RunsFilter(tags={RUN_KEY_TAG: run_key}), limit=1))
+
+
+def _membership(context: dg.SensorEvaluationContext) -> list[dg.RunRequest]:
+    """The rebuild of the membership table after the latest stored composition, if not done yet
+    and no close run is in flight (its run key names that composition's event)."""
+    latest = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=index_composition.key), limit=1
+    ).records
+    if not latest:
+        return []
+    run_key = f"membership|{latest[0].storage_id}"
+    if _launched(context, run_key) or any(
+        SESSION_TAG in record.dagster_run.tags
+        for record in context.instance.get_run_records(dg.RunsFilter(statuses=NOT_FINISHED_STATUSES))
+    ):
+        return []
+    return [dg.RunRequest(run_key=run_key, job_name=membership_job.name)]
 
 
 def _requests(

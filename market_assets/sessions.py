@@ -7,7 +7,7 @@ in Hong Kong and the reverse, and a half-day still closes a session.
 from __future__ import annotations
 
 import os
-from datetime import date
+from datetime import date, timedelta
 from functools import cache
 
 import exchange_calendars as xcals
@@ -16,6 +16,8 @@ import pandas as pd
 from market_assets.stooq.indices import INDICES
 
 PARTITION_DAYS_ENV = "MARKET_ASSETS_PARTITION_DAYS"
+DELAY_ENV = "MARKET_ASSETS_CLOSE_DELAY_MINUTES"
+HEAD_START_ENV = "MARKET_ASSETS_HEAD_START_SECONDS"
 
 
 def first_session(today: pd.Timestamp | None = None) -> str:
@@ -85,6 +87,39 @@ def closed_weekdays(first: str = FIRST_SESSION) -> list[str]:
     for code in CALENDARS:
         open_days.update(calendar(code).sessions_in_range(weekdays[0], weekdays[-1]))
     return [day.strftime("%Y-%m-%d") for day in weekdays if day not in open_days]
+
+
+def close_delay(code: str) -> timedelta:
+    """Time Stooq needs to publish a session's data after `code`'s close (default 30 minutes).
+
+    `MARKET_ASSETS_CLOSE_DELAY_MINUTES` is either one number for every exchange or per exchange,
+    `XNYS=30,XHKG=45` (an exchange left out keeps the default).
+    """
+    text = os.environ.get(DELAY_ENV, "30").strip()
+    if "=" not in text:
+        return timedelta(minutes=float(text))
+    delays = dict(item.split("=", 1) for item in text.replace(" ", "").split(",") if item)
+    return timedelta(minutes=float(delays.get(code, "30")))
+
+
+def published_at(code: str, session: pd.Timestamp) -> pd.Timestamp:
+    """When Stooq has a session's data: its close (early or regular) plus `close_delay`."""
+    return calendar(code).session_close(session) + close_delay(code)
+
+
+def head_start() -> timedelta:
+    """How long before a session's publication its bars runs are launched (default 60 s).
+
+    Starting a run takes seconds: it is created with an event per planned partition, queued, and
+    its process loads Dagster and the code. A run launched ahead has done all that by the
+    publication time, and waits in its step for it (`market_assets.assets.bars`), so its first
+    request leaves when the data is there. `MARKET_ASSETS_HEAD_START_SECONDS=0` launches at the
+    publication time.
+    """
+    seconds = float(os.environ.get(HEAD_START_ENV, "60"))
+    if seconds < 0:
+        raise ValueError(f"{HEAD_START_ENV} must be 0 or more seconds, not {seconds:g}")
+    return timedelta(seconds=seconds)
 
 
 def next_session(code: str, session: pd.Timestamp) -> pd.Timestamp:

@@ -14,7 +14,8 @@ from market_assets.definitions import defs
 from market_assets.membership import members_on
 from market_assets.resources import DataLakeResource
 from market_assets.runner import close_index
-from market_assets.schedules import CATCH_UP_ENV, DELAY_ENV, build_close_schedule
+from market_assets.schedules import CATCH_UP_ENV, build_close_schedule
+from market_assets.sessions import DELAY_ENV, HEAD_START_ENV
 from market_assets.sensors import close_bars
 from market_assets.sessions import calendar, latest_closed_session
 from market_assets.storage import ParquetStore
@@ -56,14 +57,28 @@ def _mark_loaded(instance, *keys: str) -> None:
         )
 
 
-def test_ticks_follow_regular_and_early_closes_in_exchange_time():
+def test_ticks_follow_regular_and_early_closes_in_exchange_time(monkeypatch):
+    monkeypatch.delenv(DELAY_ENV, raising=False)
+    monkeypatch.delenv(HEAD_START_ENV, raising=False)
     new_york = build_close_schedule("XNYS")
     hong_kong = build_close_schedule("XHKG")
 
+    # Publication at the close + 30 minutes; the tick a minute ahead (the head start).
     assert new_york.execution_timezone == "America/New_York"
-    assert sorted(new_york.cron_schedule) == ["30 13 * * *", "30 16 * * *"]
+    assert sorted(new_york.cron_schedule) == ["29 13 * * *", "29 16 * * *"]
     assert hong_kong.execution_timezone == "Asia/Hong_Kong"
-    assert sorted(hong_kong.cron_schedule) == ["30 12 * * *", "30 16 * * *"]
+    assert sorted(hong_kong.cron_schedule) == ["29 12 * * *", "29 16 * * *"]
+    monkeypatch.setenv(HEAD_START_ENV, "0")
+    assert sorted(build_close_schedule("XNYS").cron_schedule) == ["30 13 * * *", "30 16 * * *"]
+    monkeypatch.setenv(HEAD_START_ENV, "90")  # whole minutes for a cron: two
+    assert sorted(build_close_schedule("XHKG").cron_schedule) == ["28 12 * * *", "28 16 * * *"]
+
+
+def test_a_tick_ahead_of_the_publication_launches_the_session(instance):
+    """The 16:29 tick launches the session published at 16:30; its run waits for 16:30."""
+    result = _tick(instance, "XNYS", "2026-11-24 16:29")
+
+    assert _keys(result) == ["2026-11-24|DJI", "2026-11-24|NDX"]
 
 
 def test_normal_close_in_new_york(instance):
@@ -194,12 +209,22 @@ def test_sensor_launches_each_index_once_and_shared_symbols_once(instance, monke
         end = order.index(request.tags["dagster/asset_partition_range_end"].split("|")[1])
         return set(order[start : end + 1])
 
-    assert set(by_job) == {"dji_close", "ndx_close", "refresh_membership"}
+    assert set(by_job) == {"dji_close", "ndx_close"}  # the membership table waits for the close
     assert set().union(*map(symbols, by_job["dji_close"])) == dji
     assert set().union(*map(symbols, by_job["ndx_close"])) == ndx - dji
     assert len(by_job["dji_close"]) == 1
-    again = _sensor(instance, cursor=result.cursor)
-    assert isinstance(again, dg.SkipReason)
+    runs = [
+        instance.create_run_for_job(defs.resolve_job_def(r.job_name), tags=r.tags, status=dg.DagsterRunStatus.NOT_STARTED)
+        for r in result.run_requests
+    ]
+    assert not _sensor(instance, cursor=result.cursor).run_requests  # the close runs are in flight
+
+    for run in runs:
+        instance.report_run_canceled(run)
+    (rebuild,) = _sensor(instance, cursor=result.cursor).run_requests
+    assert rebuild.job_name == "refresh_membership"
+    instance.create_run_for_job(defs.resolve_job_def(rebuild.job_name), tags={"dagster/run_key": rebuild.run_key})
+    assert not _sensor(instance, cursor=result.cursor).run_requests
 
 
 def test_composition_change_between_two_sessions(instance, monkeypatch, stooq_server, synthetic_universe):
@@ -306,4 +331,4 @@ def test_at_the_close_bars_start_with_the_previous_members(instance, monkeypatch
     _compositions(instance, session, "HSI")
     after = _sensor(instance, cursor=result.cursor)
 
-    assert [r.job_name for r in after.run_requests] == ["refresh_membership"]
+    assert not after.run_requests  # nothing missing; the membership table waits for the close run

@@ -9,6 +9,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from market_assets.assets.checks import BLOCKING_RULES, PLAUSIBLE_HISTORY, VALID_BARS, WARNING_RULES
 from market_assets.definitions import defs
 from market_assets.freshness import bars_freshness_policy
 from market_assets.runner import CloseFailed, close_index
@@ -52,6 +53,12 @@ def _evaluations(instance: dg.DagsterInstance, run_ids: list[str]) -> dict[tuple
             evaluation = entry.dagster_event.event_specific_data
             found[evaluation.asset_key.path[-1], evaluation.check_name, evaluation.partition] = evaluation
     return found
+
+
+_CHECK_OF_RULE = {
+    **{rule.name: VALID_BARS.name for rule in BLOCKING_RULES},
+    **{rule.name: PLAUSIBLE_HISTORY.name for rule in WARNING_RULES},
+}
 
 
 def _day(value: object) -> str:
@@ -100,26 +107,29 @@ def test_bad_histories_fail_their_checks_and_block_only_their_own_bars(platform,
     evaluations = _evaluations(instance, [run.run_id for run in instance.get_runs()])
     sessions = calendar("XNYS").sessions_in_range(pd.Timestamp(originals[gap]["Date"].iloc[0]), session)
 
-    def failed(check: str, symbol: str) -> dg.AssetCheckEvaluation:
-        evaluation = evaluations["daily_bars", check, f"{day}|{symbol}"]
-        assert not evaluation.passed, (check, symbol)
+    def failed(rule: str, symbol: str) -> dg.AssetCheckEvaluation:
+        evaluation = evaluations["daily_bars", _CHECK_OF_RULE[rule], f"{day}|{symbol}"]
+        assert not evaluation.passed and evaluation.metadata["failed_rules"].value == rule, (rule, symbol)
         return evaluation
 
-    def offending(evaluation: dg.AssetCheckEvaluation) -> list[str]:
-        return evaluation.metadata["offending_dates"].value
+    def offending(rule: str, symbol: str) -> list[str]:
+        return failed(rule, symbol).metadata["offending_dates"].value[rule]
 
     high_low = failed("high_low_consistent", inverted)
-    assert offending(high_low) == [_day(d) for d in originals[inverted]["Date"].iloc[-3:-1]]
-    assert high_low.severity == dg.AssetCheckSeverity.ERROR
-    assert "2 bars with high below max(open, close)" in high_low.description
-    assert offending(failed("dates_unique_and_increasing", duplicated)) == [_day(originals[duplicated]["Date"].iloc[-4])]
-    ends = failed("ends_at_session", stale)
-    assert offending(ends) == [_day(sessions[-2])]
-    assert ends.description == f"the last bar is dated {_day(sessions[-2])}, not the partition's session {day}"
+    assert offending("high_low_consistent", inverted) == [_day(d) for d in originals[inverted]["Date"].iloc[-3:-1]]
+    assert high_low.check_name == "valid_bars" and high_low.severity == dg.AssetCheckSeverity.ERROR
+    assert high_low.description.startswith("high_low_consistent: 2 bars with high below max(open, close)")
+    assert high_low.metadata["offending_count"].value == 2
+    assert offending("dates_unique_and_increasing", duplicated) == [_day(originals[duplicated]["Date"].iloc[-4])]
+    assert offending("ends_at_session", stale) == [_day(sessions[-2])]
+    assert failed("ends_at_session", stale).description == (
+        f"ends_at_session: the last bar is dated {_day(sessions[-2])}, not the partition's session {day}"
+    )
     missing = failed("no_missing_sessions", gap)
-    assert offending(missing) == [_day(originals[gap]["Date"].iloc[-10])] and missing.severity == dg.AssetCheckSeverity.WARN
-    assert offending(failed("close_not_repeated", flat)) == [_day(d) for d in originals[flat]["Date"].iloc[-6:]]
-    assert offending(failed("no_unexplained_jumps", jump)) == [_day(originals[jump]["Date"].iloc[-3])]
+    assert offending("no_missing_sessions", gap) == [_day(originals[gap]["Date"].iloc[-10])]
+    assert missing.check_name == "plausible_history" and missing.severity == dg.AssetCheckSeverity.WARN
+    assert offending("close_not_repeated", flat) == [_day(d) for d in originals[flat]["Date"].iloc[-6:]]
+    assert offending("no_unexplained_jumps", jump) == [_day(originals[jump]["Date"].iloc[-3])]
 
     daily_run = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=dg.AssetKey("daily_bars"), asset_partitions=[f"{day}|{gap}"]), limit=1
@@ -128,7 +138,12 @@ def test_bad_histories_fail_their_checks_and_block_only_their_own_bars(platform,
 
     for symbol in members:
         key = f"{day}|{symbol}"
-        failing = {check for (asset, check, partition), e in evaluations.items() if partition == key and not e.passed}
+        failing = {
+            rule
+            for (_, _, partition), e in evaluations.items()
+            if partition == key and not e.passed
+            for rule in e.metadata["failed_rules"].value.split(", ")
+        }
         expected = {
             inverted: {"high_low_consistent"},
             duplicated: {"dates_unique_and_increasing"},
@@ -143,8 +158,7 @@ def test_bad_histories_fail_their_checks_and_block_only_their_own_bars(platform,
             assert store.exists(asset, key) is not blocked, (asset, symbol)
             assert (key in instance.get_materialized_partitions(dg.AssetKey(asset))) is not blocked
             if not blocked:
-                assert evaluations[asset, "agrees_with_daily", key].passed
-                assert evaluations[asset, "incomplete_flag_right", key].passed
+                assert evaluations[asset, "matches_daily_bars", key].passed
         assert store.exists("daily_bars", key)
 
 
@@ -172,7 +186,8 @@ def test_a_split_is_recorded_as_an_adjustment_event_not_a_jump(platform, univers
     assert _day(event["first_changed_date"]) == _day(previous["date"].iloc[0])
     assert _day(event["last_changed_date"]) == before and _day(event["effective_date"]) == session
     for symbol in members[1:]:
-        assert store.read("adjustment_events", f"{session}|{symbol}").empty
+        assert not store.exists("adjustment_events", f"{session}|{symbol}")
+    assert instance.get_materialized_partitions(dg.AssetKey("adjustment_events")) == {f"{session}|{splitting}"}
     record = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=dg.AssetKey("daily_bars"), asset_partitions=[f"{session}|{splitting}"]), limit=1
     ).records[0]
@@ -180,7 +195,7 @@ def test_a_split_is_recorded_as_an_adjustment_event_not_a_jump(platform, univers
     assert metadata["adjustment_ratio"].value == 2.0
     assert f"past rows from {_day(previous['date'].iloc[0])} to {before} changed by a ratio of 2" in metadata["adjusted_past"].value
     evaluations = _evaluations(instance, [run.run_id for run in instance.get_runs()])
-    assert evaluations["daily_bars", "no_unexplained_jumps", f"{session}|{splitting}"].passed
+    assert evaluations["daily_bars", "plausible_history", f"{session}|{splitting}"].passed
 
 
 def test_a_failing_daily_step_records_the_checks_of_what_it_stored(platform, universe):
@@ -201,8 +216,8 @@ def test_a_failing_daily_step_records_the_checks_of_what_it_stored(platform, uni
 
     evaluations = _evaluations(instance, [run.run_id for run in instance.get_runs()])
     assert store.exists("daily_bars", f"{day}|{inverted}") and not store.exists("daily_bars", f"{day}|{missing}")
-    failing = evaluations["daily_bars", "high_low_consistent", f"{day}|{inverted}"]
-    assert not failing.passed and failing.metadata["offending_dates"].value == [day]
+    failing = evaluations["daily_bars", "valid_bars", f"{day}|{inverted}"]
+    assert not failing.passed and failing.metadata["offending_dates"].value == {"high_low_consistent": [day]}
     assert not any(partition == f"{day}|{missing}" for _, _, partition in evaluations)
 
 
@@ -224,7 +239,7 @@ def test_bars_must_be_updated_each_weekday_by_the_new_york_close_plus_delay_and_
 
     assert (policy.deadline_cron, policy.timezone) == (cron, "America/New_York")
     assert policy.lower_bound_delta == lower_bound  # since midnight: Hong Kong's close that day counts
-    specs = {spec.key.path[-1]: spec for asset in defs.assets for spec in getattr(asset, "specs", [])}
+    graph = defs.resolve_asset_graph()
     for asset in ("daily_bars", "weekly_bars", "monthly_bars"):
-        assert isinstance(specs[asset].freshness_policy, dg.FreshnessPolicy)
-    assert specs["adjustment_events"].freshness_policy is None
+        assert isinstance(graph.get(dg.AssetKey(asset)).freshness_policy, dg.FreshnessPolicy)
+    assert graph.get(dg.AssetKey("adjustment_events")).freshness_policy is None

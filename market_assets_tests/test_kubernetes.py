@@ -191,7 +191,7 @@ def test_a_close_on_kubernetes_runs_a_pod_per_run_and_per_step_as_configured(
     launcher_values = deploy.values["runLauncher"]["config"]["k8sRunLauncher"]
     (run_job,) = map(_as_v1_job, deploy.cluster.jobs_of("run_worker"))
     steps = {job.metadata.labels["dagster/op"]: job for job in map(_as_v1_job, deploy.cluster.jobs_of("step_worker"))}
-    assert sorted(steps) == sorted(STEP_K8S_CONFIG) == sorted((*BARS, "adjustment_events"))
+    assert sorted(steps) == sorted(STEP_K8S_CONFIG) == sorted(BARS)
     for job in (run_job, *steps.values()):
         container = job.spec.template.spec.containers[0]
         assert container.image == image

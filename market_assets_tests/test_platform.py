@@ -274,9 +274,25 @@ def test_runs_hold_at_most_max_symbols(platform, synthetic_universe, monkeypatch
 
     outcome = close_index(instance, "DJI", session)
 
-    assert [len(run.symbols) for run in outcome.runs] == [7, 7, 7, 7, 2]
+    assert [len(run.symbols) for run in outcome.runs] == [6, 6, 6, 6, 6]  # 30 by at most 7, evenly
     assert sorted(sum((run.symbols for run in outcome.runs), ())) == sorted(outcome.members)
     assert len(store.partition_keys("monthly_bars")) == 30
+
+
+def test_a_failed_run_does_not_stop_the_others_of_the_close(platform, synthetic_universe, monkeypatch):
+    instance, store, server = platform
+    session = _session(synthetic_universe, "XNYS")
+    monkeypatch.setenv("MARKET_ASSETS_MAX_SYMBOLS_PER_RUN", "10")
+    members = synthetic_universe.members("DJI", session)
+    server.inject(Fault(FaultKind.NO_DATA, symbols={members[0]}))
+
+    with pytest.raises(CloseFailed, match=f"{members[0]}: Stooq answered 'No data'"):
+        close_index(instance, "DJI", session)
+
+    daily = {key.split("|")[1] for key in store.partition_keys("daily_bars")}
+    monthly = {key.split("|")[1] for key in store.partition_keys("monthly_bars")}
+    assert daily == set(members) - {members[0]} and server.stats()["by_route"]["download"] == 30
+    assert len(monthly) == 20 and members[0] not in monthly  # the two other runs of 10 completed
 
 
 def test_the_stooq_pool_caps_requests_in_flight_across_runs(platform, server_factory, synthetic_universe, tmp_path):

@@ -4,8 +4,12 @@ Each `daily_bars` snapshot is compared with the symbol's previous stored snapsho
 the `_LOOK_BACK` sessions before it): past rows that changed, a split or a dividend adjustment,
 become a row here (`symbol, session, first_changed_date, last_changed_date, effective_date, ratio,
 rows_changed`) and metadata on the `daily_bars` materialization, instead of history being
-replaced without a trace. A partition holds no row when nothing changed or there was nothing to
-compare with. Read all of them with `pyarrow.dataset.dataset("<root>/adjustment_events")`.
+replaced without a trace. Read all of them with `pyarrow.dataset.dataset("<root>/adjustment_events")`.
+
+The comparison is part of `daily_bars` (its checks need it), so `daily_bars` records the events
+too: `adjustment_events` is an asset that `daily_bars` reports, with a partition only where an
+adjustment was found. Its partition grid then shows at a glance where history was rewritten, and
+a close run stores no empty file and no event for the many snapshots that rewrote nothing.
 """
 
 from collections.abc import Mapping
@@ -14,10 +18,8 @@ import dagster as dg
 import pandas as pd
 
 from market_assets.adjustments import Adjustment, adjustment_events as event_rows, detect_adjustment
-from market_assets.executors import step_k8s_tags
-from market_assets.metadata import add_partition_metadata, markdown_table
+from market_assets.metadata import markdown_table
 from market_assets.partitions import bars_key, bars_partitions, dimensions
-from market_assets.resources import DataLakeResource
 from market_assets.storage import ParquetStore
 from market_assets.sessions import calendar, calendar_for_symbol
 
@@ -40,15 +42,10 @@ def previous_snapshot(store: ParquetStore, key: str) -> tuple[str, pd.DataFrame]
     return None
 
 
-def detect_adjustments(
-    store: ParquetStore, frames: Mapping[str, pd.DataFrame]
-) -> dict[str, Adjustment | None]:
-    """`{partition key: adjustment or None}` of each snapshot against its previous one."""
-    found = {}
-    for key, frame in frames.items():
-        previous = previous_snapshot(store, key)
-        found[key] = None if previous is None else detect_adjustment(previous[1], frame)
-    return found
+def detect_adjustment_of(store: ParquetStore, key: str, frame: pd.DataFrame) -> Adjustment | None:
+    """The adjustment the snapshot `frame` of partition `key` made to its previous snapshot."""
+    previous = previous_snapshot(store, key)
+    return None if previous is None else detect_adjustment(previous[1], frame)
 
 
 def adjustment_metadata(adjustment: Adjustment | None) -> dict[str, dg.MetadataValue]:
@@ -62,34 +59,37 @@ def adjustment_metadata(adjustment: Adjustment | None) -> dict[str, dg.MetadataV
     }
 
 
-@dg.asset(
+adjustment_events = dg.AssetSpec(
+    "adjustment_events",
+    deps=["daily_bars"],
     partitions_def=bars_partitions,
     group_name="bars",
-    backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"parquet"},
-    op_tags=step_k8s_tags("adjustment_events"),
+    description="Past rows a session's snapshot changed (a split, a dividend adjustment), one row "
+    "per event; materialized by daily_bars for the partitions where it found one.",
 )
-def adjustment_events(
-    context: dg.AssetExecutionContext,
-    lake: DataLakeResource,
-    daily_bars: dict[str, pd.DataFrame],
-) -> dict[str, pd.DataFrame]:
-    """Past rows each session's snapshot changed (splits, dividend adjustments), one row per event."""
-    adjustments = detect_adjustments(lake.store, daily_bars)
-    out = {}
+
+
+def record_adjustments(
+    context: dg.AssetExecutionContext, store: ParquetStore, adjustments: Mapping[str, Adjustment | None]
+) -> None:
+    """Store and report the `adjustment_events` partitions of the adjusted snapshots."""
     for key, adjustment in adjustments.items():
+        if adjustment is None:
+            continue
         dims = dimensions(key, bars_partitions)
-        out[key] = event_rows(dims["symbol"], pd.Timestamp(dims["date"]), adjustment)
-    add_partition_metadata(
-        context,
-        {
-            key: {
-                "events": dg.MetadataValue.int(len(events)),
-                "path": dg.MetadataValue.path(lake.store.path("adjustment_events", key)),
-                "preview": dg.MetadataValue.md(markdown_table(events)),
-            }
-            for key, events in out.items()
-        },
-    )
-    context.log.info(f"{sum(len(events) for events in out.values())} adjustments in {len(out)} snapshots")
-    return out
+        events = event_rows(dims["symbol"], pd.Timestamp(dims["date"]), adjustment)
+        store.write(adjustment_events.key.path[-1], key, events)
+        context.log_event(
+            dg.AssetMaterialization(
+                asset_key=adjustment_events.key,
+                partition=key,
+                description=adjustment.describe(),
+                metadata={
+                    "events": dg.MetadataValue.int(len(events)),
+                    "ratio": dg.MetadataValue.float(adjustment.ratio),
+                    "path": dg.MetadataValue.path(store.path(adjustment_events.key.path[-1], key)),
+                    "preview": dg.MetadataValue.md(markdown_table(events)),
+                },
+            )
+        )

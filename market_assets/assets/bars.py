@@ -12,31 +12,32 @@ session in one step per asset, fetching concurrently, instead of paying a Dagste
 
 
 import queue
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import dagster as dg
 import pandas as pd
 
-from market_assets.assets.adjustments import adjustment_metadata, detect_adjustments
+from market_assets.adjustments import Adjustment
+from market_assets.assets.adjustments import adjustment_metadata, detect_adjustment_of, record_adjustments
 from market_assets.assets.checks import (
-    DAILY_CHECK_SPECS,
+    Findings,
     blocked_partitions,
     check_evaluations,
     check_outputs,
+    check_specs,
     daily_findings,
-    resampled_check_specs,
     resampled_findings,
 )
+from market_assets.assets.publication import wait_for_publication
 from market_assets.assets.retry import STOOQ_RETRY
 from market_assets.bars import Period, resample, snapshot
-from market_assets.checks import Finding
 from market_assets.executors import step_k8s_tags
 from market_assets.metadata import add_partition_metadata, bars_metadata
 from market_assets.partitions import bars_partitions, composition_partitions, dimensions
 from market_assets.resources import DataLakeResource, DataQualityResource, MarketDataSource
-from market_assets.sessions import calendar_for_symbol, require_session
+from market_assets.sessions import calendar_for_symbol, published_at, require_session
 from market_assets.stooq import (
     StooqApiKeyRequired,
     StooqChallengeError,
@@ -71,13 +72,24 @@ class DailyBarsConfig(dg.Config):
 
 
 @dataclass(frozen=True)
+class _Inspected:
+    """A daily snapshot and what is known of it before it is stored: its comparison with the
+    symbol's previous snapshot, its materialization metadata and its checks' findings."""
+
+    frame: pd.DataFrame
+    adjustment: Adjustment | None
+    metadata: dict[str, dg.MetadataValue]
+    findings: Findings
+
+
+@dataclass(frozen=True)
 class _Target:
     key: str
     symbol: str
     session: pd.Timestamp
 
 
-@dg.asset(**_BARS_ASSET, op_tags=step_k8s_tags("daily_bars"), check_specs=DAILY_CHECK_SPECS)
+@dg.asset(**_BARS_ASSET, op_tags=step_k8s_tags("daily_bars"), check_specs=check_specs("daily_bars"))
 def daily_bars(
     context: dg.AssetExecutionContext,
     config: DailyBarsConfig,
@@ -88,27 +100,40 @@ def daily_bars(
     """Daily OHLCV history of each symbol as published after the close of the session.
 
     Each snapshot is compared with the symbol's previous one (rewritten past rows are recorded in
-    its metadata) and checked (`market_assets.assets.checks`), one result per partition.
+    its metadata and as `adjustment_events`) and checked (`market_assets.assets.checks`), one
+    result per partition.
     """
     targets = _targets(context, lake)
     store = lake.store
     asset = context.asset_key.path[-1]
+
+    def inspect(key: str, frame: pd.DataFrame) -> _Inspected:
+        adjustment = detect_adjustment_of(store, key, frame)
+        return _Inspected(
+            frame,
+            adjustment,
+            {**bars_metadata(frame, store.path(asset, key)), **adjustment_metadata(adjustment)},
+            daily_findings({key: frame}, quality, {key: adjustment})[key],
+        )
+
     stored = set() if config.force else {t.key for t in targets if store.exists(asset, t.key)}
-    frames = {key: store.read(asset, key) for key in stored}
-    fetched, failures = _fetch_all(context, [t for t in targets if t.key not in stored], stooq)
-    frames.update(fetched)
+    inspected = {key: inspect(key, store.read(asset, key)) for key in stored}
+    missing = [t for t in targets if t.key not in stored]
+    if missing:
+        wait_for_publication(context, max(published_at(calendar_for_symbol(t.symbol), t.session) for t in missing))
+    fetched, failures = _fetch_all(context, missing, stooq, inspect)
+    inspected.update(fetched)
     context.log.info(
         f"{len(fetched)} fetched, {len(stored)} already stored, {len(failures)} failed "
         f"of {len(targets)} partitions"
     )
-    adjustments = detect_adjustments(store, frames)
-    metadata = {
-        key: {**bars_metadata(frame, store.path(asset, key)), **adjustment_metadata(adjustments[key])}
-        for key, frame in frames.items()
-    }
-    findings = daily_findings(frames, quality, adjustments)
+    frames = {key: item.frame for key, item in inspected.items()}
+    metadata = {key: item.metadata for key, item in inspected.items()}
+    findings = {key: item.findings for key, item in inspected.items()}
+    adjustments = {key: inspected[key].adjustment for key in fetched}
     if failures:
         _store_and_record(context, {key: frames[key] for key in fetched}, metadata, findings, lake)
+        record_adjustments(context, store, adjustments)
         retryable = all(getattr(error, "retryable", False) for error in failures.values())
         lines = "\n".join(f"- {failures[symbol]}" for symbol in sorted(failures))
         raise dg.Failure(
@@ -117,10 +142,11 @@ def daily_bars(
             allow_retries=retryable,
         )
     yield from _materialized(context, frames, metadata, findings)
+    record_adjustments(context, store, adjustments)
 
 
 @dg.asset(
-    **_BARS_ASSET, op_tags=step_k8s_tags("weekly_bars"), check_specs=resampled_check_specs("weekly_bars")
+    **_BARS_ASSET, op_tags=step_k8s_tags("weekly_bars"), check_specs=check_specs("weekly_bars")
 )
 def weekly_bars(
     context: dg.AssetExecutionContext,
@@ -132,7 +158,7 @@ def weekly_bars(
 
 
 @dg.asset(
-    **_BARS_ASSET, op_tags=step_k8s_tags("monthly_bars"), check_specs=resampled_check_specs("monthly_bars")
+    **_BARS_ASSET, op_tags=step_k8s_tags("monthly_bars"), check_specs=check_specs("monthly_bars")
 )
 def monthly_bars(
     context: dg.AssetExecutionContext,
@@ -193,9 +219,16 @@ def _not_in_index(index: str, targets: list[_Target], lake: DataLakeResource) ->
 
 
 def _fetch_all(
-    context: dg.AssetExecutionContext, targets: list[_Target], stooq: MarketDataSource
-) -> tuple[dict[str, pd.DataFrame], dict[str, Exception]]:
-    """Fetch every target with at most `max_concurrency` workers, each holding a worker slot.
+    context: dg.AssetExecutionContext,
+    targets: list[_Target],
+    stooq: MarketDataSource,
+    inspect: Callable[[str, pd.DataFrame], _Inspected],
+) -> tuple[dict[str, _Inspected], dict[str, Exception]]:
+    """Fetch and `inspect` every target with at most `max_concurrency` workers, each holding a
+    worker slot.
+
+    A worker inspects each snapshot as it arrives (pandas work that holds the interpreter) while
+    the other workers' requests are in flight, instead of all of them after the last answer.
 
     A worker takes the source's slot (for Stooq over HTTP, one of the instance-wide `stooq` pool,
     see `request_budget`) before its first request and keeps it until no target is left, so
@@ -207,7 +240,7 @@ def _fetch_all(
     for target in targets:
         pending.put(target)
     stop_reason: list[StooqError] = []
-    fetched: dict[str, pd.DataFrame] = {}
+    fetched: dict[str, _Inspected] = {}
     failures: dict[str, Exception] = {}
 
     def fetch(target: _Target) -> None:
@@ -218,7 +251,7 @@ def _fetch_all(
             return
         try:
             history = stooq.daily_history(target.symbol, target.session)
-            fetched[target.key] = snapshot(history, target.session)
+            fetched[target.key] = inspect(target.key, snapshot(history, target.session))
         except _STOP_ASKING as error:
             stop_reason.append(error)
             failures[target.symbol] = error
@@ -246,7 +279,7 @@ def _materialized(
     context: dg.AssetExecutionContext,
     frames: dict[str, pd.DataFrame],
     metadata: Mapping[str, Mapping[str, dg.MetadataValue]],
-    findings: Mapping[str, Mapping[str, Finding]],
+    findings: Mapping[str, Findings],
 ) -> Iterator[dg.Output | dg.AssetCheckEvaluation]:
     """The step's output (written by the IO manager), then its checks' results per partition."""
     add_partition_metadata(context, metadata)
@@ -259,7 +292,7 @@ def _store_and_record(
     context: dg.AssetExecutionContext,
     frames: Mapping[str, pd.DataFrame],
     metadata: Mapping[str, Mapping[str, dg.MetadataValue]],
-    findings: Mapping[str, Mapping[str, Finding]],
+    findings: Mapping[str, Findings],
     lake: DataLakeResource,
 ) -> None:
     """Store and record the partitions a failing step did produce, with their checks' results, so

@@ -2,9 +2,15 @@
 
 The checks run inside the step that materializes the asset (`check_specs` of `daily_bars`,
 `weekly_bars`, `monthly_bars`), on the frames the step writes, and report one result per
-(session, symbol) partition with the offending dates in its metadata.
+(session, symbol) partition naming the rules that failed and their offending dates.
 
-**Which checks block, and why.** A check blocks when weekly or monthly bars built on a failing
+| asset | check | rules | on failure |
+|---|---|---|---|
+| `daily_bars` | `valid_bars` | `high_low_consistent`, `prices_positive`, `volume_not_negative`, `dates_unique_and_increasing`, `ends_at_session` | blocks |
+| `daily_bars` | `plausible_history` | `no_missing_sessions`, `no_unexplained_jumps`, `close_not_repeated` | warns |
+| `weekly_bars`, `monthly_bars` | `matches_daily_bars` | `agrees_with_daily`, `incomplete_flag_right` | error |
+
+**Which rules block, and why.** A rule blocks when weekly or monthly bars built on a failing
 snapshot would be wrong themselves:
 
 - `high_low_consistent`, `prices_positive`, `volume_not_negative`: a bad high, low, price or
@@ -83,130 +89,131 @@ class Snapshot:
 
 
 @dataclass(frozen=True)
-class DailyCheck:
+class Rule:
+    """One thing a check verifies, on one partition's daily snapshot."""
+
+    name: str
+    verify: Callable[[Snapshot], Finding]
+
+
+@dataclass(frozen=True)
+class BarsCheck:
+    """An asset check: rules of one severity, with one result per partition naming what failed.
+
+    Rules are grouped by what their failure means (block, warn) rather than given a check each: a
+    close run records one result per check and partition, and each result is an event Dagster
+    stores, so eight checks of their own would make the checks most of what a close run writes.
+    """
+
     name: str
     description: str
-    blocking: bool
-    rule: Callable[[Snapshot], Finding]
+    severity: dg.AssetCheckSeverity
+    rules: tuple[str, ...]
 
 
-DAILY_CHECKS: tuple[DailyCheck, ...] = (
-    DailyCheck(
-        "high_low_consistent",
-        "High >= max(open, close) and low <= min(open, close) on every bar.",
-        True,
-        lambda s: high_low_consistent(s.bars),
-    ),
-    DailyCheck("prices_positive", "Every open, high, low and close > 0.", True, lambda s: prices_positive(s.bars)),
-    DailyCheck(
-        "volume_not_negative", "Volume >= 0 where present.", True, lambda s: volume_not_negative(s.bars)
-    ),
-    DailyCheck(
-        "dates_unique_and_increasing",
-        "Each date once, in increasing order.",
-        True,
-        lambda s: dates_unique_and_increasing(s.bars),
-    ),
-    DailyCheck(
-        "ends_at_session",
-        "The last bar is the partition's session: an older one is stale data.",
-        True,
-        lambda s: ends_at_session(s.bars, s.session),
-    ),
-    DailyCheck(
-        "no_missing_sessions",
-        "No session of the symbol's exchange calendar is missing between its first and last bar.",
-        False,
-        lambda s: no_missing_sessions(s.bars, s.calendar),
-    ),
-    DailyCheck(
+BLOCKING_RULES: tuple[Rule, ...] = (
+    Rule("high_low_consistent", lambda s: high_low_consistent(s.bars)),
+    Rule("prices_positive", lambda s: prices_positive(s.bars)),
+    Rule("volume_not_negative", lambda s: volume_not_negative(s.bars)),
+    Rule("dates_unique_and_increasing", lambda s: dates_unique_and_increasing(s.bars)),
+    Rule("ends_at_session", lambda s: ends_at_session(s.bars, s.session)),
+)
+"""Rules whose failure keeps a partition's weekly and monthly bars from being built."""
+
+WARNING_RULES: tuple[Rule, ...] = (
+    Rule("no_missing_sessions", lambda s: no_missing_sessions(s.bars, s.calendar)),
+    Rule(
         "no_unexplained_jumps",
-        "No close moves beyond the `quality` resource's max_daily_move, except where a detected "
-        "adjustment (split) takes effect.",
-        False,
         lambda s: no_unexplained_jumps(
             s.bars,
             s.quality.max_daily_move,
             [] if s.adjustment is None or s.adjustment.effective_date is None else [s.adjustment.effective_date],
         ),
     ),
-    DailyCheck(
-        "close_not_repeated",
-        "No close repeated on the `quality` resource's stale_sessions bars in a row (a stale feed).",
-        False,
-        lambda s: close_not_repeated(s.bars, s.quality.stale_sessions),
-    ),
+    Rule("close_not_repeated", lambda s: close_not_repeated(s.bars, s.quality.stale_sessions)),
 )
 
-_RESAMPLED_CHECKS: dict[str, str] = {
-    "agrees_with_daily": "Each bar is its period's daily bars: first open, highest high, lowest "
-    "low, last close, summed volume; no daily bar left out.",
-    "incomplete_flag_right": "Only the last bar, and only when its period has sessions to come, "
-    "is flagged incomplete.",
+VALID_BARS = BarsCheck(
+    "valid_bars",
+    "Every bar is sound, and the snapshot is the session's. high_low_consistent: high >= max(open, "
+    "close) and low <= min(open, close); prices_positive: open, high, low, close > 0; "
+    "volume_not_negative: volume >= 0 where present; dates_unique_and_increasing: each date once, "
+    "in increasing order; ends_at_session: the last bar is the partition's session (an older one "
+    "is stale data). Blocks the partition's weekly and monthly bars.",
+    dg.AssetCheckSeverity.ERROR,
+    tuple(rule.name for rule in BLOCKING_RULES),
+)
+
+PLAUSIBLE_HISTORY = BarsCheck(
+    "plausible_history",
+    "The history looks like a live market's. no_missing_sessions: no session of the exchange "
+    "calendar missing between the first and last bar; no_unexplained_jumps: no close moves beyond "
+    "the `quality` resource's max_daily_move, except where a detected split takes effect; "
+    "close_not_repeated: no close repeated on stale_sessions bars in a row (a stale feed). "
+    "Warns only.",
+    dg.AssetCheckSeverity.WARN,
+    tuple(rule.name for rule in WARNING_RULES),
+)
+
+MATCHES_DAILY = BarsCheck(
+    "matches_daily_bars",
+    "agrees_with_daily: each bar is its period's daily bars (first open, highest high, lowest "
+    "low, last close, summed volume, dated by its last session; no daily bar left out); "
+    "incomplete_flag_right: only the last bar, and only when its period has sessions to come, is "
+    "flagged incomplete.",
+    dg.AssetCheckSeverity.ERROR,
+    ("agrees_with_daily", "incomplete_flag_right"),
+)
+
+CHECKS: dict[str, tuple[BarsCheck, ...]] = {
+    "daily_bars": (VALID_BARS, PLAUSIBLE_HISTORY),
+    "weekly_bars": (MATCHES_DAILY,),
+    "monthly_bars": (MATCHES_DAILY,),
 }
 
 
-_SEVERITIES: dict[tuple[str, str], dg.AssetCheckSeverity] = {}
-"""Severity of a failure per (asset, check): `ERROR` for the blocking and the resampled checks,
-`WARN` for the daily checks that only warn."""
-
-
-def _spec(asset: str, name: str, description: str, severity: dg.AssetCheckSeverity) -> dg.AssetCheckSpec:
-    _SEVERITIES[asset, name] = severity
+def check_specs(asset: str) -> list[dg.AssetCheckSpec]:
+    """The asset checks of a bars asset, partitioned like it."""
     with warnings.catch_warnings():
         # Partitioned checks are a preview in dagster 1.13 (see the module docstring): said once
         # here rather than on every load of the code location.
         warnings.simplefilter("ignore", dg.PreviewWarning)
-        return dg.AssetCheckSpec(
-            name,
-            asset=asset,
-            description=description,
-            partitions_def=bars_partitions,
-            metadata={"severity": severity.value},
-        )
-
-
-DAILY_CHECK_SPECS = [
-    _spec(
-        "daily_bars",
-        check.name,
-        check.description
-        + (" Blocks the partition's weekly and monthly bars." if check.blocking else " Warns only."),
-        dg.AssetCheckSeverity.ERROR if check.blocking else dg.AssetCheckSeverity.WARN,
-    )
-    for check in DAILY_CHECKS
-]
-
-
-def resampled_check_specs(asset: str) -> list[dg.AssetCheckSpec]:
-    return [
-        _spec(asset, name, description, dg.AssetCheckSeverity.ERROR)
-        for name, description in _RESAMPLED_CHECKS.items()
-    ]
+        return [
+            dg.AssetCheckSpec(
+                check.name,
+                asset=asset,
+                description=check.description,
+                partitions_def=bars_partitions,
+                metadata={"severity": check.severity.value, "rules": ", ".join(check.rules)},
+            )
+            for check in CHECKS[asset]
+        ]
 
 
 # --- Running the checks ---------------------------------------------------------------------------
+
+
+Findings = dict[str, Finding]
+"""`{rule name: finding}` of one partition."""
 
 
 def daily_findings(
     frames: Mapping[str, pd.DataFrame],
     quality: DataQualityResource | None,
     adjustments: Mapping[str, Adjustment | None],
-    checks: Iterable[DailyCheck] = DAILY_CHECKS,
-) -> dict[str, dict[str, Finding]]:
-    """`{partition key: {check name: finding}}` of the daily snapshots."""
-    checks = list(checks)
+    rules: Iterable[Rule] = (*BLOCKING_RULES, *WARNING_RULES),
+) -> dict[str, Findings]:
+    """`{partition key: {rule name: finding}}` of the daily snapshots."""
+    rules = list(rules)
     findings = {}
     for key, bars in frames.items():
         dims = dimensions(key, bars_partitions)
         snapshot = Snapshot(bars, dims["symbol"], pd.Timestamp(dims["date"]), quality, adjustments.get(key))
-        findings[key] = {check.name: check.rule(snapshot) for check in checks}
+        findings[key] = {rule.name: rule.verify(snapshot) for rule in rules}
     return findings
 
 
-def resampled_findings(
-    daily: pd.DataFrame, bars: pd.DataFrame, period: Period, key: str
-) -> dict[str, Finding]:
+def resampled_findings(daily: pd.DataFrame, bars: pd.DataFrame, period: Period, key: str) -> Findings:
     dims = dimensions(key, bars_partitions)
     session = pd.Timestamp(dims["date"])
     return {
@@ -216,12 +223,11 @@ def resampled_findings(
 
 
 def blocked_partitions(daily: Mapping[str, pd.DataFrame]) -> dict[str, list[str]]:
-    """Partitions whose daily snapshot fails a blocking check, with a line per failed check."""
-    blocking = [check for check in DAILY_CHECKS if check.blocking]
+    """Partitions whose daily snapshot breaks a blocking rule, with a line per broken rule."""
     return {
-        key: [f"{name}: {finding.description}" for name, finding in by_check.items() if not finding.passed]
-        for key, by_check in daily_findings(daily, None, {}, blocking).items()
-        if not all(finding.passed for finding in by_check.values())
+        key: [f"{name}: {finding.description}" for name, finding in by_rule.items() if not finding.passed]
+        for key, by_rule in daily_findings(daily, None, {}, BLOCKING_RULES).items()
+        if not all(finding.passed for finding in by_rule.values())
     }
 
 
@@ -235,46 +241,65 @@ def check_outputs(context: dg.AssetExecutionContext) -> Iterator[dg.Output]:
 
 def check_evaluations(
     context: dg.AssetExecutionContext,
-    findings: Mapping[str, Mapping[str, Finding]],
+    findings: Mapping[str, Findings],
     *,
     recorded: bool = True,
 ) -> list[dg.AssetCheckEvaluation]:
-    """One evaluation per selected check and partition.
+    """One evaluation per selected check and partition, from the partition's rule findings.
 
     When the step's materializations are `recorded` (after its output), each result points at its
     partition's latest materialization, read in one query; before that (a failing step's events
     are stored when it ends) the latest one would be an older run's, so none is named.
     """
+    asset = context.asset_key.path[-1]
     selected = {key.name for key in context.selected_asset_check_keys}
-    targets = _latest_materializations(context, list(findings)) if recorded else {}
-    evaluations = []
-    for key, by_check in findings.items():
-        for name, finding in by_check.items():
-            if name not in selected:
-                continue
-            evaluations.append(
-                dg.AssetCheckEvaluation(
-                    asset_key=context.asset_key,
-                    check_name=name,
-                    passed=finding.passed,
-                    partition=key,
-                    description=finding.description,
-                    metadata=_finding_metadata(finding),
-                    severity=_SEVERITIES[context.asset_key.path[-1], name],
-                    target_materialization_data=targets.get(key),
-                )
-            )
-    return evaluations
+    checks = [check for check in CHECKS[asset] if check.name in selected]
+    targets = _latest_materializations(context, list(findings)) if recorded and checks else {}
+    return [
+        _evaluation(context.asset_key, check, key, by_rule, targets.get(key))
+        for key, by_rule in findings.items()
+        for check in checks
+    ]
 
 
-def _finding_metadata(finding: Finding) -> dict[str, dg.MetadataValue]:
+def _evaluation(
+    asset_key: dg.AssetKey,
+    check: BarsCheck,
+    partition: str,
+    by_rule: Findings,
+    target: "dg.AssetCheckEvaluationTargetMaterializationData | None",
+) -> dg.AssetCheckEvaluation:
+    """A check's result on a partition: failed when any of its rules is, saying which and where.
+
+    Metadata: `failed_rules`, `offending_dates` (`{rule: [dates]}` of the failed rules, the first
+    `_LISTED_DATES` of each), `offending_count` and `first_offending_date` over all of them.
+    """
+    failed = {rule: by_rule[rule] for rule in check.rules if not by_rule[rule].passed}
+    dates = sorted(day for finding in failed.values() for day in finding.dates)
     metadata = {
-        "offending_count": dg.MetadataValue.int(len(finding.dates)),
-        "offending_dates": dg.MetadataValue.json([f"{day:%Y-%m-%d}" for day in finding.dates[:_LISTED_DATES]]),
+        "failed_rules": dg.MetadataValue.text(", ".join(failed) or "none"),
+        "offending_count": dg.MetadataValue.int(len(dates)),
+        "offending_dates": dg.MetadataValue.json(
+            {rule: [f"{day:%Y-%m-%d}" for day in finding.dates[:_LISTED_DATES]] for rule, finding in failed.items()}
+        ),
     }
-    if finding.dates:
-        metadata["first_offending_date"] = dg.MetadataValue.text(f"{finding.dates[0]:%Y-%m-%d}")
-    return metadata
+    if dates:
+        metadata["first_offending_date"] = dg.MetadataValue.text(f"{dates[0]:%Y-%m-%d}")
+    description = (
+        "; ".join(f"{rule}: {finding.description}" for rule, finding in failed.items())
+        if failed
+        else f"all {len(check.rules)} rules hold: {', '.join(check.rules)}"
+    )
+    return dg.AssetCheckEvaluation(
+        asset_key=asset_key,
+        check_name=check.name,
+        passed=not failed,
+        partition=partition,
+        description=description,
+        metadata=metadata,
+        severity=check.severity,
+        target_materialization_data=target,
+    )
 
 
 def _latest_materializations(

@@ -4,11 +4,12 @@
 import dagster as dg
 import pandas as pd
 
+from market_assets.assets.publication import wait_for_publication
 from market_assets.assets.retry import STOOQ_RETRY
 from market_assets.metadata import markdown_table
 from market_assets.partitions import composition_partitions, dimensions, symbol_partitions
 from market_assets.resources import DataLakeResource, MarketDataSource
-from market_assets.sessions import require_session
+from market_assets.sessions import published_at, require_session
 from market_assets.stooq import StooqError, get_index
 
 _FORBIDDEN_IN_SYMBOLS = ("|", "/", "\\", " ", ",")
@@ -33,6 +34,7 @@ def index_composition(
     keys = dimensions(context.partition_key, composition_partitions)
     stock_index = get_index(keys["index"])
     session = require_session(stock_index.calendar, keys["date"], f"index {stock_index.name}")
+    wait_for_publication(context, published_at(stock_index.calendar, session))
     try:
         with stooq.worker_slot(context, 0):
             members = stooq.composition(stock_index.name)
