@@ -32,6 +32,8 @@ import pytest
 import requests
 from playwright.sync_api import Locator, Page, expect, sync_playwright
 
+from market_assets.assets.checks import CHECKS
+from market_assets.sessions import DELAY_ENV
 from market_assets.storage import ParquetStore
 from market_assets.stooq_server import Fault, FaultKind, StooqServer
 from market_assets_tests.polling import wait_for
@@ -56,7 +58,6 @@ expect.set_options(timeout=WAIT_MS)
 class DagsterUI:
     url: str
     page: Page
-    home: Path
     store: ParquetStore
     server: StooqServer
     screenshots: Path
@@ -68,7 +69,8 @@ class DagsterUI:
         self.page.screenshot(path=self.screenshots / f"{name}.png", full_page=True)
 
     def instance(self) -> dg.DagsterInstance:
-        return dg.DagsterInstance.from_config(str(self.home))
+        """The instance `dagster dev` serves (`DAGSTER_HOME` is set for this module)."""
+        return dg.DagsterInstance.get()
 
 
 def _free_port() -> int:
@@ -88,7 +90,7 @@ def chromium() -> Path:
 
 
 @pytest.fixture(scope="module")
-def dagster_dev(tmp_path_factory, synthetic_universe) -> Iterator[tuple[str, Path, ParquetStore, StooqServer]]:
+def dagster_dev(tmp_path_factory, synthetic_universe) -> Iterator[tuple[str, ParquetStore, StooqServer]]:
     """`dagster dev` on a free loopback port, its instance and data root in a temporary folder."""
     base = tmp_path_factory.mktemp("ui")
     home, lake = base / "dagster_home", base / "lake"
@@ -96,12 +98,19 @@ def dagster_dev(tmp_path_factory, synthetic_universe) -> Iterator[tuple[str, Pat
     (home / "dagster.yaml").write_text((PROJECT_ROOT / "dagster.yaml").read_text())
     port = _free_port()
     log_path = base / "dagster-dev.log"
-    with StooqServer(synthetic_universe.data_dir) as server, open(log_path, "wb") as log:
+    with (
+        StooqServer(synthetic_universe.data_dir) as server,
+        open(log_path, "wb") as log,
+        pytest.MonkeyPatch.context() as monkeypatch,
+    ):
+        # This process reads the same instance (its dagster.yaml names $DAGSTER_HOME).
+        monkeypatch.setenv("DAGSTER_HOME", str(home))
         env = {
             **os.environ,
-            "DAGSTER_HOME": str(home),
             "MARKET_ASSETS_DATA_ROOT": str(lake),
             "STOOQ_BASE_URL": server.url,
+            # The server publishes a session at its close: no run waits for a publication delay.
+            DELAY_ENV: "0",
         }
         process = subprocess.Popen(
             [str(Path(sys.executable).with_name("dagster")), "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
@@ -112,7 +121,7 @@ def dagster_dev(tmp_path_factory, synthetic_universe) -> Iterator[tuple[str, Pat
         try:
             wait_for(lambda: _serving(url, process, log_path), WAIT_MS / 1000, f"dagster dev at {url}", 0.5)
             _settle_instance(url)
-            yield url, home, ParquetStore(str(lake)), server
+            yield url, ParquetStore(str(lake)), server
         finally:
             os.killpg(process.pid, signal.SIGTERM)
             try:
@@ -166,7 +175,7 @@ def _serving(url: str, process: subprocess.Popen, log: Path) -> bool:
 @pytest.fixture(scope="module")
 def ui(chromium, dagster_dev, ui_artifacts) -> Iterator[DagsterUI]:
     """A fresh Chromium profile with one page, tall enough for the whole asset graph."""
-    url, home, store, server = dagster_dev
+    url, store, server = dagster_dev
     with sync_playwright() as playwright, tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
         context = playwright.chromium.launch_persistent_context(
             profile, executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS,
@@ -175,7 +184,7 @@ def ui(chromium, dagster_dev, ui_artifacts) -> Iterator[DagsterUI]:
         page = context.pages[0] if context.pages else context.new_page()
         page.set_default_timeout(WAIT_MS)
         try:
-            yield DagsterUI(url, page, home, store, server, ui_artifacts)
+            yield DagsterUI(url, page, store, server, ui_artifacts)
         finally:
             context.close()
 
@@ -326,8 +335,8 @@ def test_a_session_of_one_index_materialized_from_the_ui_turns_its_partitions_gr
     ui.screenshot("07-materialization-metadata")
 
     ui.open("/assets/daily_bars?view=checks")
-    for check in ("high_low_consistent", "ends_at_session", "no_unexplained_jumps"):
-        expect(page.get_by_text(check, exact=True).first).to_be_visible()
+    for check in CHECKS["daily_bars"]:
+        expect(page.get_by_text(check.name, exact=True).first).to_be_visible()
     expect(page.get_by_text("Passed", exact=True).first).to_be_visible()
     ui.screenshot("08-asset-checks")
 
