@@ -8,7 +8,7 @@ check results the UI shows. A symbol the server refuses for good shows as a fail
 and re-executing that run from the UI once the source is fixed completes the session.
 
 Every step leaves a screenshot in the UI artifacts folder (see `ui_artifacts` in conftest.py).
-The tests of this module run in order on one instance: each builds on what the previous stored.
+The tests of this module share one instance and run in order; each reads what it stored itself.
 """
 
 from __future__ import annotations
@@ -56,6 +56,8 @@ expect.set_options(timeout=WAIT_MS)
 
 @dataclass
 class DagsterUI:
+    """The webserver's address, the browser page on it, and what the runs write and read."""
+
     url: str
     page: Page
     store: ParquetStore
