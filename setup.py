@@ -28,6 +28,8 @@ setup(
             "pytest-timeout==2.4.0",
             "dagster-postgres==0.29.27",
             "jsonschema==4.26.0",
+            # Drives Debian's Chromium (.ci/debian-packages) in the UI tests; it downloads no browser.
+            "playwright==1.65.2",
         ],
     },
 )

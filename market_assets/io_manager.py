@@ -24,8 +24,10 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         self, context: dg.OutputContext, obj: pd.DataFrame | Mapping[str, pd.DataFrame]
     ) -> None:
         asset = context.asset_key.path[-1]
+        store = self.lake.store
         if not context.has_asset_partitions:
-            self.lake.store.write(asset, None, obj)
+            store.write(asset, None, obj)
+            context.log.info(f"{asset} written to {store.path(asset)}")
             return
         keys = _partition_keys(context)
         frames = obj if isinstance(obj, Mapping) else {keys[0]: obj} if len(keys) == 1 else {}
@@ -35,7 +37,11 @@ class ParquetIOManager(dg.ConfigurableIOManager):
                 f"{len(frames) or 'no mapping of'} frames; return one frame per partition key"
             )
         for key in keys:
-            self.lake.store.write(asset, key, frames[key])
+            store.write(asset, key, frames[key])
+        # The run's log names where its files are; each materialization has its own file's path.
+        folders = sorted({store.path(asset, key).rsplit("/", 1)[0] for key in keys})
+        files = f"{len(keys)} partition" + ("s" if len(keys) > 1 else "")
+        context.log.info(f"{asset}: {files} written under {', '.join(folders)}")
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame | dict[str, pd.DataFrame]:
         asset = context.asset_key.path[-1]

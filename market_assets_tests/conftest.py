@@ -1,11 +1,13 @@
 """Shared fixtures: one synthetic universe per test session, and Stooq-compatible servers over it.
 
 Generating the universe takes seconds, so it is done once; servers are cheap, so every test gets
-its own, with no faults, no serving date and fresh statistics.
+its own, with no faults, no serving date and fresh statistics. The browser tests' screenshots go
+to one folder, which the end of pytest's report names.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -41,3 +43,30 @@ def server_factory(synthetic_universe: SyntheticUniverse) -> Iterator[Callable[.
 def stooq_server(server_factory: Callable[..., StooqServer]) -> StooqServer:
     """A running server over the synthetic universe, on a free port."""
     return server_factory()
+
+
+UI_ARTIFACTS_ENV = "MARKET_ASSETS_UI_ARTIFACTS"
+_UI_ARTIFACTS = pytest.StashKey[Path]()
+
+
+@pytest.fixture(scope="session")
+def ui_artifacts(pytestconfig: pytest.Config) -> Path:
+    """Where the browser tests save their screenshots: `$MARKET_ASSETS_UI_ARTIFACTS`, else
+    `ui-artifacts/` in the project. Screenshots of an earlier run are removed first."""
+    folder = Path(os.environ.get(UI_ARTIFACTS_ENV) or Path(__file__).resolve().parents[1] / "ui-artifacts")
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.png"):
+        old.unlink()
+    pytestconfig.stash[_UI_ARTIFACTS] = folder
+    return folder
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """Name the screenshots folder at the end of the run, so CI's log says where they are."""
+    folder = config.stash.get(_UI_ARTIFACTS, None)
+    if folder is None:
+        return
+    shots = sorted(path.name for path in folder.glob("*.png"))
+    terminalreporter.write_sep("-", f"UI screenshots: {len(shots)} in {folder}")
+    for name in shots:
+        terminalreporter.write_line(f"  {name}")

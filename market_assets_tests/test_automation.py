@@ -4,7 +4,6 @@ import math
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import dagster as dg
@@ -20,6 +19,7 @@ from market_assets.sessions import DELAY_ENV, HEAD_START_ENV
 from market_assets.sensors import close_bars
 from market_assets.sessions import calendar, latest_closed_session
 from market_assets.storage import ParquetStore
+from market_assets_tests.polling import wait_for
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -254,16 +254,6 @@ def test_composition_change_between_two_sessions(instance, monkeypatch, stooq_se
     )
 
 
-def _wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(2)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 @pytest.mark.timeout(420)
 def test_daemon_runs_the_schedule_and_the_sensor(tmp_path, monkeypatch, stooq_server, synthetic_universe):
     """The real daemon ticks the Hong Kong schedule a minute from now and loads the session."""
@@ -296,8 +286,8 @@ def test_daemon_runs_the_schedule_and_the_sensor(tmp_path, monkeypatch, stooq_se
                     dg.RunsFilter(job_name=job, statuses=[dg.DagsterRunStatus.SUCCESS])
                 )
 
-            composition = _wait_for(lambda: succeeded("index_compositions"), 240, "the schedule's run")
-            bars = _wait_for(lambda: succeeded("hsi_close"), 150, "the sensor's bars run")
+            composition = wait_for(lambda: succeeded("index_compositions"), 240, "the schedule's run", interval=2)
+            bars = wait_for(lambda: succeeded("hsi_close"), 150, "the sensor's bars run", interval=2)
     finally:
         daemon.terminate()
         daemon.wait(timeout=30)

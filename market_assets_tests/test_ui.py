@@ -1,0 +1,381 @@
+"""The Dagster UI in a real browser, used the way a person uses it.
+
+`dagster dev` (webserver and daemon) serves the project's code location on loopback from a
+temporary `DAGSTER_HOME`, against the project's Stooq-compatible server; Debian's Chromium, driven
+by Playwright, opens the asset graph, launches an index's close for a session from the
+materialize dialog, follows the runs the platform starts, and reads the partitions, metadata and
+check results the UI shows. A symbol the server refuses for good shows as a failed run naming it,
+and re-executing that run from the UI once the source is fixed completes the session.
+
+Every step leaves a screenshot in the UI artifacts folder (see `ui_artifacts` in conftest.py).
+The tests of this module share one instance and run in order; each reads what it stored itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+import requests
+from playwright.sync_api import Locator, Page, expect, sync_playwright
+
+from market_assets.assets.checks import CHECKS
+from market_assets.sessions import DELAY_ENV
+from market_assets.storage import ParquetStore
+from market_assets.stooq_server import Fault, FaultKind, StooqServer
+from market_assets_tests.polling import wait_for
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+ASSETS = {
+    "compositions": ("index_composition", "index_membership"),
+    "bars": ("daily_bars", "weekly_bars", "monthly_bars", "adjustment_events"),
+}
+WAIT_MS = 240_000
+"""Longest wait for anything the UI shows: runs and page loads share two cores with other work."""
+
+expect.set_options(timeout=WAIT_MS)
+
+
+@dataclass
+class DagsterUI:
+    """The webserver's address, the browser page on it, and what the runs write and read."""
+
+    url: str
+    page: Page
+    store: ParquetStore
+    server: StooqServer
+    screenshots: Path
+
+    def open(self, path: str) -> None:
+        self.page.goto(self.url + path, wait_until="domcontentloaded")
+
+    def screenshot(self, name: str) -> None:
+        self.page.screenshot(path=self.screenshots / f"{name}.png", full_page=True)
+
+    def instance(self) -> dg.DagsterInstance:
+        """The instance `dagster dev` serves (`DAGSTER_HOME` is set for this module)."""
+        return dg.DagsterInstance.get()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Path:
+    if not CHROMIUM.is_file():
+        message = f"{CHROMIUM} not found (apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def dagster_dev(tmp_path_factory, synthetic_universe) -> Iterator[tuple[str, ParquetStore, StooqServer]]:
+    """`dagster dev` on a free loopback port, its instance and data root in a temporary folder."""
+    base = tmp_path_factory.mktemp("ui")
+    home, lake = base / "dagster_home", base / "lake"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((PROJECT_ROOT / "dagster.yaml").read_text())
+    port = _free_port()
+    log_path = base / "dagster-dev.log"
+    with (
+        StooqServer(synthetic_universe.data_dir) as server,
+        open(log_path, "wb") as log,
+        pytest.MonkeyPatch.context() as monkeypatch,
+    ):
+        # This process reads the same instance (its dagster.yaml names $DAGSTER_HOME).
+        monkeypatch.setenv("DAGSTER_HOME", str(home))
+        env = {
+            **os.environ,
+            "MARKET_ASSETS_DATA_ROOT": str(lake),
+            "STOOQ_BASE_URL": server.url,
+            # The server publishes a session at its close: no run waits for a publication delay.
+            DELAY_ENV: "0",
+        }
+        process = subprocess.Popen(
+            [str(Path(sys.executable).with_name("dagster")), "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
+             "-h", "127.0.0.1", "-p", str(port)],
+            cwd=home, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_for(lambda: _serving(url, process, log_path), WAIT_MS / 1000, f"dagster dev at {url}", 0.5)
+            _settle_instance(url)
+            yield url, ParquetStore(str(lake)), server
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=30)
+
+
+_SCHEDULES_QUERY = """{
+  schedulesOrError(repositorySelector: {repositoryLocationName: "market_assets", repositoryName: "__repository__"}) {
+    ... on Schedules { results { name scheduleState { id } } }
+  }
+}"""
+_STOP_SCHEDULE = """mutation ($id: String) {
+  stopRunningSchedule(id: $id) { ... on ScheduleStateResult { scheduleState { status } } }
+}"""
+
+
+def _graphql(url: str, query: str, variables: dict | None = None) -> dict:
+    answer = requests.post(f"{url}/graphql", json={"query": query, "variables": variables or {}}, timeout=120)
+    answer.raise_for_status()
+    return answer.json()["data"]
+
+
+def _settle_instance(url: str) -> None:
+    """What a person would have done once on this instance, so nothing but the tests acts on it.
+
+    The newsletter prompt shown over the first page is recorded as seen, and the close schedules
+    are stopped: a tick during the tests would launch compositions of past sessions, whose bars
+    would change the partition counts the tests read. The `close_bars` sensor stays on: it is what
+    turns a materialized composition into its close run.
+    """
+    _graphql(url, "mutation { setNuxSeen }")
+    schedules = _graphql(url, _SCHEDULES_QUERY)["schedulesOrError"]["results"]
+    assert {schedule["name"] for schedule in schedules} == {"xnys_close", "xhkg_close"}
+    for schedule in schedules:
+        stopped = _graphql(url, _STOP_SCHEDULE, {"id": schedule["scheduleState"]["id"]})
+        assert stopped["stopRunningSchedule"]["scheduleState"]["status"] == "STOPPED", stopped
+
+
+def _serving(url: str, process: subprocess.Popen, log: Path) -> bool:
+    if process.poll() is not None:
+        pytest.fail(f"dagster dev exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+    try:
+        return requests.get(f"{url}/server_info", timeout=5).ok
+    except requests.ConnectionError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def ui(chromium, dagster_dev, ui_artifacts) -> Iterator[DagsterUI]:
+    """A fresh Chromium profile with one page, tall enough for the whole asset graph."""
+    url, store, server = dagster_dev
+    with sync_playwright() as playwright, tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
+        context = playwright.chromium.launch_persistent_context(
+            profile, executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS,
+            viewport={"width": 1600, "height": 1300},
+        )
+        page = context.pages[0] if context.pages else context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        try:
+            yield DagsterUI(url, page, store, server, ui_artifacts)
+        finally:
+            context.close()
+
+
+def _session(universe) -> str:
+    return f"{universe.last_session['XNYS']:%Y-%m-%d}"
+
+
+def _launch_composition(ui: DagsterUI, session: str, index: str, screenshot: str) -> None:
+    """Asset page -> Materialize -> pick the session and the index -> Launch, then open the run."""
+    page = ui.page
+    ui.open("/assets/index_composition")
+    page.get_by_role("button", name="Materialize…").click()
+    dialog = page.get_by_role("dialog")
+    dates = dialog.get_by_placeholder("ex: ", exact=False)
+    dates.fill(session)
+    dates.press("Enter")
+    dialog.get_by_text("Select a partition or create one").click()
+    page.get_by_role("menuitem", name=index).click()
+    dialog.get_by_text("Launch runs to materialize index_composition").click()  # closes the list
+    expect(dialog.get_by_text("1 partition", exact=True)).to_be_visible()
+    ui.screenshot(screenshot)
+    dialog.get_by_role("button", name="Launch 1 run").click()
+    expect(page.get_by_text(re.compile(r"Launched run [0-9a-f]{8}"))).to_be_visible()
+    page.get_by_role("link", name="View", exact=True).click()  # in the "Launched run" notice
+    expect(page).to_have_url(re.compile(r"/runs/[0-9a-f-]{36}"))
+    _expect_run_status(ui, "Success")
+
+
+def _expect_run_status(ui: DagsterUI, status: str) -> None:
+    """The run page's header says `status` (the page follows the run as it goes)."""
+    header = ui.page.get_by_text(re.compile(r"^(Success|Failure|Canceled)$")).first
+    expect(header).to_have_text(status)
+
+
+def _close_run_of(ui: DagsterUI, index: str, session: str, *statuses: dg.DagsterRunStatus) -> dg.DagsterRun:
+    """The close run the sensor launched for `index` and `session`, once it has one of `statuses`.
+
+    The instance says which run that is; what the run shows is read in the UI.
+    """
+    with ui.instance() as instance:
+        found = wait_for(
+            lambda: instance.get_runs(
+                dg.RunsFilter(
+                    job_name=f"{index.lower()}_close",
+                    statuses=list(statuses),
+                    tags={"market_assets/session": session},
+                )
+            ),
+            WAIT_MS / 1000,
+            f"a {index.lower()}_close run of {session} with status {[s.value for s in statuses]}",
+        )
+    return found[0]
+
+
+def _open_run_from_runs_list(ui: DagsterUI, run: dg.DagsterRun, tab: str) -> None:
+    """Runs -> `tab` -> the run's id, as a person looks a run up."""
+    page = ui.page
+    ui.open("/runs")
+    page.get_by_role("tab", name=tab, exact=True).click()
+    page.get_by_role("link", name=f"run {run.run_id[:8]}", exact=True).click()
+    expect(page).to_have_url(re.compile(f"/runs/{run.run_id}"))
+
+
+def _partition_dot(page: Page, label: str) -> Locator:
+    """The status dot beside a date or a symbol in the asset's partition lists."""
+    return page.locator(f"[data-tooltip='{label}'] + div").first
+
+
+def _reload_until(ui: DagsterUI, check: Callable[[], None]) -> None:
+    """Partition statuses are read when the page loads: reload until `check` passes."""
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while True:
+        try:
+            check()
+            return
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            ui.page.reload(wait_until="domcontentloaded")
+
+
+def test_the_asset_graph_shows_every_asset_in_its_group(ui):
+    page = ui.page
+    ui.open("/asset-groups")
+    for group in ASSETS:
+        expect(page.get_by_text(group, exact=True).first).to_be_visible()
+    # The graph opens with its groups folded: unfold them from the graph's settings menu.
+    page.get_by_role("img", name="settings").last.click()
+    page.get_by_role("menuitem", name="Expand all groups").click()
+    page.keyboard.press("Escape")
+    page.get_by_role("img", name="zoom_out").click()
+    for asset in (asset for group in ASSETS.values() for asset in group):
+        expect(page.get_by_text(asset, exact=True).first).to_be_in_viewport()
+    expect(page.get_by_text(re.compile("^Loading"))).to_have_count(0)
+    ui.screenshot("01-asset-graph")
+
+    ui.open("/assets/daily_bars")
+    expect(page.get_by_text("Daily OHLCV history of each symbol as published after the close")).to_be_visible()
+    expect(page.get_by_role("link", name="bars", exact=True).first).to_be_visible()
+    ui.screenshot("02-asset-description")
+
+
+def test_a_session_of_one_index_materialized_from_the_ui_turns_its_partitions_green(ui, synthetic_universe):
+    page = ui.page
+    session = _session(synthetic_universe)
+    members = synthetic_universe.members("DJI", pd.Timestamp(session))
+
+    _launch_composition(ui, session, "DJI", "03-materialize-dialog")
+    ui.screenshot("04-composition-run")
+
+    # The close_bars sensor launches the session's bars once the composition is stored.
+    close = _close_run_of(ui, "DJI", session, dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE)
+    _open_run_from_runs_list(ui, close, "All")
+    _expect_run_status(ui, "Success")
+    page.get_by_placeholder("Filter…").fill("written under")
+    folder = str(Path(ui.store.root) / "daily_bars" / session)
+    expect(page.get_by_text(f"daily_bars: {len(members)} partitions written under {folder}")).to_be_visible()
+    ui.screenshot("05-close-run-names-its-folder")
+
+    ui.open("/assets/daily_bars?view=partitions")
+
+    def session_is_green() -> None:
+        expect(page.get_by_text(f"Materialized ({len(members)})")).to_be_visible(timeout=20_000)
+        expect(_partition_dot(page, session)).to_have_attribute("style", re.compile("accent-green"), timeout=5_000)
+
+    _reload_until(ui, session_is_green)
+    page.get_by_text(session, exact=True).first.click()
+    for symbol in members[:10]:
+        expect(_partition_dot(page, symbol)).to_have_attribute("style", re.compile("accent-green"))
+    ui.screenshot("06-partitions-green")
+
+    symbol = members[0]
+    page.get_by_text(symbol, exact=True).first.click()
+    key = f"{session}|{symbol}"
+    expect(page.get_by_text(key, exact=True).first).to_be_visible()
+    daily = ui.store.read("daily_bars", key)
+    metadata = page.locator("table").filter(has_text="price_chart")
+    expect(metadata.get_by_text(ui.store.path("daily_bars", key), exact=True)).to_be_visible()
+    expect(metadata.get_by_text(str(len(daily)), exact=True)).to_be_visible()
+    preview = metadata.locator("table").filter(has_text="volume")
+    expect(preview.get_by_text(session, exact=True)).to_be_visible()
+    chart = metadata.get_by_role("img", name=re.compile(rf"^close \d{{4}}-\d{{2}}-\d{{2}} to {session}$"))
+    expect(chart).to_be_visible()
+    assert chart.evaluate("image => image.complete && image.naturalWidth") == 240
+    svg = base64.b64decode(chart.get_attribute("src").split("base64,", 1)[1]).decode()
+    assert svg.startswith("<svg") and "<polyline" in svg
+    ui.screenshot("07-materialization-metadata")
+
+    ui.open("/assets/daily_bars?view=checks")
+    for check in CHECKS["daily_bars"]:
+        expect(page.get_by_text(check.name, exact=True).first).to_be_visible()
+    expect(page.get_by_text("Passed", exact=True).first).to_be_visible()
+    ui.screenshot("08-asset-checks")
+
+
+def test_a_symbol_the_source_refuses_fails_its_run_by_name_and_reexecution_completes_it(ui, synthetic_universe):
+    page = ui.page
+    session = _session(synthetic_universe)
+    ndx = synthetic_universe.members("NDX", pd.Timestamp(session))
+    broken = sorted(set(ndx) - set(synthetic_universe.members("DJI", pd.Timestamp(session))))[0]
+    ui.server.inject(Fault(FaultKind.NO_DATA, symbols={broken}))
+
+    _launch_composition(ui, session, "NDX", "09-materialize-dialog-with-a-fault")
+    failed = _close_run_of(ui, "NDX", session, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.SUCCESS)
+    _open_run_from_runs_list(ui, failed, "Failed")
+    _expect_run_status(ui, "Failure")
+    message = f"{broken}: Stooq answered 'No data'"
+    expect(page.get_by_text(message).first).to_be_visible()
+    ui.screenshot("10-failed-run-names-the-symbol")
+    key = f"{session}|{broken}"
+    assert not ui.store.exists("daily_bars", key)
+
+    ui.open(f"/assets/daily_bars?view=partitions&partition={key.replace('|', '%7C')}")
+    _reload_until(ui, lambda: expect(page.get_by_text("Failed (1)")).to_be_visible(timeout=20_000))
+    ui.screenshot("11-partition-failed")
+
+    ui.server.clear_faults()
+    _open_run_from_runs_list(ui, failed, "Failed")
+    page.get_by_role("button", name="Re-execute all (*)").locator("xpath=..").get_by_role(
+        "img", name="arrow_drop_down"
+    ).click()
+    page.get_by_role("menuitem", name="From failure").click()
+    expect(page).not_to_have_url(re.compile(f"/runs/{failed.run_id}"))
+    _expect_run_status(ui, "Success")
+    ui.screenshot("12-reexecution-succeeded")
+    assert ui.store.exists("daily_bars", key) and ui.store.exists("monthly_bars", key)
+
+    ui.open(f"/assets/daily_bars?view=partitions&partition={key.replace('|', '%7C')}")
+    _reload_until(ui, lambda: expect(page.get_by_text("Failed (0)")).to_be_visible(timeout=20_000))
+    expect(page.get_by_text("price_chart", exact=True)).to_be_visible()
+    ui.screenshot("13-partition-materialized-after-reexecution")
