@@ -4,6 +4,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -13,6 +15,7 @@ import pytest
 from market_assets.close import plan_close_runs
 from market_assets.definitions import defs
 from market_assets.runner import CloseFailed, close_index
+from market_assets.sessions import calendar
 from market_assets.storage import ParquetStore
 from market_assets.stooq_server import Fault, FaultKind
 
@@ -144,7 +147,7 @@ def test_one_failing_symbol_fails_the_run_by_name_and_keeps_the_rest(platform, s
 
 def _new_york_trades_hong_kong_closed() -> str:
     """The latest date inside the partitions on which New York trades and Hong Kong is closed."""
-    from market_assets.sessions import FIRST_SESSION, calendar
+    from market_assets.sessions import FIRST_SESSION
 
     new_york = calendar("XNYS").sessions_in_range(FIRST_SESSION, pd.Timestamp.now().normalize())
     hong_kong = set(calendar("XHKG").sessions_in_range(FIRST_SESSION, pd.Timestamp.now().normalize()))
@@ -316,3 +319,24 @@ def test_the_stooq_pool_caps_requests_in_flight_across_runs(platform, server_fac
     assert stats["by_route"]["download"] == 30 + 82
     assert stats["peak_in_flight"] == 2
     assert instance.event_log_storage.get_concurrency_info("stooq").claimed_slots == []
+
+
+def test_a_close_launched_ahead_asks_nothing_before_the_publication(platform, synthetic_universe, monkeypatch):
+    """Runs started a head start ahead (as the schedules and the sensor start them) wait in their
+    steps: the server sees no request until the session's close + delay."""
+    instance, store, server = platform
+    session = synthetic_universe.last_session["XHKG"]
+    published = pd.Timestamp.now(tz="UTC") + pd.Timedelta(seconds=15)
+    delay = (published - calendar("XHKG").session_close(session)) / pd.Timedelta(minutes=1)
+    monkeypatch.setenv("MARKET_ASSETS_CLOSE_DELAY_MINUTES", f"{delay:.6f}")
+    closing = threading.Thread(target=close_index, args=(instance, "HSI", f"{session:%Y-%m-%d}"))
+    closing.start()
+
+    time.sleep(8)
+    asked_early = server.stats()["total"]
+    closing.join(timeout=600)
+
+    assert asked_early == 0
+    assert len(store.partition_keys("monthly_bars")) == 82
+    logs = [entry.user_message for run in instance.get_runs() for entry in instance.all_logs(run.run_id)]
+    assert any("for Stooq to publish the session" in message for message in logs)
