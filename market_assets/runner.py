@@ -77,7 +77,9 @@ def close_index(
             instance=instance, partition_key=key, run_config=_QUIET, raise_on_error=False, tags=tags
         )
         outcome.run_ids.append(result.run_id)
-        _raise_if_failed(result, f"composition of {stock_index.name} for {session_key}")
+        failure = _failure(result, f"composition of {stock_index.name} for {session_key}")
+        if failure:
+            raise CloseFailed(failure)
     outcome.members = list(store.read("index_composition", key)["symbol"])
     outcome.runs = plan_close_runs(
         instance, stock_index.name, session_key, outcome.members, force=force
@@ -91,10 +93,9 @@ def close_index(
             raise_on_error=False,
         )
         outcome.run_ids.append(result.run_id)
-        try:
-            _raise_if_failed(result, f"{run.job_name} for {session_key} ({len(run.symbols)} symbols)")
-        except CloseFailed as failure:
-            failures.append(str(failure))
+        failure = _failure(result, f"{run.job_name} for {session_key} ({len(run.symbols)} symbols)")
+        if failure:
+            failures.append(failure)
     if failures:
         raise CloseFailed("\n".join(failures))
     return outcome
@@ -132,15 +133,16 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _raise_if_failed(result: dg.ExecuteInProcessResult, what: str) -> None:
+def _failure(result: dg.ExecuteInProcessResult, what: str) -> str | None:
+    """What failed in `result` and why, with each failing step's error; None when it succeeded."""
     if result.success:
-        return
+        return None
     errors = [
         _root_message(event.step_failure_data.error)
         for event in result.all_events
         if event.is_step_failure and event.step_failure_data.error is not None
     ]
-    raise CloseFailed(f"{what} failed (run {result.run_id}):\n" + "\n".join(errors))
+    return f"{what} failed (run {result.run_id}):\n" + "\n".join(errors)
 
 
 def _root_message(error: SerializableErrorInfo) -> str:

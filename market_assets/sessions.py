@@ -108,12 +108,12 @@ def published_at(code: str, session: pd.Timestamp) -> pd.Timestamp:
 
 
 def head_start() -> timedelta:
-    """How long before a session's publication its bars runs are launched (default 60 s).
+    """How long before a session's publication its runs are launched (default 60 s).
 
     Starting a run takes seconds: it is created with an event per planned partition, queued, and
     its process loads Dagster and the code. A run launched ahead has done all that by the
-    publication time, and waits in its step for it (`market_assets.assets.bars`), so its first
-    request leaves when the data is there. `MARKET_ASSETS_HEAD_START_SECONDS=0` launches at the
+    publication time, and waits in its step for it (`market_assets.assets.publication`), so its
+    first request leaves when the data is there. `MARKET_ASSETS_HEAD_START_SECONDS=0` launches at the
     publication time.
     """
     seconds = float(os.environ.get(HEAD_START_ENV, "60"))

@@ -113,7 +113,7 @@ def daily_bars(
             frame,
             adjustment,
             {**bars_metadata(frame, store.path(asset, key)), **adjustment_metadata(adjustment)},
-            daily_findings({key: frame}, quality, {key: adjustment})[key],
+            daily_findings(key, frame, quality, adjustment),
         )
 
     stored = set() if config.force else {t.key for t in targets if store.exists(asset, t.key)}

@@ -198,19 +198,16 @@ Findings = dict[str, Finding]
 
 
 def daily_findings(
-    frames: Mapping[str, pd.DataFrame],
+    key: str,
+    bars: pd.DataFrame,
     quality: DataQualityResource | None,
-    adjustments: Mapping[str, Adjustment | None],
+    adjustment: Adjustment | None,
     rules: Iterable[Rule] = (*BLOCKING_RULES, *WARNING_RULES),
-) -> dict[str, Findings]:
-    """`{partition key: {rule name: finding}}` of the daily snapshots."""
-    rules = list(rules)
-    findings = {}
-    for key, bars in frames.items():
-        dims = dimensions(key, bars_partitions)
-        snapshot = Snapshot(bars, dims["symbol"], pd.Timestamp(dims["date"]), quality, adjustments.get(key))
-        findings[key] = {rule.name: rule.verify(snapshot) for rule in rules}
-    return findings
+) -> Findings:
+    """The findings of the daily snapshot `bars` of partition `key`."""
+    dims = dimensions(key, bars_partitions)
+    snapshot = Snapshot(bars, dims["symbol"], pd.Timestamp(dims["date"]), quality, adjustment)
+    return {rule.name: rule.verify(snapshot) for rule in rules}
 
 
 def resampled_findings(daily: pd.DataFrame, bars: pd.DataFrame, period: Period, key: str) -> Findings:
@@ -224,11 +221,13 @@ def resampled_findings(daily: pd.DataFrame, bars: pd.DataFrame, period: Period, 
 
 def blocked_partitions(daily: Mapping[str, pd.DataFrame]) -> dict[str, list[str]]:
     """Partitions whose daily snapshot breaks a blocking rule, with a line per broken rule."""
-    return {
-        key: [f"{name}: {finding.description}" for name, finding in by_rule.items() if not finding.passed]
-        for key, by_rule in daily_findings(daily, None, {}, BLOCKING_RULES).items()
-        if not all(finding.passed for finding in by_rule.values())
-    }
+    blocked = {}
+    for key, bars in daily.items():
+        broken = daily_findings(key, bars, None, None, BLOCKING_RULES)
+        lines = [f"{name}: {finding.description}" for name, finding in broken.items() if not finding.passed]
+        if lines:
+            blocked[key] = lines
+    return blocked
 
 
 def check_outputs(context: dg.AssetExecutionContext) -> Iterator[dg.Output]:
