@@ -71,6 +71,7 @@ class ProcessUsage:
     def __init__(self, pgid: int) -> None:
         self.pgid, self.peak_kib, self.peak_name = pgid, 0, ""
         self._cpu: dict[int, tuple[str, float]] = {}
+        self._marked: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
         self._thread.start()
@@ -97,12 +98,19 @@ class ProcessUsage:
                 except (OSError, KeyError, ValueError, IndexError, ProcessLookupError):
                     continue
 
-    def cpu_by_role(self) -> dict[str, tuple[int, float]]:
-        """`{role: (processes, CPU seconds)}`."""
+    def mark(self) -> None:
+        """Count CPU from now on in `cpu_by_role(since_mark=True)`."""
+        self._marked = {pid: cpu for pid, (_, cpu) in self._cpu.items()}
+
+    def cpu_by_role(self, since_mark: bool = False) -> dict[str, tuple[int, float]]:
+        """`{role: (processes, CPU seconds)}`, since the process started or since `mark()`."""
         roles: dict[str, tuple[int, float]] = {}
-        for role, cpu in self._cpu.values():
+        for pid, (role, cpu) in self._cpu.items():
+            spent = cpu - self._marked.get(pid, 0.0) if since_mark else cpu
+            if since_mark and spent <= 0:
+                continue
             count, total = roles.get(role, (0, 0.0))
-            roles[role] = (count + 1, total + cpu)
+            roles[role] = (count + 1, total + spent)
         return roles
 
     def stop(self) -> None:
@@ -216,7 +224,9 @@ class Platform:
         memory = ProcessUsage(daemon.pid)
         try:
             with self.instance() as instance:
-                runs = self._wait_for_close(instance, expected, earlier, deadline=tick + pd.Timedelta(minutes=15))
+                runs = self._wait_for_close(
+                    instance, expected, earlier, deadline=tick + pd.Timedelta(minutes=15), at_tick=(tick, memory.mark)
+                )
         finally:
             os.killpg(daemon.pid, 15)
             daemon.wait(timeout=60)
@@ -236,15 +246,21 @@ class Platform:
             "peak_mib": memory.peak_kib / 1024,
             "peak_process": memory.peak_name,
             "cpu_by_role": memory.cpu_by_role(),
+            "cpu_after_publication": memory.cpu_by_role(since_mark=True),
         }
 
-    def _wait_for_close(self, instance, expected: set[str], earlier: set[str], deadline: pd.Timestamp):
-        """Wait until every `expected` monthly partition is stored and no new run is unfinished."""
+    def _wait_for_close(self, instance, expected: set[str], earlier: set[str], deadline: pd.Timestamp, at_tick):
+        """Wait until every `expected` monthly partition is stored and no new run is unfinished;
+        call `at_tick[1]` once the time `at_tick[0]` has come."""
         import dagster as dg
 
         from market_assets.assets.bars import monthly_bars
 
+        tick, on_tick = at_tick
         while pd.Timestamp.now(tz="UTC") < deadline:
+            if on_tick is not None and pd.Timestamp.now(tz="UTC") >= tick:
+                on_tick()
+                on_tick = None
             records = [r for r in instance.get_run_records() if r.dagster_run.run_id not in earlier]
             busy = [r for r in records if not r.dagster_run.is_finished]
             failed = [r for r in records if r.dagster_run.status == dg.DagsterRunStatus.FAILURE]
@@ -252,7 +268,7 @@ class Platform:
                 raise RuntimeError(f"run {failed[0].dagster_run.run_id} ({failed[0].dagster_run.job_name}) failed")
             if expected <= instance.get_materialized_partitions(monthly_bars.key) and not busy:
                 return [r for r in records if r.dagster_run.job_name != "refresh_membership"]
-            time.sleep(0.5)
+            time.sleep(0.1 if on_tick is not None else 0.5)
         raise TimeoutError("the close did not finish in 15 minutes")
 
 
@@ -356,6 +372,9 @@ def main() -> int:
         print(f"    peak memory of any process: {result['peak_mib']:.0f} MiB ({result['peak_process']}) (target <= 1024)")
         print("    CPU seconds by process (from the daemon's start): " + ", ".join(
             f"{role} {cpu:.1f} ({count} processes)" for role, (count, cpu) in sorted(result["cpu_by_role"].items())
+        ))
+        print("    CPU seconds by process from the publication to the end: " + ", ".join(
+            f"{role} {cpu:.1f}" for role, (count, cpu) in sorted(result["cpu_after_publication"].items())
         ))
         print(f"re-run of the loaded session: {extra['rerun_seconds']:.1f} s, {extra['rerun_requests']} requests "
               f"= {extra['rerun_seconds'] / result['seconds']:.3f} x the first run (target <= 0.1, 0 requests)")
