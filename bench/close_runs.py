@@ -254,7 +254,7 @@ class Platform:
         call `at_tick[1]` once the time `at_tick[0]` has come."""
         import dagster as dg
 
-        from market_assets.assets.bars import monthly_bars
+        from market_assets.assets.bars import MONTHLY
 
         tick, on_tick = at_tick
         while pd.Timestamp.now(tz="UTC") < deadline:
@@ -266,20 +266,23 @@ class Platform:
             failed = [r for r in records if r.dagster_run.status == dg.DagsterRunStatus.FAILURE]
             if failed:
                 raise RuntimeError(f"run {failed[0].dagster_run.run_id} ({failed[0].dagster_run.job_name}) failed")
-            if expected <= instance.get_materialized_partitions(monthly_bars.key) and not busy:
+            if expected <= instance.get_materialized_partitions(MONTHLY) and not busy:
                 return [r for r in records if r.dagster_run.job_name != "refresh_membership"]
             time.sleep(0.1 if on_tick is not None else 0.5)
         raise TimeoutError("the close did not finish in 15 minutes")
 
 
 def _step_times(instance, run_id: str, since: float) -> str:
-    """`step start-end` of each step of a run, in seconds after `since`."""
+    """`step start-end` of each step of a run, when its last answer was in and when each asset's
+    files were written, in seconds after `since`."""
     import dagster as dg
 
     starts, text = {}, []
     for entry in instance.all_logs(run_id):
-        if " fetched, " in entry.user_message:  # daily_bars: the last answer is in
+        if " fetched, " in entry.user_message:  # the last answer is in
             text.append(f"fetched {entry.timestamp - since:.1f}")
+        elif " written under " in entry.user_message:  # the IO manager wrote an asset's files
+            text.append(f"{entry.user_message.split(':')[0]} written {entry.timestamp - since:.1f}")
         elif entry.dagster_event_type == dg.DagsterEventType.STEP_START:
             starts[entry.step_key] = entry.timestamp - since
         elif entry.dagster_event_type == dg.DagsterEventType.STEP_SUCCESS:

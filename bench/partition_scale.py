@@ -139,9 +139,9 @@ def seed(home: Path, years: int, symbol_count: int) -> dict[str, int]:
                 partition=dg.MultiPartitionKey(dict(zip(("date", "symbol"), last.split("|")))),
             )
         )
-        from market_assets.assets.bars import daily_bars
+        from market_assets.assets.bars import DAILY
 
-        counts["daily_bars_materialized"] = len(instance.get_materialized_partitions(daily_bars.key))
+        counts["daily_bars_materialized"] = len(instance.get_materialized_partitions(DAILY))
     counts["sessions"], counts["symbols"] = len(sessions), len(symbols)
     return counts
 

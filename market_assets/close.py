@@ -19,11 +19,10 @@ import dagster as dg
 from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from market_assets.assets.bars import INDEX_TAG, daily_bars, monthly_bars, weekly_bars
+from market_assets.assets.bars import BARS_ASSETS, INDEX_TAG
 from market_assets.jobs import close_job_name
 from market_assets.partitions import bars_key, bars_partitions, dimensions, symbol_partitions
 
-BARS_ASSETS = (daily_bars.key, weekly_bars.key, monthly_bars.key)
 
 SESSION_TAG = "market_assets/session"
 """Run tag naming the session a close run loads, to find the runs of a session in flight."""

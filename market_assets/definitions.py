@@ -3,7 +3,7 @@
 import dagster as dg
 
 from market_assets.assets.adjustments import adjustment_events
-from market_assets.assets.bars import daily_bars, monthly_bars, weekly_bars
+from market_assets.assets.bars import bars
 from market_assets.assets.composition import index_composition
 from market_assets.assets.membership import index_membership
 from market_assets.freshness import with_bars_freshness
@@ -19,7 +19,7 @@ defs = dg.Definitions(
     assets=[
         index_composition,
         index_membership,
-        *with_bars_freshness([daily_bars, weekly_bars, monthly_bars]),
+        *with_bars_freshness([bars]),
         adjustment_events,
     ],
     jobs=[compositions_job, membership_job, *close_jobs.values()],

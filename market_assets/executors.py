@@ -1,17 +1,18 @@
-"""Where the steps of a close run execute: in the run's own process, or one Kubernetes pod per step.
+"""Where the step of a close run executes: in the run's own process, or a Kubernetes pod of its own.
 
-By default a run's steps execute one after the other in the run's own process (the Definitions'
-in-process executor): on one machine a step process would only add seconds of start-up (loading
-Dagster and the code again) to steps that fetch concurrently inside themselves anyway. On Kubernetes, `MARKET_ASSETS_EXECUTOR=k8s` gives each step its own pod
-(`dagster_k8s.k8s_job_executor`): `daily_bars`, which holds every fetched history of the run in
-memory, gets the memory it needs while the resampling steps stay small, and each step gets a hard
-deadline, `activeDeadlineSeconds`, which Kubernetes enforces by killing the pod. Dagster itself
-has no per-step timeout (only the run-level `dagster/max_runtime`), so a step stuck on a hung
-connection would otherwise hold its run forever.
+By default a run's steps execute in the run's own process (the Definitions' in-process executor):
+on one machine a step process would only add seconds of start-up (loading Dagster and the code
+again) to a step that fetches concurrently inside itself anyway. On Kubernetes,
+`MARKET_ASSETS_EXECUTOR=k8s` gives the `bars` step of a close run its own pod
+(`dagster_k8s.k8s_job_executor`): the step, which holds every fetched history of the run and its
+weekly and monthly bars in memory, gets the memory it needs while the run's pod stays small, and a
+hard deadline, `activeDeadlineSeconds`, which Kubernetes enforces by killing the pod. Dagster
+itself has no per-step timeout (only the run-level `dagster/max_runtime`), so a step stuck on a
+hung connection would otherwise hold its run forever.
 
-The per-step settings travel as the `dagster-k8s/config` tag of each asset's op, which only the
-Kubernetes executor reads; the other executors ignore it. A deployment overrides them per step
-without a code change through the executor's `per_step_k8s_config` run config.
+The pod settings travel as the `dagster-k8s/config` tag of the step's op, which only the
+Kubernetes executor reads; the other executors ignore it. A deployment overrides them without a
+code change through the executor's `per_step_k8s_config` run config.
 """
 
 import os
@@ -24,38 +25,24 @@ EXECUTOR_ENV = "MARKET_ASSETS_EXECUTOR"
 
 K8S_CONFIG_TAG = "dagster-k8s/config"
 
-STEP_K8S_CONFIG: dict[str, dict[str, Any]] = {
-    # Fetches up to MARKET_ASSETS_MAX_SYMBOLS_PER_RUN histories concurrently and keeps them all
-    # until the step's output is written: memory grows with the symbols of the run.
-    "daily_bars": {
-        "container_config": {
-            "resources": {
-                "requests": {"cpu": "500m", "memory": "1Gi"},
-                "limits": {"cpu": "2", "memory": "4Gi"},
-            }
-        },
-        "job_spec_config": {"active_deadline_seconds": 1800},
+BARS_STEP_K8S_CONFIG: dict[str, Any] = {
+    # Fetches up to MARKET_ASSETS_MAX_SYMBOLS_PER_RUN histories concurrently and keeps them, with
+    # their weekly and monthly bars, until the step's outputs are written: memory grows with the
+    # symbols of the run.
+    "container_config": {
+        "resources": {
+            "requests": {"cpu": "500m", "memory": "1Gi"},
+            "limits": {"cpu": "2", "memory": "4Gi"},
+        }
     },
-    # Resampling is pandas over the run's snapshots: CPU-bound and short.
-    **dict.fromkeys(
-        ("weekly_bars", "monthly_bars"),
-        {
-            "container_config": {
-                "resources": {
-                    "requests": {"cpu": "250m", "memory": "512Mi"},
-                    "limits": {"cpu": "1", "memory": "2Gi"},
-                }
-            },
-            "job_spec_config": {"active_deadline_seconds": 600},
-        },
-    ),
+    "job_spec_config": {"active_deadline_seconds": 1800},
 }
-"""Per-step pod settings in the form of dagster-k8s's user-defined config (snake_case keys)."""
+"""The `bars` step's pod settings in the form of dagster-k8s's user-defined config (snake_case keys)."""
 
 
-def step_k8s_tags(step: str) -> dict[str, Any]:
-    """The op tags that carry `step`'s pod resources and deadline to the Kubernetes executor."""
-    return {K8S_CONFIG_TAG: STEP_K8S_CONFIG[step]}
+def bars_step_k8s_tags() -> dict[str, Any]:
+    """The op tags that carry the `bars` step's pod resources and deadline to the Kubernetes executor."""
+    return {K8S_CONFIG_TAG: BARS_STEP_K8S_CONFIG}
 
 
 def close_executor() -> dg.ExecutorDefinition | None:
@@ -63,7 +50,7 @@ def close_executor() -> dg.ExecutorDefinition | None:
 
     `None` keeps the Definitions' default (the in-process executor), so nothing changes on one
     machine. The choice is read when the code location loads: the code server, the run pod and
-    the step pods of a deployment all load it with the same environment.
+    the step pod of a deployment all load it with the same environment.
     """
     choice = os.environ.get(EXECUTOR_ENV, "").strip().lower()
     if choice in ("", "default"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from market_assets.assets.bars import INDEX_TAG, daily_bars, monthly_bars, weekly_bars
+from market_assets.assets.bars import INDEX_TAG, bars
 from market_assets.assets.composition import index_composition
 from market_assets.assets.membership import index_membership
 from market_assets.executors import close_executor
@@ -30,17 +30,16 @@ def close_job_name(index: str) -> str:
 close_jobs = {
     name: dg.define_asset_job(
         name=close_job_name(name),
-        selection=dg.AssetSelection.assets(daily_bars, weekly_bars, monthly_bars),
+        selection=dg.AssetSelection.assets(bars),
         tags={INDEX_TAG: name},
-        # One pod per step on Kubernetes with MARKET_ASSETS_EXECUTOR=k8s; by default (None) the
-        # in-process executor of the Definitions, as for every other job.
+        # The step in a pod of its own on Kubernetes with MARKET_ASSETS_EXECUTOR=k8s; by default
+        # (None) the in-process executor of the Definitions, as for every other job.
         executor_def=close_executor(),
         description=(
             f"Daily, weekly and monthly bars of the {stock_index.title} constituents for one "
             "session, and the adjustments their snapshots made to the past, in one run (a "
-            "partition range over the session's constituents). Weekly and monthly bars are steps "
-            "of the same run rather than separately triggered assets: they need exactly the daily "
-            "snapshots this run wrote, and a second run would cost more than the resampling itself."
+            "partition range over the session's constituents), in one step that resamples each "
+            "symbol's snapshot as soon as it is fetched."
         ),
     )
     for name, stock_index in INDICES.items()

@@ -79,9 +79,12 @@ def price_chart(frame: pd.DataFrame) -> str:
 
 
 def add_partition_metadata(
-    context: dg.AssetExecutionContext, metadata: Mapping[str, Mapping[str, dg.MetadataValue]]
+    context: dg.AssetExecutionContext,
+    asset_key: dg.AssetKey,
+    metadata: Mapping[str, Mapping[str, dg.MetadataValue]],
 ) -> None:
-    """Attach `metadata[key]` to the materialization of each partition `key` of this step.
+    """Attach `metadata[key]` to the materialization of each partition `key` of `asset_key` in
+    this step.
 
     `context.add_asset_metadata(..., partition_key=key)` checks `key` by listing every key of the
     step's partition range, reading the dynamic `symbols` partitions from the instance each time:
@@ -99,7 +102,7 @@ def add_partition_metadata(
     accumulator = step._metadata_accumulator  # noqa: SLF001
     merged = dict(accumulator.per_output_metadata)
     for key, values in metadata.items():
-        handle = AssetMetadataHandle(asset_key=context.asset_key, partition_key=key)
+        handle = AssetMetadataHandle(asset_key=asset_key, partition_key=key)
         merged[handle] = {**merged.get(handle, {}), **values}
     step._metadata_accumulator = OutputMetadataAccumulator(per_output_metadata=merged)  # noqa: SLF001
 

@@ -106,7 +106,7 @@ class StooqResource(MarketDataSource):
     def worker_slot(self, context: dg.AssetExecutionContext, worker: int, priority: int = 0) -> Iterator[None]:
         """A slot of the instance-wide `stooq` pool (see `request_budget`): requests in flight
         across all runs never exceed the pool's limit."""
-        budget = RequestBudget(context.instance, context.run.run_id, context.asset_key.to_user_string())
+        budget = RequestBudget(context.instance, context.run.run_id, context.op_def.name)
         with budget.slot(worker, priority):
             yield
 

@@ -89,7 +89,7 @@ def close_index(
         result = defs.resolve_job_def(run.job_name).execute_in_process(
             instance=instance,
             tags={**run.tags, **tags},
-            run_config={**_QUIET, "ops": {"daily_bars": {"config": {"force": force}}}},
+            run_config={**_QUIET, "ops": {"bars": {"config": {"force": force}}}},
             raise_on_error=False,
         )
         outcome.run_ids.append(result.run_id)

@@ -1,4 +1,4 @@
-"""`daily_bars`, `weekly_bars`, `monthly_bars`: one snapshot per (session, symbol).
+"""`daily_bars`, `weekly_bars`, `monthly_bars`: one snapshot per (session, symbol), built in one step.
 
 `daily_bars[date, symbol]` is the symbol's daily history as Stooq publishes it after the close of
 `date`, up to and including `date`. Stooq adjusts past prices after splits, so each snapshot is
@@ -6,8 +6,16 @@ complete and self-consistent on its own; appending new rows to an old file could
 unadjusted prices. A backfilled past date holds no row after that date. `weekly_bars` and
 `monthly_bars` of a partition are resampled from the `daily_bars` of the same partition.
 
-All three use a single-run backfill policy: a close run covers an index's constituents for one
-session in one step per asset, fetching concurrently, instead of paying a Dagster run per symbol.
+The three assets are one multi-asset step, `bars`: the worker that fetched a symbol's history
+inspects it, resamples it into weeks and months and checks all three while the other workers'
+requests are in flight, so that once the last answer is in only the writing and the events are
+left. (As three steps, the weekly and the monthly ones started after the last answer and read every
+snapshot back: measured on the close of three indices, a third of the time from the publication to
+the end of the last run; see README, "Performance".) The step materializes any subset of the three:
+`weekly_bars` or `monthly_bars` alone, from the UI, resample the stored daily snapshots.
+
+A single-run backfill policy makes a close run cover an index's constituents for one session in
+this one step, fetching concurrently, instead of paying a Dagster run per symbol.
 """
 
 
@@ -22,8 +30,9 @@ import pandas as pd
 from market_assets.adjustments import Adjustment
 from market_assets.assets.adjustments import adjustment_metadata, detect_adjustment_of, record_adjustments
 from market_assets.assets.checks import (
+    BLOCKING_RULES,
     Findings,
-    blocked_partitions,
+    blocking_failures,
     check_evaluations,
     check_outputs,
     check_specs,
@@ -33,7 +42,7 @@ from market_assets.assets.checks import (
 from market_assets.assets.publication import wait_for_publication
 from market_assets.assets.retry import STOOQ_RETRY
 from market_assets.bars import Period, resample, snapshot
-from market_assets.executors import step_k8s_tags
+from market_assets.executors import bars_step_k8s_tags
 from market_assets.metadata import add_partition_metadata, bars_metadata
 from market_assets.partitions import bars_partitions, composition_partitions, dimensions
 from market_assets.resources import DataLakeResource, DataQualityResource, MarketDataSource
@@ -48,38 +57,38 @@ from market_assets.stooq import (
 INDEX_TAG = "market_assets/index"
 """Run tag naming the index a close run loads; its composition must list every symbol in the run."""
 
+DAILY, WEEKLY, MONTHLY = dg.AssetKey("daily_bars"), dg.AssetKey("weekly_bars"), dg.AssetKey("monthly_bars")
+BARS_ASSETS = (DAILY, WEEKLY, MONTHLY)
+
+PERIODS: dict[dg.AssetKey, Period] = {WEEKLY: "week", MONTHLY: "month"}
+"""The resampled assets and their candle period."""
+
 _STOP_ASKING = (StooqApiKeyRequired, StooqChallengeError, StooqHitsLimitError)
 """Answers that concern every request, not one symbol: after one of them the run stops asking."""
-
-
-_BARS_ASSET = dict(
-    partitions_def=bars_partitions,
-    group_name="bars",
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    retry_policy=STOOQ_RETRY,
-    kinds={"parquet"},
-)
 
 
 class NotAsked(Exception):
     """A symbol left out after Stooq refused the source as a whole (see `_STOP_ASKING`)."""
 
 
-class DailyBarsConfig(dg.Config):
+class BarsConfig(dg.Config):
     force: bool = False
     """Fetch again even when the partition is already stored (by default a re-run only fetches
     what is missing)."""
 
 
 @dataclass(frozen=True)
-class _Inspected:
-    """A daily snapshot and what is known of it before it is stored: its comparison with the
-    symbol's previous snapshot, its materialization metadata and its checks' findings."""
+class _Built:
+    """What one partition gives each selected asset before anything is stored: its frame,
+    materialization metadata and checks' findings; for `daily_bars`, the comparison with the
+    symbol's previous snapshot; and the blocking rules its daily snapshot breaks, which keep its
+    weekly and monthly bars from being built."""
 
-    frame: pd.DataFrame
+    frames: dict[dg.AssetKey, pd.DataFrame]
+    metadata: dict[dg.AssetKey, dict[str, dg.MetadataValue]]
+    findings: dict[dg.AssetKey, Findings]
     adjustment: Adjustment | None
-    metadata: dict[str, dg.MetadataValue]
-    findings: Findings
+    blocked: list[str]
 
 
 @dataclass(frozen=True)
@@ -89,84 +98,99 @@ class _Target:
     session: pd.Timestamp
 
 
-@dg.asset(**_BARS_ASSET, op_tags=step_k8s_tags("daily_bars"), check_specs=check_specs("daily_bars"))
-def daily_bars(
+def _out(description: str) -> dg.AssetOut:
+    return dg.AssetOut(description=description, group_name="bars", kinds={"parquet"}, is_required=False)
+
+
+@dg.multi_asset(
+    name="bars",
+    outs={
+        "daily_bars": _out(
+            "Daily OHLCV history of each symbol as published after the close of the session. Each "
+            "snapshot is compared with the symbol's previous one (rewritten past rows are recorded "
+            "in its metadata and as `adjustment_events`) and checked, one result per partition."
+        ),
+        "weekly_bars": _out("Weekly candles (Monday to Sunday) resampled from the same partition's daily snapshot."),
+        "monthly_bars": _out("Monthly candles resampled from the same partition's daily snapshot."),
+    },
+    internal_asset_deps={"daily_bars": set(), "weekly_bars": {DAILY}, "monthly_bars": {DAILY}},
+    can_subset=True,
+    partitions_def=bars_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    retry_policy=STOOQ_RETRY,
+    check_specs=[spec for asset in BARS_ASSETS for spec in check_specs(asset.path[-1])],
+    op_tags=bars_step_k8s_tags(),
+)
+def bars(
     context: dg.AssetExecutionContext,
-    config: DailyBarsConfig,
+    config: BarsConfig,
     stooq: MarketDataSource,
     lake: DataLakeResource,
     quality: DataQualityResource,
 ) -> Iterator[dg.Output | dg.AssetCheckEvaluation]:
-    """Daily OHLCV history of each symbol as published after the close of the session.
+    """Fetch (or, without `daily_bars` in the selection, read) each partition's daily snapshot,
+    build the selected assets from it, store them and report their checks.
 
-    Each snapshot is compared with the symbol's previous one (rewritten past rows are recorded in
-    its metadata and as `adjustment_events`) and checked (`market_assets.assets.checks`), one
-    result per partition.
+    Partitions that fail to fetch, or whose daily snapshot breaks a blocking rule, do not hold
+    back the others: everything built is stored and recorded, then the step fails naming them.
     """
+    selected = context.selected_asset_keys
     targets = _targets(context, lake)
     store = lake.store
-    asset = context.asset_key.path[-1]
 
-    def inspect(key: str, frame: pd.DataFrame) -> _Inspected:
-        adjustment = detect_adjustment_of(store, key, frame)
-        return _Inspected(
-            frame,
-            adjustment,
-            {**bars_metadata(frame, store.path(asset, key)), **adjustment_metadata(adjustment)},
-            daily_findings(key, frame, quality, adjustment),
+    def build(key: str, daily: pd.DataFrame) -> _Built:
+        dims = dimensions(key, bars_partitions)
+        session, exchange = pd.Timestamp(dims["date"]), calendar_for_symbol(dims["symbol"])
+        frames, metadata, findings, adjustment = {}, {}, {}, None
+        if DAILY in selected:
+            adjustment = detect_adjustment_of(store, key, daily)
+            frames[DAILY] = daily
+            metadata[DAILY] = {**bars_metadata(daily, store.path("daily_bars", key)), **adjustment_metadata(adjustment)}
+            findings[DAILY] = daily_findings(key, daily, quality, adjustment)
+        blocked = blocking_failures(
+            findings[DAILY] if DAILY in findings else daily_findings(key, daily, None, None, BLOCKING_RULES)
         )
+        for asset, period in PERIODS.items():
+            if asset in selected and not blocked:
+                frames[asset] = resample(daily, period, session, exchange)
+                metadata[asset] = bars_metadata(frames[asset], store.path(asset.path[-1], key))
+                findings[asset] = resampled_findings(daily, frames[asset], period, key)
+        return _Built(frames, metadata, findings, adjustment, blocked)
 
-    stored = set() if config.force else {t.key for t in targets if store.exists(asset, t.key)}
-    inspected = {key: inspect(key, store.read(asset, key)) for key in stored}
+    if DAILY in selected:
+        stored = set() if config.force else {t.key for t in targets if store.exists("daily_bars", t.key)}
+    else:
+        stored = _stored_daily(targets, lake)
+    built = {key: build(key, store.read("daily_bars", key)) for key in stored}
     missing = [t for t in targets if t.key not in stored]
     if missing:
         wait_for_publication(context, max(published_at(calendar_for_symbol(t.symbol), t.session) for t in missing))
-    fetched, failures = _fetch_all(context, missing, stooq, inspect)
-    inspected.update(fetched)
-    context.log.info(
-        f"{len(fetched)} fetched, {len(stored)} already stored, {len(failures)} failed "
-        f"of {len(targets)} partitions"
-    )
-    frames = {key: item.frame for key, item in inspected.items()}
-    metadata = {key: item.metadata for key, item in inspected.items()}
-    findings = {key: item.findings for key, item in inspected.items()}
-    adjustments = {key: inspected[key].adjustment for key in fetched}
-    if failures:
-        _store_and_record(context, {key: frames[key] for key in fetched}, metadata, findings, lake)
-        record_adjustments(context, store, adjustments)
-        retryable = all(getattr(error, "retryable", False) for error in failures.values())
-        lines = "\n".join(f"- {failures[symbol]}" for symbol in sorted(failures))
-        raise dg.Failure(
-            description=f"{len(failures)} of {len(targets)} symbols failed:\n{lines}",
-            metadata={"failed_symbols": dg.MetadataValue.text(", ".join(sorted(failures)))},
-            allow_retries=retryable,
+    fetched, failures = _fetch_all(context, missing, stooq, build)
+    built.update(fetched)
+    if DAILY in selected:
+        context.log.info(
+            f"{len(fetched)} fetched, {len(stored)} already stored, {len(failures)} failed "
+            f"of {len(targets)} partitions"
         )
-    yield from _materialized(context, frames, metadata, findings)
+    assets = [asset for asset in BARS_ASSETS if asset in selected]
+    frames = {asset: {key: b.frames[asset] for key, b in built.items() if asset in b.frames} for asset in assets}
+    metadata = {asset: {key: b.metadata[asset] for key, b in built.items() if asset in b.metadata} for asset in assets}
+    findings = {asset: {key: b.findings[asset] for key, b in built.items() if asset in b.findings} for asset in assets}
+    adjustments = {key: built[key].adjustment for key in fetched}
+    blocked = {key: b.blocked for key, b in built.items() if b.blocked} if selected & PERIODS.keys() else {}
+    if failures or blocked:
+        for asset in assets:
+            written = frames[asset] if asset != DAILY else {key: frames[asset][key] for key in fetched}
+            _store_and_record(context, asset, written, metadata[asset], findings[asset], lake)
+        record_adjustments(context, store, adjustments)
+        raise _failure(targets, failures, blocked, [asset for asset in assets if asset in PERIODS])
+    for asset in assets:
+        add_partition_metadata(context, asset, metadata[asset])
+        yield dg.Output(frames[asset], output_name=asset.path[-1])
+    yield from check_outputs(context)
+    for asset in assets:
+        yield from check_evaluations(context, asset, findings[asset])
     record_adjustments(context, store, adjustments)
-
-
-@dg.asset(
-    **_BARS_ASSET, op_tags=step_k8s_tags("weekly_bars"), check_specs=check_specs("weekly_bars")
-)
-def weekly_bars(
-    context: dg.AssetExecutionContext,
-    lake: DataLakeResource,
-    daily_bars: dict[str, pd.DataFrame],
-) -> Iterator[dg.Output | dg.AssetCheckEvaluation]:
-    """Weekly candles (Monday to Sunday) resampled from the same partition's daily snapshot."""
-    yield from _resampled(context, lake, daily_bars, "week")
-
-
-@dg.asset(
-    **_BARS_ASSET, op_tags=step_k8s_tags("monthly_bars"), check_specs=check_specs("monthly_bars")
-)
-def monthly_bars(
-    context: dg.AssetExecutionContext,
-    lake: DataLakeResource,
-    daily_bars: dict[str, pd.DataFrame],
-) -> Iterator[dg.Output | dg.AssetCheckEvaluation]:
-    """Monthly candles resampled from the same partition's daily snapshot."""
-    yield from _resampled(context, lake, daily_bars, "month")
 
 
 def _targets(context: dg.AssetExecutionContext, lake: DataLakeResource) -> list[_Target]:
@@ -218,24 +242,39 @@ def _not_in_index(index: str, targets: list[_Target], lake: DataLakeResource) ->
     return problems
 
 
+def _stored_daily(targets: list[_Target], lake: DataLakeResource) -> set[str]:
+    """The keys of `targets`, all of whose daily snapshots must be stored (weekly or monthly bars
+    materialized without `daily_bars`)."""
+    absent = [t.key for t in targets if not lake.store.exists("daily_bars", t.key)]
+    if absent:
+        listed = ", ".join(absent[:5]) + (f" and {len(absent) - 5} more" if len(absent) > 5 else "")
+        raise dg.Failure(
+            f"daily_bars is not stored for {len(absent)} of {len(targets)} partitions ({listed}) under "
+            f"{lake.store.root}/daily_bars: materialize daily_bars with the weekly or monthly bars",
+            allow_retries=False,
+        )
+    return {t.key for t in targets}
+
+
 def _fetch_all(
     context: dg.AssetExecutionContext,
     targets: list[_Target],
     stooq: MarketDataSource,
-    inspect: Callable[[str, pd.DataFrame], _Inspected],
-) -> tuple[dict[str, _Inspected], dict[str, Exception]]:
-    """Fetch and `inspect` every target with at most `max_concurrency` workers, each holding a
+    build: Callable[[str, pd.DataFrame], _Built],
+) -> tuple[dict[str, _Built], dict[str, Exception]]:
+    """Fetch and `build` every target with at most `max_concurrency` workers, each holding a
     worker slot.
 
-    A worker inspects each snapshot as it arrives (pandas work that holds the interpreter) while
-    the other workers' requests are in flight, instead of all of them after the last answer.
+    A worker builds each partition as its snapshot arrives (pandas and numpy work that holds the
+    interpreter) while the other workers' requests are in flight, instead of all of them after the
+    last answer.
 
     A worker takes the source's slot (for Stooq over HTTP, one of the instance-wide `stooq` pool,
     see `request_budget`) before its first request and keeps it until no target is left, so
     requests in flight across all runs never exceed the pool's limit. The steps with the most
     symbols get slots first: the runs of a close then finish fetching in order of the work they
-    still have to do once fetched (writing, checking, resampling), the biggest first, so that this
-    work overlaps the other runs' fetching rather than trailing after it. After an answer that concerns
+    still have to do once fetched (writing and recording), the biggest first, so that this work
+    overlaps the other runs' fetching rather than trailing after it. After an answer that concerns
     the whole source (API key, browser check, hits limit), the remaining symbols are not asked for:
     hammering would only prolong a ban.
     """
@@ -243,7 +282,7 @@ def _fetch_all(
     for target in targets:
         pending.put(target)
     stop_reason: list[StooqError] = []
-    fetched: dict[str, _Inspected] = {}
+    fetched: dict[str, _Built] = {}
     failures: dict[str, Exception] = {}
 
     def fetch(target: _Target) -> None:
@@ -254,7 +293,7 @@ def _fetch_all(
             return
         try:
             history = stooq.daily_history(target.symbol, target.session)
-            fetched[target.key] = inspect(target.key, snapshot(history, target.session))
+            fetched[target.key] = build(target.key, snapshot(history, target.session))
         except _STOP_ASKING as error:
             stop_reason.append(error)
             failures[target.symbol] = error
@@ -278,67 +317,47 @@ def _fetch_all(
     return fetched, failures
 
 
-def _materialized(
-    context: dg.AssetExecutionContext,
-    frames: dict[str, pd.DataFrame],
-    metadata: Mapping[str, Mapping[str, dg.MetadataValue]],
-    findings: Mapping[str, Findings],
-) -> Iterator[dg.Output | dg.AssetCheckEvaluation]:
-    """The step's output (written by the IO manager), then its checks' results per partition."""
-    add_partition_metadata(context, metadata)
-    yield dg.Output(frames)
-    yield from check_outputs(context)
-    yield from check_evaluations(context, findings)
+def _failure(
+    targets: list[_Target],
+    failures: Mapping[str, Exception],
+    blocked: Mapping[str, list[str]],
+    resampled: list[dg.AssetKey],
+) -> dg.Failure:
+    """The step's failure: the symbols that could not be fetched, then the partitions whose weekly
+    and monthly bars were not built. Retried only when every fetch failure may pass (a blocked
+    snapshot stays blocked until the source changes)."""
+    parts, metadata = [], {}
+    if failures:
+        lines = "\n".join(f"- {failures[symbol]}" for symbol in sorted(failures))
+        parts.append(f"{len(failures)} of {len(targets)} symbols failed:\n{lines}")
+        metadata["failed_symbols"] = dg.MetadataValue.text(", ".join(sorted(failures)))
+    if blocked:
+        names = " and ".join(asset.path[-1] for asset in resampled)
+        lines = "\n".join(f"- {key}: " + "; ".join(blocked[key]) for key in sorted(blocked))
+        parts.append(
+            f"{names}: {len(blocked)} of {len(targets) - len(failures)} partitions not built, "
+            f"their daily bars fail a blocking check:\n{lines}"
+        )
+        metadata["blocked_partitions"] = dg.MetadataValue.text(", ".join(sorted(blocked)))
+    return dg.Failure(
+        description="\n".join(parts),
+        metadata=metadata,
+        allow_retries=bool(failures) and all(getattr(error, "retryable", False) for error in failures.values()),
+    )
 
 
 def _store_and_record(
     context: dg.AssetExecutionContext,
+    asset: dg.AssetKey,
     frames: Mapping[str, pd.DataFrame],
     metadata: Mapping[str, Mapping[str, dg.MetadataValue]],
     findings: Mapping[str, Findings],
     lake: DataLakeResource,
 ) -> None:
-    """Store and record the partitions a failing step did produce, with their checks' results, so
-    a re-run asks only for the rest (what `daily_bars` fetched, the bars of the partitions that
-    passed the blocking checks)."""
+    """Store and record the partitions of `asset` a failing step did produce, with their checks'
+    results, so a re-run asks only for the rest."""
     for key, frame in frames.items():
-        lake.store.write(context.asset_key.path[-1], key, frame)
-        context.log_event(
-            dg.AssetMaterialization(asset_key=context.asset_key, partition=key, metadata=metadata[key])
-        )
-    for evaluation in check_evaluations(context, {key: findings[key] for key in frames}, recorded=False):
+        lake.store.write(asset.path[-1], key, frame)
+        context.log_event(dg.AssetMaterialization(asset_key=asset, partition=key, metadata=metadata[key]))
+    for evaluation in check_evaluations(context, asset, {key: findings[key] for key in frames}, recorded=False):
         context.log_event(evaluation)
-
-
-def _resampled(
-    context: dg.AssetExecutionContext,
-    lake: DataLakeResource,
-    daily: dict[str, pd.DataFrame],
-    period: Period,
-) -> Iterator[dg.Output | dg.AssetCheckEvaluation]:
-    """Resample each partition whose daily snapshot passes the blocking checks.
-
-    When some do not, the bars of the others are stored and recorded, and the step fails naming
-    the refused partitions and why: one bad symbol never holds back the rest of a close run.
-    """
-    asset = context.asset_key.path[-1]
-    blocked = blocked_partitions(daily)
-    out = {}
-    for key in map(str, context.partition_keys):
-        if key in blocked:
-            continue
-        dims = dimensions(key, bars_partitions)
-        session = pd.Timestamp(dims["date"])
-        out[key] = resample(daily[key], period, session, calendar_for_symbol(dims["symbol"]))
-    metadata = {key: bars_metadata(bars, lake.store.path(asset, key)) for key, bars in out.items()}
-    findings = {key: resampled_findings(daily[key], bars, period, key) for key, bars in out.items()}
-    if blocked:
-        _store_and_record(context, out, metadata, findings, lake)
-        lines = "\n".join(f"- {key}: " + "; ".join(blocked[key]) for key in sorted(blocked))
-        raise dg.Failure(
-            description=f"{asset}: {len(blocked)} of {len(blocked) + len(out)} partitions not built, "
-            f"their daily bars fail a blocking check:\n{lines}",
-            metadata={"blocked_partitions": dg.MetadataValue.text(", ".join(sorted(blocked)))},
-            allow_retries=False,
-        )
-    yield from _materialized(context, out, metadata, findings)

@@ -1,7 +1,7 @@
 """Asset checks of the bars: which rules of `market_assets.checks` run on which asset, and which block.
 
-The checks run inside the step that materializes the asset (`check_specs` of `daily_bars`,
-`weekly_bars`, `monthly_bars`), on the frames the step writes, and report one result per
+The checks run inside the step that materializes the assets (the `bars` step's `check_specs`
+for `daily_bars`, `weekly_bars`, `monthly_bars`), on the frames the step writes, and report one result per
 (session, symbol) partition naming the rules that failed and their offending dates.
 
 | asset | check | rules | on failure |
@@ -24,15 +24,15 @@ what traded), `no_unexplained_jumps` (a real crash or rally exceeds any threshol
 `close_not_repeated` (an illiquid stock can close unchanged for days). They are shown in the UI on
 the partition but do not stop its weekly and monthly bars.
 
-**Blocking per partition.** A close run covers hundreds of symbols in one step per asset. Dagster
-1.13's `blocking=True` acts per step: one failing symbol would fail the `daily_bars` step and skip
-the weekly and monthly bars of every symbol in the run. So the specs are not `blocking` in
-Dagster's sense; instead `weekly_bars` and `monthly_bars` apply the blocking rules to each
-partition's daily snapshot (`blocked_partitions`), store and record the bars of the partitions
-that pass, and fail naming the partitions they refused. The same holds when they run on their own
-(a weekly-only run from the UI). The rules are re-applied to the snapshot rather than read back
-from the recorded results: they are pure and take milliseconds, and the gate then depends on the
-data only, not on which runs recorded what.
+**Blocking per partition.** A close run covers hundreds of symbols in one step. Dagster 1.13's
+`blocking=True` acts per step: one failing symbol would fail the step and skip the weekly and
+monthly bars of every symbol in the run. So the specs are not `blocking` in Dagster's sense;
+instead the `bars` step builds no weekly and monthly bars for a partition whose daily snapshot
+breaks a blocking rule (`blocking_failures`), stores and records everything else, and fails
+naming the refused partitions. When weekly or monthly bars are materialized without the daily
+ones (from the UI), the blocking rules are applied to the stored snapshot rather than read back
+from recorded results: they are pure and take milliseconds, and the gate then depends on the data
+only, not on which runs recorded what.
 
 **Partitioned results.** The specs carry the bars' `partitions_def` (a preview feature of dagster
 1.13, hence its `PreviewWarning`), and each result names its partition. `AssetCheckResult` only
@@ -219,15 +219,11 @@ def resampled_findings(daily: pd.DataFrame, bars: pd.DataFrame, period: Period, 
     }
 
 
-def blocked_partitions(daily: Mapping[str, pd.DataFrame]) -> dict[str, list[str]]:
-    """Partitions whose daily snapshot breaks a blocking rule, with a line per broken rule."""
-    blocked = {}
-    for key, bars in daily.items():
-        broken = daily_findings(key, bars, None, None, BLOCKING_RULES)
-        lines = [f"{name}: {finding.description}" for name, finding in broken.items() if not finding.passed]
-        if lines:
-            blocked[key] = lines
-    return blocked
+def blocking_failures(findings: Findings) -> list[str]:
+    """`rule: description` of each blocking rule that `findings`, of a daily snapshot, show broken."""
+    return [
+        f"{rule.name}: {findings[rule.name].description}" for rule in BLOCKING_RULES if not findings[rule.name].passed
+    ]
 
 
 def check_outputs(context: dg.AssetExecutionContext) -> Iterator[dg.Output]:
@@ -240,22 +236,23 @@ def check_outputs(context: dg.AssetExecutionContext) -> Iterator[dg.Output]:
 
 def check_evaluations(
     context: dg.AssetExecutionContext,
+    asset_key: dg.AssetKey,
     findings: Mapping[str, Findings],
     *,
     recorded: bool = True,
 ) -> list[dg.AssetCheckEvaluation]:
-    """One evaluation per selected check and partition, from the partition's rule findings.
+    """One evaluation per selected check of `asset_key` and partition, from the partition's rule
+    findings.
 
     When the step's materializations are `recorded` (after its output), each result points at its
     partition's latest materialization, read in one query; before that (a failing step's events
     are stored when it ends) the latest one would be an older run's, so none is named.
     """
-    asset = context.asset_key.path[-1]
-    selected = {key.name for key in context.selected_asset_check_keys}
-    checks = [check for check in CHECKS[asset] if check.name in selected]
-    targets = _latest_materializations(context, list(findings)) if recorded and checks else {}
+    selected = {key.name for key in context.selected_asset_check_keys if key.asset_key == asset_key}
+    checks = [check for check in CHECKS[asset_key.path[-1]] if check.name in selected]
+    targets = _latest_materializations(context, asset_key, list(findings)) if recorded and checks else {}
     return [
-        _evaluation(context.asset_key, check, key, by_rule, targets.get(key))
+        _evaluation(asset_key, check, key, by_rule, targets.get(key))
         for key, by_rule in findings.items()
         for check in checks
     ]
@@ -302,7 +299,7 @@ def _evaluation(
 
 
 def _latest_materializations(
-    context: dg.AssetExecutionContext, keys: list[str]
+    context: dg.AssetExecutionContext, asset_key: dg.AssetKey, keys: list[str]
 ) -> dict[str, "dg.AssetCheckEvaluationTargetMaterializationData"]:
     from dagster._core.definitions.asset_checks.asset_check_evaluation import (
         AssetCheckEvaluationTargetMaterializationData,
@@ -311,7 +308,7 @@ def _latest_materializations(
     if not keys:
         return {}
     records = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=context.asset_key, asset_partitions=keys), limit=len(keys)
+        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=keys), limit=len(keys)
     ).records
     latest: dict[str, AssetCheckEvaluationTargetMaterializationData] = {}
     for record in records:  # newest first
