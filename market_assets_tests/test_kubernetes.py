@@ -1,10 +1,10 @@
-"""A close on Kubernetes as deploy/helm/values.yaml deploys it: one Job per run, one per step.
+"""A close on Kubernetes as deploy/helm/values.yaml deploys it: one Job for the run, one for its step.
 
 The code location runs as the chart runs it (`dagster api grpc -m market_assets` with the image
 and container context the chart gives it), the instance has the chart's K8sRunLauncher, and the
 run is launched with `dagster job launch`. The Kubernetes API is the loopback stand-in of
 `loopback_kubernetes`: it records the Jobs that dagster-k8s renders and runs their containers, so
-the run pod really launches the step pods and the steps really fetch from the project's Stooq-
+the run pod really launches the step pod and the step really fetches from the project's Stooq-
 compatible server with the URL they get from a secret. The recorded Jobs are then checked
 against the `kubernetes` client's models and against what values.yaml and
 market_assets/executors.py configure.
@@ -28,7 +28,7 @@ from kubernetes.client import ApiClient, V1Job
 
 from market_assets.close import plan_close_runs
 from market_assets.definitions import defs
-from market_assets.executors import EXECUTOR_ENV, STEP_K8S_CONFIG, close_executor
+from market_assets.executors import BARS_STEP_K8S_CONFIG, EXECUTOR_ENV, close_executor
 from market_assets.jobs import compositions_job
 from market_assets.partitions import composition_key
 from market_assets.storage import ParquetStore
@@ -142,7 +142,7 @@ def _wait_for_code_server(port: int, env: dict[str, str]) -> None:
     raise AssertionError(f"the code server on port {port} did not become healthy")
 
 
-def test_a_close_on_kubernetes_runs_a_pod_per_run_and_per_step_as_configured(
+def test_a_close_on_kubernetes_runs_a_pod_for_the_run_and_one_for_its_step_as_configured(
     chart_deployment, stooq_server, synthetic_universe, monkeypatch
 ):
     deploy = chart_deployment
@@ -191,7 +191,7 @@ def test_a_close_on_kubernetes_runs_a_pod_per_run_and_per_step_as_configured(
     launcher_values = deploy.values["runLauncher"]["config"]["k8sRunLauncher"]
     (run_job,) = map(_as_v1_job, deploy.cluster.jobs_of("run_worker"))
     steps = {job.metadata.labels["dagster/op"]: job for job in map(_as_v1_job, deploy.cluster.jobs_of("step_worker"))}
-    assert sorted(steps) == sorted(STEP_K8S_CONFIG) == sorted(BARS)
+    assert sorted(steps) == ["bars"]
     for job in (run_job, *steps.values()):
         container = job.spec.template.spec.containers[0]
         assert container.image == image
@@ -207,10 +207,10 @@ def test_a_close_on_kubernetes_runs_a_pod_per_run_and_per_step_as_configured(
     assert run_job.spec.template.spec.containers[0].args[:3] == ["dagster", "api", "execute_run"]
     assert _resources(run_job) == deploy.deployment["resources"]
     assert run_job.spec.active_deadline_seconds == launcher_values["runK8sConfig"]["jobSpecConfig"]["activeDeadlineSeconds"]
-    for step, job in steps.items():
+    for job in steps.values():
         assert job.spec.template.spec.containers[0].args[:3] == ["dagster", "api", "execute_step"]
-        assert _resources(job) == STEP_K8S_CONFIG[step]["container_config"]["resources"]
-        assert job.spec.active_deadline_seconds == STEP_K8S_CONFIG[step]["job_spec_config"]["active_deadline_seconds"]
+        assert _resources(job) == BARS_STEP_K8S_CONFIG["container_config"]["resources"]
+        assert job.spec.active_deadline_seconds == BARS_STEP_K8S_CONFIG["job_spec_config"]["active_deadline_seconds"]
         assert job.metadata.labels["dagster/run-id"] == run.run_id
 
 

@@ -12,6 +12,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from market_assets.bars import resample
 from market_assets.close import plan_close_runs
 from market_assets.definitions import defs
 from market_assets.runner import CloseFailed, close_index
@@ -104,6 +105,39 @@ def test_rerun_fetches_nothing_and_force_fetches_again(platform, synthetic_unive
     assert again.runs == [] and server.stats()["by_route"]["download"] == 0
     forced = close_index(instance, "DJI", session, force=True)
     assert len(forced.runs) == 1 and server.stats()["by_route"]["download"] == 30
+
+
+def test_weekly_bars_alone_are_resampled_from_the_stored_snapshots(platform, synthetic_universe):
+    """The UI can materialize one of the three bars assets: weekly bars without daily ones ask the
+    source for nothing, and refuse partitions whose daily snapshot is not stored, naming them."""
+    instance, store, server = platform
+    session = _session(synthetic_universe, "XNYS")
+    outcome = close_index(instance, "DJI", session)
+    run = outcome.runs[0]
+    weekly = dg.AssetKey("weekly_bars")
+    key = f"{session}|{run.symbols[0]}"
+    (Path(store.path("weekly_bars", key))).unlink()
+    server.reset_stats()
+    close_job = defs.resolve_job_def(run.job_name)
+
+    result = close_job.execute_in_process(instance=instance, tags=run.tags, asset_selection=[weekly])
+
+    assert result.success and server.stats()["total"] == 0
+    materialized = {event.asset_key for event in result.get_asset_materialization_events()}
+    assert materialized == {weekly}
+    assert len(result.get_asset_materialization_events()) == len(run.symbols)
+    expected = resample(store.read("daily_bars", key), "week", pd.Timestamp(session), "XNYS")
+    pd.testing.assert_frame_equal(store.read("weekly_bars", key), expected)
+
+    absent = f"{session}|{run.symbols[1]}"
+    Path(store.path("daily_bars", absent)).unlink()
+    refused = close_job.execute_in_process(
+        instance=instance, tags=run.tags, asset_selection=[weekly], raise_on_error=False
+    )
+
+    assert not refused.success and server.stats()["total"] == 0
+    message = next(e for e in refused.all_events if e.is_step_failure).step_failure_data.error.message
+    assert f"daily_bars is not stored for 1 of {len(run.symbols)} partitions ({absent}) under " in message
 
 
 def test_shared_members_are_not_fetched_twice(platform, synthetic_universe):
@@ -295,7 +329,7 @@ def test_a_failed_run_does_not_stop_the_others_of_the_close(platform, synthetic_
     daily = {key.split("|")[1] for key in store.partition_keys("daily_bars")}
     monthly = {key.split("|")[1] for key in store.partition_keys("monthly_bars")}
     assert daily == set(members) - {members[0]} and server.stats()["by_route"]["download"] == 30
-    assert len(monthly) == 20 and members[0] not in monthly  # the two other runs of 10 completed
+    assert monthly == daily  # the two other runs of 10, and the failed run's other 9 symbols
 
 
 def test_the_stooq_pool_caps_requests_in_flight_across_runs(platform, server_factory, synthetic_universe, tmp_path):

@@ -127,7 +127,7 @@ def bars(
     stooq: MarketDataSource,
     lake: DataLakeResource,
     quality: DataQualityResource,
-) -> Iterator[dg.Output | dg.AssetCheckEvaluation]:
+) -> Iterator[dg.Output | dg.AssetMaterialization | dg.AssetCheckEvaluation]:
     """Fetch (or, without `daily_bars` in the selection, read) each partition's daily snapshot,
     build the selected assets from it, store them and report their checks.
 
@@ -181,7 +181,7 @@ def bars(
     if failures or blocked:
         for asset in assets:
             written = frames[asset] if asset != DAILY else {key: frames[asset][key] for key in fetched}
-            _store_and_record(context, asset, written, metadata[asset], findings[asset], lake)
+            yield from _stored_and_recorded(context, asset, written, metadata[asset], findings[asset], lake)
         record_adjustments(context, store, adjustments)
         raise _failure(targets, failures, blocked, [asset for asset in assets if asset in PERIODS])
     for asset in assets:
@@ -346,18 +346,21 @@ def _failure(
     )
 
 
-def _store_and_record(
+def _stored_and_recorded(
     context: dg.AssetExecutionContext,
     asset: dg.AssetKey,
     frames: Mapping[str, pd.DataFrame],
     metadata: Mapping[str, Mapping[str, dg.MetadataValue]],
     findings: Mapping[str, Findings],
     lake: DataLakeResource,
-) -> None:
-    """Store and record the partitions of `asset` a failing step did produce, with their checks'
-    results, so a re-run asks only for the rest."""
+) -> Iterator[dg.AssetMaterialization | dg.AssetCheckEvaluation]:
+    """Store the partitions of `asset` that a failing step did produce, and their materializations
+    and checks' results, so that a re-run asks only for the rest.
+
+    The step's output would cover all of its partitions, so each is written and reported here.
+    Dagster stores a yielded event before the step goes on, so the checks' results can name the
+    materializations they checked."""
     for key, frame in frames.items():
         lake.store.write(asset.path[-1], key, frame)
-        context.log_event(dg.AssetMaterialization(asset_key=asset, partition=key, metadata=metadata[key]))
-    for evaluation in check_evaluations(context, asset, {key: findings[key] for key in frames}, recorded=False):
-        context.log_event(evaluation)
+        yield dg.AssetMaterialization(asset_key=asset, partition=key, metadata=metadata[key])
+    yield from check_evaluations(context, asset, {key: findings[key] for key in frames})

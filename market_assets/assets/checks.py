@@ -238,19 +238,13 @@ def check_evaluations(
     context: dg.AssetExecutionContext,
     asset_key: dg.AssetKey,
     findings: Mapping[str, Findings],
-    *,
-    recorded: bool = True,
 ) -> list[dg.AssetCheckEvaluation]:
     """One evaluation per selected check of `asset_key` and partition, from the partition's rule
-    findings.
-
-    When the step's materializations are `recorded` (after its output), each result points at its
-    partition's latest materialization, read in one query; before that (a failing step's events
-    are stored when it ends) the latest one would be an older run's, so none is named.
-    """
+    findings, once the step's materializations of those partitions are stored: each result points
+    at its partition's latest materialization, the one it checked (read in one query)."""
     selected = {key.name for key in context.selected_asset_check_keys if key.asset_key == asset_key}
     checks = [check for check in CHECKS[asset_key.path[-1]] if check.name in selected]
-    targets = _latest_materializations(context, asset_key, list(findings)) if recorded and checks else {}
+    targets = _latest_materializations(context, asset_key, list(findings)) if checks else {}
     return [
         _evaluation(asset_key, check, key, by_rule, targets.get(key))
         for key, by_rule in findings.items()
