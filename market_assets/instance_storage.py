@@ -78,7 +78,8 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
         self._engines: OrderedDict[str, sa.Engine] = OrderedDict()
         self._engines_lock = threading.Lock()
-        self._tables: set[str] = set()
+        self._schema: set[str] = set()
+        """Tables (and `asset_keys.<column>`) known to exist."""
         super().__init__(base_dir, inst_data)
 
     def _shard_engine(self, shard: str) -> sa.Engine:
@@ -104,13 +105,23 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         """Whether the index database has `table_name`, asked once per process.
 
         The original opens a new engine and connection to ask, and is asked on every stored
-        materialization and check result (about 1 ms each, measured here). A table, once there,
-        stays: only a migration adds one, and none removes one while an instance runs.
+        materialization and check result (about 1 ms each, measured here). A table or column,
+        once there, stays: only a migration adds one, and none removes one while an instance runs.
         """
-        if table_name not in self._tables:
+        if table_name not in self._schema:
             if not super().has_table(table_name):
                 return False
-            self._tables.add(table_name)
+            self._schema.add(table_name)
+        return True
+
+    def _has_asset_key_col_on_connection(self, conn: sa.Connection, column_name: str) -> bool:
+        """Whether the asset keys table has `column_name`, asked once per process: the original
+        inspects the table's columns on every stored materialization."""
+        known = f"asset_keys.{column_name}"
+        if known not in self._schema:
+            if not super()._has_asset_key_col_on_connection(conn, column_name):
+                return False
+            self._schema.add(known)
         return True
 
     def _claim_concurrency_slot(self, concurrency_key: str, run_id: str, step_key: str) -> ConcurrencySlotStatus:
