@@ -21,7 +21,7 @@ this one step, fetching concurrently, instead of paying a Dagster run per symbol
 
 import queue
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import dagster as dg
@@ -262,12 +262,13 @@ def _fetch_all(
     stooq: MarketDataSource,
     build: Callable[[str, pd.DataFrame], _Built],
 ) -> tuple[dict[str, _Built], dict[str, Exception]]:
-    """Fetch and `build` every target with at most `max_concurrency` workers, each holding a
-    worker slot.
+    """Fetch every target with at most `max_concurrency` workers, each holding a worker slot, and
+    `build` each snapshot as it arrives.
 
-    A worker builds each partition as its snapshot arrives (pandas and numpy work that holds the
-    interpreter) while the other workers' requests are in flight, instead of all of them after the
-    last answer.
+    The building (pandas and numpy work that holds the interpreter) happens in a thread of its
+    own, while the workers' requests are in flight: a worker hands each snapshot over and sends its
+    next request at once, so the slot it holds is busy with requests, not with building, and only
+    the last snapshots are left to build after the last answer.
 
     A worker takes the source's slot (for Stooq over HTTP, one of the instance-wide `stooq` pool,
     see `request_budget`) before its first request and keeps it until no target is left, so
@@ -282,10 +283,10 @@ def _fetch_all(
     for target in targets:
         pending.put(target)
     stop_reason: list[StooqError] = []
-    fetched: dict[str, _Built] = {}
+    building: dict[str, Future[_Built]] = {}
     failures: dict[str, Exception] = {}
 
-    def fetch(target: _Target) -> None:
+    def fetch(target: _Target, builder: ThreadPoolExecutor) -> None:
         if stop_reason:
             failures[target.symbol] = NotAsked(
                 f"{target.symbol}: not requested, because {stop_reason[0].problem}"
@@ -293,25 +294,27 @@ def _fetch_all(
             return
         try:
             history = stooq.daily_history(target.symbol, target.session)
-            fetched[target.key] = build(target.key, snapshot(history, target.session))
         except _STOP_ASKING as error:
             stop_reason.append(error)
             failures[target.symbol] = error
         except StooqError as error:
             failures[target.symbol] = error
+        else:
+            building[target.key] = builder.submit(build, target.key, snapshot(history, target.session))
 
-    def work(worker: int) -> None:
+    def work(worker: int, builder: ThreadPoolExecutor) -> None:
         with stooq.worker_slot(context, worker, priority=len(targets)):
             while True:
                 try:
-                    fetch(pending.get_nowait())
+                    fetch(pending.get_nowait(), builder)
                 except queue.Empty:
                     return
 
     workers = max(1, min(stooq.max_concurrency, len(targets)))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for outcome in [pool.submit(work, worker) for worker in range(workers)]:
+    with ThreadPoolExecutor(max_workers=1) as builder, ThreadPoolExecutor(max_workers=workers) as pool:
+        for outcome in [pool.submit(work, worker, builder) for worker in range(workers)]:
             outcome.result()
+        fetched = {key: future.result() for key, future in building.items()}
     for error in failures.values():
         context.log.warning(str(error))
     return fetched, failures
