@@ -11,7 +11,7 @@ from market_assets.io_manager import ParquetIOManager
 from market_assets.jobs import close_jobs, compositions_job, membership_job
 from market_assets.resources import DataLakeResource, DataQualityResource, source_from_env
 from market_assets.schedules import close_schedules
-from market_assets.sensors import close_bars
+from market_assets.sensors import close_bars, partition_status_cache
 
 _lake = DataLakeResource()
 
@@ -24,7 +24,7 @@ defs = dg.Definitions(
     ],
     jobs=[compositions_job, membership_job, *close_jobs.values()],
     schedules=close_schedules,
-    sensors=[close_bars],
+    sensors=[close_bars, partition_status_cache],
     # Steps run in the run's process: see market_assets/executors.py.
     executor=dg.in_process_executor,
     resources={

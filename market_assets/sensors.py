@@ -15,6 +15,9 @@ The close schedules launch composition runs. This sensor launches the bars runs,
 
 Symbols shared by indices are loaded once. Run keys name the session and index (at the close) or
 the composition event (after it), so no launch is ever repeated.
+
+A second sensor, `partition_status_cache`, keeps the UI's partition views quick when the date
+window moves or symbols are added.
 """
 
 import dagster as dg
@@ -107,12 +110,17 @@ def _membership(context: dg.SensorEvaluationContext) -> list[dg.RunRequest]:
     if not latest:
         return []
     run_key = f"membership|{latest[0].storage_id}"
-    if _launched(context, run_key) or any(
-        SESSION_TAG in record.dagster_run.tags
-        for record in context.instance.get_run_records(dg.RunsFilter(statuses=NOT_FINISHED_STATUSES))
-    ):
+    if _launched(context, run_key) or _close_in_flight(context):
         return []
     return [dg.RunRequest(run_key=run_key, job_name=membership_job.name)]
+
+
+def _close_in_flight(context: dg.SensorEvaluationContext) -> bool:
+    """Whether a close run is queued or running: work nothing waits for is left until it ends."""
+    return any(
+        SESSION_TAG in record.dagster_run.tags
+        for record in context.instance.get_run_records(dg.RunsFilter(statuses=NOT_FINISHED_STATUSES))
+    )
 
 
 def _requests(
@@ -131,3 +139,37 @@ def _requests(
         dg.RunRequest(run_key=f"{key}|{number}", job_name=run.job_name, tags=run.tags)
         for number, run in enumerate(runs)
     ]
+
+
+@dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+def partition_status_cache(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+    """Rebuild Dagster's partition-status cache of each asset whose partitions changed.
+
+    Dagster keeps each partitioned asset's status in a cache keyed by its partitions, the date
+    window and the registered symbols: the window's start moves on the first code location load
+    of a month (`market_assets.sessions.first_session`), and a composition registers new
+    constituents. The first status query after either (the UI's asset page) would rebuild the
+    cache from every stored materialization, about 4 s for three years of 210 symbols
+    (bench/partition_scale.py). Done here, once no close run is in flight, it costs the daemon
+    those seconds and no user any. A tick with nothing to rebuild reads one record per asset.
+    """
+    if context.repository_def is None:
+        raise ValueError("partition_status_cache reads the assets of its code location: evaluate it in one")
+    if _close_in_flight(context):
+        return dg.SkipReason("a close run is in flight: the cache is rebuilt once it has ended")
+    graph = context.repository_def.asset_graph
+    partitioned = {key: graph.get(key).partitions_def for key in graph.materializable_asset_keys}
+    partitioned = {key: definition for key, definition in partitioned.items() if definition is not None}
+    records = {record.asset_entry.asset_key: record for record in context.instance.get_asset_records(list(partitioned))}
+    rebuilt = []
+    for key, definition in sorted(partitioned.items()):
+        cached = records[key].asset_entry.cached_status if key in records else None
+        with dg.partition_loading_context(dynamic_partitions_store=context.instance):
+            current = definition.get_serializable_unique_identifier()
+        if cached is None or cached.partitions_def_id == current:
+            continue
+        context.instance.get_status_by_partition(key, [], definition)
+        rebuilt.append(key.to_user_string())
+    if rebuilt:
+        return dg.SkipReason(f"rebuilt the partition-status cache of {', '.join(rebuilt)}: their partitions changed")
+    return dg.SkipReason("every cached partition status matches its asset's partitions")

@@ -16,8 +16,9 @@ from market_assets.resources import DataLakeResource
 from market_assets.runner import close_index
 from market_assets.schedules import CATCH_UP_ENV, build_close_schedule
 from market_assets.sessions import DELAY_ENV, HEAD_START_ENV
-from market_assets.sensors import close_bars
-from market_assets.sessions import calendar, latest_closed_session
+from market_assets.partitions import bars_partitions, symbol_partitions
+from market_assets.sensors import close_bars, partition_status_cache
+from market_assets.sessions import calendar, first_session, latest_closed_session
 from market_assets.storage import ParquetStore
 from market_assets_tests.polling import wait_for
 
@@ -332,3 +333,41 @@ def test_at_the_close_bars_start_with_the_previous_members(instance, monkeypatch
     after = _sensor(instance, cursor=result.cursor)
 
     assert not after.run_requests  # nothing missing; the membership table waits for the close run
+
+
+def test_the_partition_status_cache_is_rebuilt_when_the_window_moves(instance):
+    """After the rolling window's start moves, the sensor rebuilds the status Dagster cached for
+    the old window, so the UI's first partition query finds it ready; then it has nothing to do."""
+    daily = dg.AssetKey("daily_bars")
+    session = f"{latest_closed_session('XNYS'):%Y-%m-%d}"
+    instance.add_dynamic_partitions(symbol_partitions.name, ["AAPL.US", "MSFT.US"])
+    for symbol in ("AAPL.US", "MSFT.US"):
+        instance.report_runless_asset_event(dg.AssetMaterialization(daily, partition=f"{session}|{symbol}"))
+    last_month = first_session(pd.Timestamp.now() - pd.DateOffset(months=1))
+    assert last_month != first_session()
+    old_window = dg.MultiPartitionsDefinition(
+        {
+            "date": dg.TimeWindowPartitionsDefinition(cron_schedule="0 0 * * 1-5", fmt="%Y-%m-%d", start=last_month, end_offset=1),
+            "symbol": symbol_partitions,
+        }
+    )
+    instance.get_status_by_partition(daily, [], old_window)  # the UI's query before the move
+
+    def cached():
+        (record,) = instance.get_asset_records([daily])
+        return record.asset_entry.cached_status
+
+    def identifier(definition: dg.MultiPartitionsDefinition) -> str:
+        with dg.partition_loading_context(dynamic_partitions_store=instance):
+            return definition.get_serializable_unique_identifier()
+
+    assert cached().partitions_def_id == identifier(old_window)
+    context = dg.build_sensor_context(instance=instance, repository_def=defs.get_repository_def())
+
+    moved = partition_status_cache(context)
+
+    assert "rebuilt the partition-status cache of daily_bars" in moved.skip_message
+    assert cached().partitions_def_id == identifier(bars_partitions)
+    materialized = cached().deserialize_materialized_partition_subsets(bars_partitions)
+    assert set(materialized.get_partition_keys()) == {f"{session}|AAPL.US", f"{session}|MSFT.US"}
+    assert partition_status_cache(context).skip_message == "every cached partition status matches its asset's partitions"
