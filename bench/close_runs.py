@@ -224,9 +224,7 @@ class Platform:
         memory = ProcessUsage(daemon.pid)
         try:
             with self.instance() as instance:
-                runs = self._wait_for_close(
-                    instance, expected, earlier, deadline=tick + pd.Timedelta(minutes=15), at_tick=(tick, memory.mark)
-                )
+                runs = self._wait_for_close(instance, expected, earlier, tick, on_tick=memory.mark)
         finally:
             os.killpg(daemon.pid, 15)
             daemon.wait(timeout=60)
@@ -249,14 +247,14 @@ class Platform:
             "cpu_after_publication": memory.cpu_by_role(since_mark=True),
         }
 
-    def _wait_for_close(self, instance, expected: set[str], earlier: set[str], deadline: pd.Timestamp, at_tick):
-        """Wait until every `expected` monthly partition is stored and no new run is unfinished;
-        call `at_tick[1]` once the time `at_tick[0]` has come."""
+    def _wait_for_close(self, instance, expected: set[str], earlier: set[str], tick: pd.Timestamp, on_tick):
+        """Wait (15 minutes at most after `tick`) until every `expected` monthly partition is stored
+        and no new run is unfinished; call `on_tick` once `tick` has come."""
         import dagster as dg
 
         from market_assets.assets.bars import MONTHLY
 
-        tick, on_tick = at_tick
+        deadline = tick + pd.Timedelta(minutes=15)
         while pd.Timestamp.now(tz="UTC") < deadline:
             if on_tick is not None and pd.Timestamp.now(tz="UTC") >= tick:
                 on_tick()

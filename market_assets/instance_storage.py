@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -102,26 +103,27 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
                 yield conn
 
     def has_table(self, table_name: str) -> bool:
-        """Whether the index database has `table_name`, asked once per process.
+        """Whether the index database has `table_name`, asked once per process (see `_exists`).
 
         The original opens a new engine and connection to ask, and is asked on every stored
-        materialization and check result (about 1 ms each, measured here). A table or column,
-        once there, stays: only a migration adds one, and none removes one while an instance runs.
+        materialization and check result (about 1 ms each, measured here).
         """
-        if table_name not in self._schema:
-            if not super().has_table(table_name):
-                return False
-            self._schema.add(table_name)
-        return True
+        return self._exists(table_name, partial(super().has_table, table_name))
 
     def _has_asset_key_col_on_connection(self, conn: sa.Connection, column_name: str) -> bool:
-        """Whether the asset keys table has `column_name`, asked once per process: the original
-        inspects the table's columns on every stored materialization."""
-        known = f"asset_keys.{column_name}"
-        if known not in self._schema:
-            if not super()._has_asset_key_col_on_connection(conn, column_name):
+        """Whether the asset keys table has `column_name`, asked once per process (see `_exists`):
+        the original inspects the table's columns on every stored materialization."""
+        probe = partial(super()._has_asset_key_col_on_connection, conn, column_name)
+        return self._exists(f"asset_keys.{column_name}", probe)
+
+    def _exists(self, name: str, probe: Callable[[], bool]) -> bool:
+        """Whether the table or column `name` exists, by `probe` until it says so. A table or
+        column, once there, stays: only a migration adds one, and none removes one while an
+        instance runs."""
+        if name not in self._schema:
+            if not probe():
                 return False
-            self._schema.add(known)
+            self._schema.add(name)
         return True
 
     def _claim_concurrency_slot(self, concurrency_key: str, run_id: str, step_key: str) -> ConcurrencySlotStatus:

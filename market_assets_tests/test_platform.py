@@ -116,7 +116,7 @@ def test_weekly_bars_alone_are_resampled_from_the_stored_snapshots(platform, syn
     run = outcome.runs[0]
     weekly = dg.AssetKey("weekly_bars")
     key = f"{session}|{run.symbols[0]}"
-    (Path(store.path("weekly_bars", key))).unlink()
+    Path(store.path("weekly_bars", key)).unlink()
     server.reset_stats()
     close_job = defs.resolve_job_def(run.job_name)
 
