@@ -69,8 +69,8 @@ def _bodies(seed: int = 20261120) -> list[list[str]]:
 
 def write_archive(path: Path, size_mb: int) -> int:
     """Members until the archive reaches `size_mb` MB; returns how many it holds."""
-    from market_assets.stooq.parsing import BULK_HEADER
-    from market_assets.stooq_server.bulk import bulk_member
+    from market_assets.sources.parsing import BULK_HEADER
+    from stooq_server.bulk import bulk_member
 
     bodies = _bodies()
     target = size_mb * 1_000_000
@@ -107,7 +107,7 @@ def child(mode: str, folder: Path, symbols: list[str]) -> dict[str, float]:
     """Runs in a fresh process: what one reader costs, without the writer's memory."""
     import pandas as pd
 
-    from market_assets.stooq import StooqFiles
+    from market_assets.sources import StooqFiles
 
     session = pd.Timestamp(SESSION)
     if mode == "files":
@@ -115,8 +115,8 @@ def child(mode: str, folder: Path, symbols: list[str]) -> dict[str, float]:
             baseline = _baseline_mib()
             rows = sum(len(files.daily_history(symbol, session)) for symbol in symbols)
         return {"baseline_mib": baseline, "peak_mib": _peak_mib(), "rows": rows}
-    from market_assets.stooq.parsing import parse_bulk_file
-    from market_assets.stooq_server.bulk import bulk_member
+    from market_assets.sources.parsing import parse_bulk_file
+    from stooq_server.bulk import bulk_member
 
     baseline = _baseline_mib()
     whole = io.BytesIO((folder / "d_us_txt.zip").read_bytes())

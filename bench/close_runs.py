@@ -41,13 +41,16 @@ import requests
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from market_assets.bars import resample, snapshot  # noqa: E402
-from market_assets.request_budget import POOL  # noqa: E402
-from market_assets.sessions import calendar, calendar_for_symbol, latest_closed_session  # noqa: E402
-from market_assets.storage import ParquetStore  # noqa: E402
-from market_assets.stooq.indices import INDICES  # noqa: E402
-from market_assets.stooq.parsing import parse_composition_page, parse_history_csv  # noqa: E402
-from market_assets.stooq_server import Fault, FaultKind, StooqServer, generate_synthetic  # noqa: E402
+from market_assets.domain.candles import resample, snapshot  # noqa: E402
+from market_assets.domain.exchange_sessions import calendar, latest_closed_session  # noqa: E402
+from market_assets.lake.store import ParquetStore  # noqa: E402
+from market_assets.sources.indices import (
+    INDICES,  # noqa: E402
+    exchange_of,  # noqa: E402
+)
+from market_assets.sources.parsing import parse_composition_page, parse_history_csv  # noqa: E402
+from market_assets.sources.request_budget import POOL  # noqa: E402
+from stooq_server import Fault, FaultKind, StooqServer, generate_synthetic  # noqa: E402
 
 SCALE_SIZES = {
     100: {"DJI": 30, "NDX": 40, "HSI": 40},
@@ -163,12 +166,12 @@ def cpu_alone(data_dir: Path, symbols: list[str], session: pd.Timestamp, workdir
     texts = {symbol: (data_dir / "d" / f"{symbol.lower()}.csv").read_text() for symbol in symbols}
     started = time.process_time()
     for symbol, text in texts.items():
-        day = min(session, pd.Timestamp(latest_closed_session(calendar_for_symbol(symbol))))
+        day = min(session, pd.Timestamp(latest_closed_session(exchange_of(symbol))))
         daily = snapshot(parse_history_csv(text, symbol, "file"), day)
         key = f"{day:%Y-%m-%d}|{symbol}"
         store.write("daily_bars", key, daily)
         for period in ("week", "month"):
-            store.write(f"{period}ly_bars", key, resample(daily, period, day, calendar_for_symbol(symbol)))
+            store.write(f"{period}ly_bars", key, resample(daily, period, day, exchange_of(symbol)))
     return time.process_time() - started
 
 
@@ -195,7 +198,7 @@ class Platform:
 
     def previous_session_loaded(self) -> None:
         """The steady state of a daily close: the previous session is loaded, compositions included."""
-        from market_assets.runner import close_index
+        from market_assets.cli.close import close_index
 
         with self.instance() as instance:
             for name, index in INDICES.items():
@@ -205,10 +208,11 @@ class Platform:
     def close_by_schedule(self, expected: set[str], verbose: bool = False) -> dict[str, float]:
         """Publish both exchanges' sessions at a minute after the head start; wait for the last run;
         time it from the publication."""
-        from market_assets.schedules import lead
+        from market_assets.domain.close_timing import lead
+        from market_assets.settings import head_start
 
         now = pd.Timestamp.now(tz="UTC")
-        tick = (now + lead() + pd.Timedelta(seconds=40)).ceil("min")
+        tick = (now + lead(head_start()) + pd.Timedelta(seconds=40)).ceil("min")
         delays = []
         for code in ("XNYS", "XHKG"):
             close = calendar(code).session_close(latest_closed_session(code, now))
@@ -252,7 +256,7 @@ class Platform:
         and no new run is unfinished; call `on_tick` once `tick` has come."""
         import dagster as dg
 
-        from market_assets.assets.bars import MONTHLY
+        from market_assets.defs.bars.keys import MONTHLY
 
         deadline = tick + pd.Timedelta(minutes=15)
         while pd.Timestamp.now(tz="UTC") < deadline:
@@ -290,7 +294,7 @@ def _step_times(instance, run_id: str, since: float) -> str:
 
 def rerun_and_failures(platform: Platform, server: StooqServer, k: int) -> dict[str, float]:
     """Re-run the loaded session, then fail k symbols of an earlier HSI session and re-run it."""
-    from market_assets.runner import CloseFailed, close_index
+    from market_assets.cli.close import CloseFailed, close_index
 
     out: dict[str, float] = {}
     with platform.instance() as instance:
@@ -331,7 +335,7 @@ def universe_symbols(universe, sessions: dict[str, pd.Timestamp]) -> list[str]:
 
 def session_keys(symbols: list[str], sessions: dict[str, pd.Timestamp]) -> set[str]:
     """The (session, symbol) partitions a close of `sessions` stores."""
-    return {f"{sessions[calendar_for_symbol(symbol)]:%Y-%m-%d}|{symbol}" for symbol in symbols}
+    return {f"{sessions[exchange_of(symbol)]:%Y-%m-%d}|{symbol}" for symbol in symbols}
 
 
 def main() -> int:

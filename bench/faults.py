@@ -33,10 +33,11 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
 import close_runs  # noqa: E402  (beside this script)
-from market_assets.runner import CloseFailed, close_index  # noqa: E402
-from market_assets.sessions import calendar  # noqa: E402
-from market_assets.stooq.indices import INDICES  # noqa: E402
-from market_assets.stooq_server import Fault, FaultKind, StooqServer, generate_synthetic  # noqa: E402
+
+from market_assets.cli.close import CloseFailed, close_index  # noqa: E402
+from market_assets.domain.exchange_sessions import calendar  # noqa: E402
+from market_assets.sources.indices import INDICES  # noqa: E402
+from stooq_server import Fault, FaultKind, StooqServer, generate_synthetic  # noqa: E402
 
 BARS = ("daily_bars", "weekly_bars", "monthly_bars")
 TRANSIENT = (FaultKind.HTTP_500, FaultKind.HTTP_503, FaultKind.RESET, FaultKind.SLOW)

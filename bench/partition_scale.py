@@ -70,10 +70,10 @@ query PartitionHealthQuery($assetKey: AssetKeyInput!) {
 def seed(home: Path, years: int, symbol_count: int) -> dict[str, int]:
     import dagster as dg
 
-    from market_assets.partitions import session_partitions, symbol_partitions
-    from market_assets.sessions import latest_closed_session
-    from market_assets.storage import ParquetStore
-    from market_assets.stooq.indices import INDICES
+    from market_assets.defs.partitions import session_partitions, symbol_partitions
+    from market_assets.domain.exchange_sessions import latest_closed_session
+    from market_assets.lake.store import ParquetStore
+    from market_assets.sources.indices import INDICES
 
     # Everything up to the session before the latest close is loaded: the latest one is due.
     latest = min(latest_closed_session(code) for code in ("XNYS", "XHKG"))
@@ -141,7 +141,7 @@ def seed(home: Path, years: int, symbol_count: int) -> dict[str, int]:
                 partition=dg.MultiPartitionKey(dict(zip(("date", "symbol"), last.split("|")))),
             )
         )
-        from market_assets.assets.bars import DAILY
+        from market_assets.defs.bars.keys import DAILY
 
         counts["daily_bars_materialized"] = len(instance.get_materialized_partitions(DAILY))
     counts["sessions"], counts["symbols"] = len(sessions), len(symbols)
@@ -200,9 +200,9 @@ REBUILD_TICK = """
 import time
 import dagster as dg
 from market_assets.definitions import defs
-from market_assets.sensors import partition_status_cache
+from market_assets.defs.maintenance.sensors import partition_status_cache
 with dg.DagsterInstance.get() as instance:
-    context = dg.build_sensor_context(instance=instance, repository_def=defs.get_repository_def())
+    context = dg.build_sensor_context(instance=instance, repository_def=defs().get_repository_def())
     started = time.perf_counter()
     result = partition_status_cache(context)
     print(f"{time.perf_counter() - started:.2f}|{result.skip_message}")
@@ -230,23 +230,27 @@ def time_ticks() -> dict[str, float]:
     import dagster as dg
 
     from market_assets.definitions import defs
-    from market_assets.resources import DataLakeResource
-    from market_assets.sensors import close_bars
-
-    from market_assets.assets.composition import index_composition
+    from market_assets.defs.bars.sensors import close_bars
+    from market_assets.defs.compositions.assets import index_composition
+    from market_assets.defs.resources import ClosePlanningResource
+    from market_assets.lake.resource import DataLakeResource
 
     with dg.DagsterInstance.get() as instance:
-        schedule = defs.resolve_schedule_def("xnys_close")
+        schedule = defs().resolve_schedule_def("xnys_close")
         tick = pd.Timestamp.now(tz="UTC").floor("min")
-        started = time.perf_counter()
-        requests_ = schedule(dg.build_schedule_context(instance=instance, scheduled_execution_time=tick.to_pydatetime()))
-        schedule_seconds = time.perf_counter() - started
+        resources = {"lake": DataLakeResource(root=os.environ["MARKET_ASSETS_DATA_ROOT"]), "close": ClosePlanningResource()}
+        with dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=tick.to_pydatetime(), resources=resources
+        ) as context:
+            started = time.perf_counter()
+            requests_ = schedule(context)
+            schedule_seconds = time.perf_counter() - started
         # The sensor in its steady state: every stored composition already seen (the cursor).
         cursor = instance.fetch_materializations(index_composition.key, limit=1).records[0].storage_id
-        context = dg.build_sensor_context(instance=instance, cursor=str(cursor), resources={"lake": DataLakeResource()})
-        started = time.perf_counter()
-        result = close_bars(context)
-        sensor_seconds = time.perf_counter() - started
+        with dg.build_sensor_context(instance=instance, cursor=str(cursor), resources=resources) as context:
+            started = time.perf_counter()
+            result = close_bars(context)
+            sensor_seconds = time.perf_counter() - started
     launched = len(getattr(result, "run_requests", []) or [])
     return {"schedule": schedule_seconds, "sensor": sensor_seconds,
             "schedule_runs": len(requests_) if isinstance(requests_, list) else 0, "sensor_runs": launched}

@@ -1,12 +1,24 @@
-"""market_assets: index compositions and daily, weekly and monthly bars from Stooq, as Dagster assets."""
+"""market_assets: index compositions and daily, weekly and monthly bars from Stooq, as Dagster assets.
 
-import warnings
+The code location's `Definitions` are `market_assets.definitions.defs`. This package exposes them
+to Dagster as `code_location`, loaded on first use, so that `dagster job execute -m market_assets`,
+`dagster api grpc -m market_assets` and `workspace.yaml` find them here while
+`import market_assets.sources` (or `.lake`, `.domain`, `.settings`) loads neither the definitions
+nor Dagster. (Not `defs`: that name is the `market_assets.defs` package of the definitions' parts.)
+"""
 
-import dagster as dg
+from __future__ import annotations
 
-# Single-run backfill policies, the only way to load an index in one run, are marked beta.
-warnings.filterwarnings("ignore", category=dg.BetaWarning)
+from typing import Any
 
-from market_assets.definitions import defs  # noqa: E402
 
-__all__ = ["defs"]
+def __getattr__(name: str) -> Any:
+    if name == "code_location":
+        from market_assets.definitions import defs
+
+        return defs
+    raise AttributeError(f"module 'market_assets' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return [*globals(), "code_location"]

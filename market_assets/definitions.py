@@ -1,38 +1,74 @@
-"""The one `Definitions` object of the code location."""
+"""The code location's one `Definitions`: the domains' assets, jobs, schedules and sensors, and the
+resources they share, configured from the environment (`market_assets.settings`)."""
+
+from __future__ import annotations
 
 import dagster as dg
 
-from market_assets.assets.adjustments import adjustment_events
-from market_assets.assets.bars import bars
-from market_assets.assets.composition import index_composition
-from market_assets.assets.membership import index_membership
-from market_assets.freshness import with_bars_freshness
-from market_assets.io_manager import ParquetIOManager
-from market_assets.jobs import close_jobs, compositions_job, membership_job
-from market_assets.resources import DataLakeResource, DataQualityResource, source_from_env
-from market_assets.schedules import close_schedules
-from market_assets.sensors import close_bars, partition_status_cache
+from market_assets import settings
+from market_assets.defs.bars.adjustments import adjustment_events
+from market_assets.defs.bars.assets import bars
+from market_assets.defs.bars.freshness import with_bars_freshness
+from market_assets.defs.bars.jobs import close_jobs
+from market_assets.defs.bars.resources import DataQualityResource
+from market_assets.defs.bars.sensors import close_bars
+from market_assets.defs.compositions.assets import index_composition, index_membership
+from market_assets.defs.compositions.jobs import compositions_job, membership_job
+from market_assets.defs.compositions.schedules import close_schedules
+from market_assets.defs.maintenance.sensors import partition_status_cache
+from market_assets.defs.resources import ClosePlanningResource
+from market_assets.lake.io_manager import ParquetIOManager
+from market_assets.lake.resource import DataLakeResource
+from market_assets.sources.resources import MarketDataSource, StooqFilesResource, StooqResource
 
-_lake = DataLakeResource()
 
-defs = dg.Definitions(
-    assets=[
-        index_composition,
-        index_membership,
-        *with_bars_freshness([bars]),
-        adjustment_events,
-    ],
-    jobs=[compositions_job, membership_job, *close_jobs.values()],
-    schedules=close_schedules,
-    sensors=[close_bars, partition_status_cache],
-    # Steps run in the run's process: see market_assets/executors.py.
-    executor=dg.in_process_executor,
-    resources={
-        # Stooq over HTTP, or its files saved from a browser: $MARKET_ASSETS_SOURCE (README,
-        # "Using real data").
-        "stooq": source_from_env(),
-        "lake": _lake,
-        "quality": DataQualityResource(),
-        "io_manager": ParquetIOManager(lake=_lake),
-    },
-)
+@dg.definitions
+def defs() -> dg.Definitions:
+    """Built when the code location loads, so each process binds its resources to the environment
+    it has then (see `market_assets.settings`)."""
+    lake = DataLakeResource(root=_bound(settings.DATA_ROOT))
+    return dg.Definitions(
+        assets=[
+            # compositions
+            index_composition,
+            index_membership,
+            # bars
+            with_bars_freshness(bars),
+            adjustment_events,
+        ],
+        jobs=[compositions_job, membership_job, *close_jobs.values()],
+        schedules=close_schedules,
+        sensors=[close_bars, partition_status_cache],
+        # Steps run in the run's process: see market_assets/defs/bars/executor.py.
+        executor=dg.in_process_executor,
+        resources={
+            "stooq": _source(),
+            "lake": lake,
+            "quality": DataQualityResource(),
+            "close": ClosePlanningResource(
+                max_symbols_per_run=_bound(settings.MAX_SYMBOLS_PER_RUN),
+                catch_up_sessions=_bound(settings.CATCH_UP_SESSIONS),
+            ),
+            "io_manager": ParquetIOManager(lake=lake),
+        },
+    )
+
+
+def _source() -> MarketDataSource:
+    """The `stooq` resource: Stooq over HTTP, or its files saved from a browser (README, "Using real
+    data"), as `MARKET_ASSETS_SOURCE` chooses; a load setting, since it picks the resource's class."""
+    if settings.SOURCE.value().lower() == "files":
+        return StooqFilesResource(folder=_bound(settings.FILES))
+    return StooqResource(
+        base_url=_bound(settings.STOOQ_BASE_URL),
+        api_key=_bound(settings.STOOQ_API_KEY),
+        cookies=_bound(settings.STOOQ_COOKIES),
+    )
+
+
+def _bound(setting: settings.Setting) -> object:
+    """A resource field's value: the setting's variable when it is set, so that each run resolves
+    it in its own process and the launchpad names it, else the setting's default."""
+    if not setting.is_set():
+        return setting.default
+    return dg.EnvVar.int(setting.env_var) if isinstance(setting.default, int) else dg.EnvVar(setting.env_var)

@@ -1,4 +1,6 @@
-"""Shared fixtures: one synthetic universe per test session, and Stooq-compatible servers over it.
+"""Shared fixtures: one synthetic universe per test session, Stooq-compatible servers over it, and
+`platform` (see `platform.py`), a fresh Dagster instance with its data root and source, as every
+end-to-end test starts.
 
 Generating the universe takes seconds, so it is done once; servers are cheap, so every test gets
 its own, with no faults, no serving date and fresh statistics. The browser tests' screenshots go
@@ -9,13 +11,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from market_assets.stooq_server import StooqServer, generate_synthetic
-from market_assets.stooq_server.synthetic import SyntheticUniverse
+from market_assets_tests.platform import PROJECT_ROOT, Platform, open_platform
+from stooq_server import StooqServer, generate_synthetic
+from stooq_server.synthetic import SyntheticUniverse
 
 
 @pytest.fixture(scope="session")
@@ -45,6 +49,26 @@ def stooq_server(server_factory: Callable[..., StooqServer]) -> StooqServer:
     return server_factory()
 
 
+@pytest.fixture
+def platform_factory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server_factory: Callable[..., StooqServer]
+) -> Iterator[Callable[..., Platform]]:
+    """Make the platform of a test: `platform_factory(server=None, **env)`, with a server of its
+    own over the synthetic universe unless one is given, and extra environment variables."""
+    with ExitStack() as stack:
+
+        def make(server: StooqServer | None = None, **env: str) -> Platform:
+            return stack.enter_context(open_platform(tmp_path, monkeypatch, server or server_factory(), **env))
+
+        yield make
+
+
+@pytest.fixture
+def platform(platform_factory: Callable[..., Platform]) -> Platform:
+    """The platform against a server over the synthetic universe."""
+    return platform_factory()
+
+
 UI_ARTIFACTS_ENV = "MARKET_ASSETS_UI_ARTIFACTS"
 _UI_ARTIFACTS = pytest.StashKey[Path]()
 
@@ -53,7 +77,7 @@ _UI_ARTIFACTS = pytest.StashKey[Path]()
 def ui_artifacts(pytestconfig: pytest.Config) -> Path:
     """Where the browser tests save their screenshots: `$MARKET_ASSETS_UI_ARTIFACTS`, else
     `ui-artifacts/` in the project. Screenshots of an earlier run are removed first."""
-    folder = Path(os.environ.get(UI_ARTIFACTS_ENV) or Path(__file__).resolve().parents[1] / "ui-artifacts")
+    folder = Path(os.environ.get(UI_ARTIFACTS_ENV) or PROJECT_ROOT / "ui-artifacts")
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("*.png"):
         old.unlink()

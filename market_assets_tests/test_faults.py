@@ -7,13 +7,10 @@ data root. Bars are compared with a fault-free close of the same session.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -21,52 +18,24 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from market_assets.__main__ import main as cli
-from market_assets.close import plan_close_runs
-from market_assets.definitions import defs
-from market_assets.partitions import composition_key
-from market_assets.runner import CloseFailed, close_index
-from market_assets.storage import ParquetStore
-from market_assets.stooq_server import Fault, FaultKind, StooqServer
+from market_assets.cli import main as cli
+from market_assets.cli.close import CloseFailed, close_index
+from market_assets.defs.bars.planning import plan_close_runs
+from market_assets.defs.partitions import composition_key
+from market_assets.lake.store import ParquetStore
+from market_assets_tests.platform import open_platform
+from stooq_server import Fault, FaultKind, StooqServer
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 BARS = ("daily_bars", "weekly_bars", "monthly_bars")
-
-
-@dataclass
-class Platform:
-    instance: dg.DagsterInstance
-    store: ParquetStore
-    server: StooqServer
-    env: dict[str, str]
-
-
-@pytest.fixture
-def platform(tmp_path, monkeypatch, server_factory) -> Iterator[Platform]:
-    """A fresh instance and data root; the source is a server of the test's own."""
-    server = server_factory()
-    yield from _platform(tmp_path, monkeypatch, server)
-
-
-def _platform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: StooqServer) -> Iterator[Platform]:
-    home, lake = tmp_path / "dagster_home", tmp_path / "lake"
-    home.mkdir()
-    (home / "dagster.yaml").write_text((PROJECT_ROOT / "dagster.yaml").read_text())
-    env = {"DAGSTER_HOME": str(home), "MARKET_ASSETS_DATA_ROOT": str(lake), "STOOQ_BASE_URL": server.url}
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    with dg.DagsterInstance.get() as instance:
-        yield Platform(instance, ParquetStore(str(lake)), server, {**os.environ, **env})
 
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, synthetic_universe) -> dict[str, pd.DataFrame]:
     """Every bars file of a fault-free DJI close of the latest New York session, by relative path."""
     with pytest.MonkeyPatch.context() as monkeypatch, StooqServer(synthetic_universe.data_dir) as server:
-        for platform in _platform(tmp_path_factory.mktemp("reference"), monkeypatch, server):
+        with open_platform(tmp_path_factory.mktemp("reference"), monkeypatch, server) as platform:
             close_index(platform.instance, "DJI", _session(synthetic_universe))
             return _bars_files(platform.store)
-    raise AssertionError("unreachable")
 
 
 def _session(universe) -> str:
@@ -118,15 +87,16 @@ def test_answers_slower_than_the_read_timeout_are_retried_then_named(platform, s
     members = synthetic_universe.members("DJI", pd.Timestamp(session))
     slow = members[4]
     platform.server.inject(Fault(FaultKind.SLOW, symbols={slow}, delay=1.5))
-    defs.resolve_job_def("index_compositions").execute_in_process(
+    platform.job("index_compositions").execute_in_process(
         instance=platform.instance, partition_key=str(composition_key(session, "DJI"))
     )
-    (run,) = plan_close_runs(platform.instance, "DJI", session, members)
+    (run,) = plan_close_runs(platform.instance, "DJI", session, members, max_symbols=200)
 
-    result = defs.resolve_job_def(run.job_name).execute_in_process(
+    result = platform.job(run.job_name).execute_in_process(
         instance=platform.instance,
         tags=run.tags,
-        run_config={"resources": {"stooq": {"config": {"read_timeout": 0.3, "retries": 1}}}},
+        # Run config replaces the resource's configured fields (dagster-io/dagster#12898): all of them.
+        run_config={"resources": {"stooq": {"config": {"base_url": platform.server.url, "read_timeout": 0.3, "retries": 1}}}},
         raise_on_error=False,
     )
 
@@ -198,7 +168,7 @@ def test_a_damaged_csv_fails_its_partition_alone(platform, synthetic_universe, k
     assert all(platform.store.exists("daily_bars", f"{session}|{s}") for s in members if s != damaged)
 
 
-def _close_process(platform: Platform, session: str) -> subprocess.Popen:
+def _close_process(platform, session: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "market_assets", "close", "DJI", "--session", session],
         env=platform.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -219,29 +189,29 @@ def _files(store: ParquetStore, asset: str) -> int:
     ],
 )
 def test_sigkill_in_the_middle_of_writing_leaves_no_partial_file_and_a_rerun_completes(
-    tmp_path, monkeypatch, server_factory, synthetic_universe, reference, kill_when
+    platform_factory, server_factory, synthetic_universe, reference, kill_when
 ):
     server = server_factory(latency=0.02)  # so that a kill lands while requests are in flight
-    for platform in _platform(tmp_path, monkeypatch, server):
-        session = _session(synthetic_universe)
-        close = _close_process(platform, session)
-        deadline = time.monotonic() + 300
-        while not kill_when(platform.store, server) and close.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.002)
-        close.send_signal(signal.SIGKILL)
-        close.communicate(timeout=60)
-        assert close.returncode == -signal.SIGKILL, "the close finished before it could be killed"
-        _assert_no_partial_parquet(platform.store)
-        started = platform.instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
-        assert started, "the killed run should still be recorded as started"
+    platform = platform_factory(server=server)
+    session = _session(synthetic_universe)
+    close = _close_process(platform, session)
+    deadline = time.monotonic() + 300
+    while not kill_when(platform.store, server) and close.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    close.send_signal(signal.SIGKILL)
+    close.communicate(timeout=60)
+    assert close.returncode == -signal.SIGKILL, "the close finished before it could be killed"
+    _assert_no_partial_parquet(platform.store)
+    started = platform.instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+    assert started, "the killed run should still be recorded as started"
 
-        close_index(platform.instance, "DJI", session)
+    close_index(platform.instance, "DJI", session)
 
-        for run in started:
-            assert platform.instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
-        assert platform.instance.event_log_storage.get_concurrency_info("stooq").claimed_slots == []
-        _assert_equal_to_reference(platform.store, reference)
-        _assert_no_partial_parquet(platform.store)
+    for run in started:
+        assert platform.instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+    assert platform.instance.event_log_storage.get_concurrency_info("stooq").claimed_slots == []
+    _assert_equal_to_reference(platform.store, reference)
+    _assert_no_partial_parquet(platform.store)
 
 
 def test_two_closes_of_one_session_at_once_equal_one(platform, synthetic_universe, reference):
@@ -278,17 +248,3 @@ def test_bad_input_is_refused_before_any_work(platform, tmp_path, monkeypatch, c
     assert platform.instance.get_runs() == []
     assert platform.server.stats()["total"] == 0
     assert not Path(platform.store.root).exists() or not any(Path(platform.store.root).rglob("*.parquet"))
-
-
-def test_a_worker_waits_for_a_slot_held_by_a_dead_run_only_so_long(platform):
-    from market_assets.request_budget import POOL, RequestBudget
-
-    platform.instance.event_log_storage.set_concurrency_slots(POOL, 1)
-    assert platform.instance.event_log_storage.claim_concurrency_slot(POOL, "dead-run", "daily_bars").is_claimed
-    budget = RequestBudget(platform.instance, "live-run", "daily_bars", max_wait=0.5)
-
-    with pytest.raises(TimeoutError, match="waited 0.5 s for a slot of the pool 'stooq' \\(limit 1\\), all held by runs dead-run"):
-        with budget.slot(0):
-            pass
-
-    assert platform.instance.event_log_storage.get_concurrency_info(POOL).active_run_ids == {"dead-run"}

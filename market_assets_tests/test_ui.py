@@ -32,13 +32,13 @@ import pytest
 import requests
 from playwright.sync_api import Locator, Page, expect, sync_playwright
 
-from market_assets.assets.checks import CHECKS
-from market_assets.sessions import DELAY_ENV
-from market_assets.storage import ParquetStore
-from market_assets.stooq_server import Fault, FaultKind, StooqServer
+from market_assets.defs.bars.checks import CHECKS
+from market_assets.lake.store import ParquetStore
+from market_assets.settings import CLOSE_DELAY
+from market_assets_tests.platform import PROJECT_ROOT
 from market_assets_tests.polling import wait_for
+from stooq_server import Fault, FaultKind, StooqServer
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -112,7 +112,7 @@ def dagster_dev(tmp_path_factory, synthetic_universe) -> Iterator[tuple[str, Par
             "MARKET_ASSETS_DATA_ROOT": str(lake),
             "STOOQ_BASE_URL": server.url,
             # The server publishes a session at its close: no run waits for a publication delay.
-            DELAY_ENV: "0",
+            CLOSE_DELAY.env_var: "0",
         }
         process = subprocess.Popen(
             [str(Path(sys.executable).with_name("dagster")), "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),

@@ -1,0 +1,199 @@
+"""Closing an index for a session from Python or the command line, on the current Dagster instance.
+
+The same two steps the schedules take: materialize the index's composition (which registers new
+symbols), then launch the planned bars runs. Runs execute in this process, are recorded in the
+instance like any other, and show in the UI.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import dagster as dg
+
+from market_assets import definitions
+from market_assets.defs.bars.planning import CloseRun, plan_close_runs
+from market_assets.defs.compositions.assets import index_composition
+from market_assets.defs.compositions.jobs import compositions_job
+from market_assets.defs.partitions import composition_key
+from market_assets.defs.runs import PROCESS_TAG
+from market_assets.domain.exchange_sessions import latest_closed_session, require_session
+from market_assets.lake.store import ParquetStore
+from market_assets.sources.indices import get_index
+
+# Runs in this process log to the instance (and the UI) in full; the terminal gets warnings only.
+_QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+class CloseFailed(RuntimeError):
+    """A run of the close failed; the message carries the failing step's error."""
+
+
+@dataclass
+class CloseOutcome:
+    index: str
+    session: str
+    members: list[str]
+    runs: list[CloseRun] = field(default_factory=list)
+    run_ids: list[str] = field(default_factory=list)
+
+
+def close_index(
+    instance: dg.DagsterInstance,
+    index: str,
+    session: str | None = None,
+    *,
+    force: bool = False,
+) -> CloseOutcome:
+    """Load `index` for `session` (default: its exchange's latest closed session).
+
+    What is already stored is not fetched again, the composition included, unless `force`: a
+    re-run of a session that succeeded launches nothing and asks Stooq for nothing. The
+    definitions are built for this call, from the environment as it is now.
+    """
+    stock_index = get_index(index)
+    day = (
+        require_session(stock_index.calendar, session, f"index {stock_index.name}")
+        if session
+        else latest_closed_session(stock_index.calendar)
+    )
+    session_key = f"{day:%Y-%m-%d}"
+    key = str(composition_key(session_key, stock_index.name))
+    defs = definitions.defs()
+    store, max_symbols = _checked_settings(defs)
+    fail_abandoned_runs(instance)
+    outcome = CloseOutcome(stock_index.name, session_key, members=[])
+    tags = {PROCESS_TAG: f"{socket.gethostname()}:{os.getpid()}"}
+    if force or key not in instance.get_materialized_partitions(index_composition.key):
+        result = defs.resolve_job_def(compositions_job.name).execute_in_process(
+            instance=instance, partition_key=key, run_config=_QUIET, raise_on_error=False, tags=tags
+        )
+        outcome.run_ids.append(result.run_id)
+        failure = _failure(result, f"composition of {stock_index.name} for {session_key}")
+        if failure:
+            raise CloseFailed(failure)
+    outcome.members = list(store.read("index_composition", key)["symbol"])
+    outcome.runs = plan_close_runs(
+        instance, stock_index.name, session_key, outcome.members, max_symbols=max_symbols, force=force
+    )
+    failures = []
+    for run in outcome.runs:  # every run, even after one failed: the others' symbols still load
+        result = defs.resolve_job_def(run.job_name).execute_in_process(
+            instance=instance,
+            tags={**run.tags, **tags},
+            run_config={**_QUIET, "ops": {"bars": {"config": {"force": force}}}},
+            raise_on_error=False,
+        )
+        outcome.run_ids.append(result.run_id)
+        failure = _failure(result, f"{run.job_name} for {session_key} ({len(run.symbols)} symbols)")
+        if failure:
+            failures.append(failure)
+    if failures:
+        raise CloseFailed("\n".join(failures))
+    return outcome
+
+
+def _checked_settings(defs: dg.Definitions) -> tuple[ParquetStore, int]:
+    """The lake and the run size of the close, after refusing, before any work starts, settings
+    that would fail every request or write (a source out of reach, a root that cannot be written)."""
+    try:
+        with dg.build_resources({name: defs.resources[name] for name in ("stooq", "lake", "close")}) as resources:
+            resources.stooq.check_ready()
+            resources.lake.store.check_writable()
+            return resources.lake.store, resources.close.max_symbols_per_run
+    except dg.DagsterResourceFunctionError as error:  # a setting its resource refused when set up
+        raise ValueError(str(error.user_exception)) from None
+
+
+def close_indices(indices: list[str], session: str | None, force: bool) -> int:
+    """Close each index for `session` on the instance at $DAGSTER_HOME, printing one line each;
+    1 when any failed."""
+    instance = dg.DagsterInstance.get()
+    status = 0
+    for index in indices:
+        started = time.perf_counter()
+        try:
+            outcome = close_index(instance, index, session, force=force)
+        except (CloseFailed, ValueError) as error:
+            print(f"{index}: FAILED\n{error}", file=sys.stderr)
+            status = 1
+            continue
+        symbols = sum(len(run.symbols) for run in outcome.runs)
+        print(
+            f"{outcome.index} {outcome.session}: {len(outcome.members)} constituents, "
+            f"{symbols} loaded in {len(outcome.runs)} run(s), "
+            f"{len(outcome.members) - symbols} already stored ({time.perf_counter() - started:.1f} s)"
+        )
+    return status
+
+
+def fail_abandoned_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Mark failed the in-process runs of this machine whose process has died, and free their slots.
+
+    A close killed mid-run (SIGKILL, a crash, a reboot) leaves its run `STARTED` and its workers'
+    slots of the `stooq` pool claimed, so the next close would wait for slots nobody will free.
+    Dagster's own run monitoring does not cover these runs (dagster 1.13.27): the daemon checks a
+    started run's worker only through its run launcher, and a run executed in process by
+    `python -m market_assets close` has none; the code server that started a daemon-launched run
+    is what notices its worker die. So each close looks for them first. Returns the ids of the
+    runs it failed.
+    """
+    host = socket.gethostname()
+    failed = []
+    for run in instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])):
+        owner = run.tags.get(PROCESS_TAG, "")
+        owner_host, _, pid = owner.rpartition(":")
+        if owner_host != host or not pid.isdigit() or _alive(int(pid)):
+            continue
+        instance.report_run_failed(run, f"the process that ran it ({owner}) is gone")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        failed.append(run.run_id)
+    return failed
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process `pid` exists (one of another user's counts: PermissionError)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def _failure(result: dg.ExecuteInProcessResult, what: str) -> str | None:
+    """What failed in `result` and why, with each failing step's error; None when it succeeded."""
+    if result.success:
+        return None
+    errors = [
+        _root_message(event.step_failure_data.error)
+        for event in result.all_events
+        if event.is_step_failure and event.step_failure_data.error is not None
+    ]
+    return f"{what} failed (run {result.run_id}):\n" + "\n".join(errors)
+
+
+class _ErrorInfo(Protocol):
+    """What a step failure's error says (Dagster's serializable error information)."""
+
+    message: str
+    cls_name: str | None
+    cause: _ErrorInfo | None
+
+
+def _root_message(error: _ErrorInfo) -> str:
+    """The message that says what went wrong: after the step's retries ran out, Dagster's error
+    is `Exceeded max_retries of N` and the cause is the last attempt's own error."""
+    message = error.message.strip()
+    if error.cls_name == "RetryRequestedFromPolicy" and error.cause is not None:
+        cause = error.cause
+        while cause.cls_name == "Failure" and cause.cause is not None:
+            cause = cause.cause
+        message = f"{message}; the last attempt: {cause.message.strip()}"
+    return message

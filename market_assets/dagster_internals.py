@@ -1,0 +1,48 @@
+"""The Dagster internals market_assets relies on, in one place, because dagster 1.13.27 has no
+public API for what they do. `market_assets_tests/test_dagster_internals.py` fails, naming the
+member, when the pinned Dagster changes any of them, and is the list to go through on an upgrade.
+
+- **The sqlite storage** that `market_assets.instance.pooled_sqlite` extends to keep its database
+  connections open: Dagster's sqlite storages open a SQLAlchemy engine for every connection, and on
+  a close run that was half the run's CPU time (docs/performance.md). A custom storage can only be
+  written by subclassing these classes; there is no public storage API below `DagsterInstance`.
+- **`AssetCheckEvaluationTargetMaterializationData`**, the pointer an asset check's result carries
+  to the materialization it checked. `dg.AssetCheckEvaluation` takes it, but Dagster does not export
+  its type; `dg.AssetCheckResult`, which fills it in by itself, reports only the partition of a
+  single-partition step, and a close step covers hundreds (`market_assets.defs.bars.checks`).
+  Without the pointer the UI shows each partition's check as not run on its latest materialization.
+"""
+
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData,
+)
+from dagster._core.storage.event_log.schema import ConcurrencySlotsTable
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
+    SQLITE_BUSY_TIMEOUT_SECONDS,
+    SqliteEventLogStorage,
+)
+from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
+from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import SqliteScheduleStorage
+from dagster._core.storage.sqlite_storage import (
+    DagsterSqliteStorage,
+    _event_logs_directory,
+    _runs_directory,
+    _schedule_directory,
+)
+from dagster._serdes import ConfigurableClassData
+from dagster._utils.concurrency import ConcurrencySlotStatus
+
+__all__ = [
+    "SQLITE_BUSY_TIMEOUT_SECONDS",
+    "AssetCheckEvaluationTargetMaterializationData",
+    "ConcurrencySlotStatus",
+    "ConcurrencySlotsTable",
+    "ConfigurableClassData",
+    "DagsterSqliteStorage",
+    "SqliteEventLogStorage",
+    "SqliteRunStorage",
+    "SqliteScheduleStorage",
+    "_event_logs_directory",
+    "_runs_directory",
+    "_schedule_directory",
+]

@@ -1,0 +1,97 @@
+"""`adjustment_events[date, symbol]`: the rewrites of a symbol's past that a session's snapshot made.
+
+Each `daily_bars` snapshot is compared with the symbol's previous stored snapshot (the latest of
+the `_LOOK_BACK` sessions before it): past rows that changed, a split or a dividend adjustment,
+become a row here (`symbol, session, first_changed_date, last_changed_date, effective_date, ratio,
+rows_changed`) and metadata on the `daily_bars` materialization, instead of history being
+replaced without a trace. Read all of them with `pyarrow.dataset.dataset("<root>/adjustment_events")`.
+
+The comparison is part of the `bars` step (its checks need it), so the step records the events
+too: `adjustment_events` is an asset that `daily_bars` reports, with a partition only where an
+adjustment was found. Its partition grid then shows at a glance where history was rewritten, and
+a close run stores no empty file and no event for the many snapshots that rewrote nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import dagster as dg
+import pandas as pd
+
+from market_assets.defs.bars.keys import ADJUSTMENT_EVENTS, DAILY
+from market_assets.defs.bars.targets import Target
+from market_assets.defs.metadata import table_preview
+from market_assets.defs.partitions import bars_key, bars_partitions
+from market_assets.domain.adjustment_detection import Adjustment, adjustment_rows, detect_adjustment
+from market_assets.domain.exchange_sessions import calendar
+from market_assets.lake.store import ParquetStore
+
+_LOOK_BACK = 5
+"""Sessions searched backwards for the previous snapshot (a session may have failed or been skipped)."""
+
+adjustment_events = dg.AssetSpec(
+    ADJUSTMENT_EVENTS,
+    deps=[DAILY],
+    partitions_def=bars_partitions,
+    group_name="bars",
+    kinds={"parquet"},
+    description="Past rows a session's snapshot changed (a split, a dividend adjustment), one row "
+    "per event; materialized by daily_bars for the partitions where it found one.",
+)
+
+
+def previous_snapshot(store: ParquetStore, target: Target) -> tuple[str, pd.DataFrame] | None:
+    """The key and frame of the latest stored `daily_bars` snapshot before `target`'s session."""
+    exchange = calendar(target.exchange)
+    day = target.session
+    for _ in range(_LOOK_BACK):
+        if day <= exchange.first_session:
+            return None
+        day = exchange.previous_session(day)
+        previous = str(bars_key(f"{day:%Y-%m-%d}", target.symbol))
+        if store.exists("daily_bars", previous):
+            return previous, store.read("daily_bars", previous)
+    return None
+
+
+def detect_adjustment_of(store: ParquetStore, target: Target, frame: pd.DataFrame) -> Adjustment | None:
+    """The adjustment the snapshot `frame` of `target` made to its previous snapshot."""
+    previous = previous_snapshot(store, target)
+    return None if previous is None else detect_adjustment(previous[1], frame)
+
+
+def adjustment_metadata(adjustment: Adjustment | None) -> dict[str, dg.MetadataValue]:
+    """What a `daily_bars` materialization says about rewritten history."""
+    if adjustment is None:
+        return {"adjusted_past": dg.MetadataValue.text("no")}
+    return {
+        "adjusted_past": dg.MetadataValue.text(adjustment.describe()),
+        "adjustment_ratio": dg.MetadataValue.float(adjustment.ratio),
+        "adjustment_first_changed_date": dg.MetadataValue.text(f"{adjustment.first_changed_date:%Y-%m-%d}"),
+    }
+
+
+def record_adjustments(
+    context: dg.AssetExecutionContext, store: ParquetStore, adjustments: Mapping[Target, Adjustment | None]
+) -> None:
+    """Store and report the `adjustment_events` partitions of the adjusted snapshots."""
+    asset = ADJUSTMENT_EVENTS.path[-1]
+    for target, adjustment in adjustments.items():
+        if adjustment is None:
+            continue
+        events = adjustment_rows(target.symbol, target.session, adjustment)
+        store.write(asset, target.key, events)
+        context.log_event(
+            dg.AssetMaterialization(
+                asset_key=ADJUSTMENT_EVENTS,
+                partition=target.key,
+                description=adjustment.describe(),
+                metadata={
+                    "events": dg.MetadataValue.int(len(events)),
+                    "ratio": dg.MetadataValue.float(adjustment.ratio),
+                    "path": dg.MetadataValue.path(store.path(asset, target.key)),
+                    "preview": table_preview(events),
+                },
+            )
+        )

@@ -1,0 +1,81 @@
+"""What one partition's daily snapshot gives each selected bars asset, before anything is stored.
+
+The `bars` step builds each partition in the thread that receives its snapshot, while requests for
+the others are in flight (`fetching.py`): the frames, their materialization metadata and their
+checks' findings; for `daily_bars`, the comparison with the symbol's previous snapshot; and the
+blocking rules the daily snapshot breaks, which keep its weekly and monthly bars from being built.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dagster as dg
+import pandas as pd
+
+from market_assets.defs.bars.adjustments import adjustment_metadata, detect_adjustment_of
+from market_assets.defs.bars.checks import (
+    BLOCKING_RULES,
+    Findings,
+    blocking_failures,
+    daily_findings,
+    resampled_findings,
+)
+from market_assets.defs.bars.keys import DAILY, PERIODS
+from market_assets.defs.bars.metadata import bars_metadata
+from market_assets.defs.bars.resources import DataQualityResource
+from market_assets.defs.bars.targets import Target
+from market_assets.domain.adjustment_detection import Adjustment
+from market_assets.domain.candles import resample
+from market_assets.lake.store import ParquetStore
+
+
+@dataclass(frozen=True)
+class Built:
+    """One partition's frames, metadata and findings by asset, its adjustment and what blocks it."""
+
+    frames: dict[dg.AssetKey, pd.DataFrame]
+    metadata: dict[dg.AssetKey, dict[str, dg.MetadataValue]]
+    findings: dict[dg.AssetKey, Findings]
+    adjustment: Adjustment | None
+    blocked: list[str]
+
+
+class PartitionBuilder:
+    """Builds the selected assets of one partition from its daily snapshot.
+
+    Each partition's metadata is handed to Dagster as it is built, with the public
+    `context.add_asset_metadata(..., partition_key=...)`: that call checks the key against every
+    key of the step's partition range, reading the `symbols` partitions from the instance each time
+    (3 ms a call at 90 partitions, 6 ms at 200, measured on this project's sqlite storage), so it
+    is made here, while the step's requests are in flight, rather than for every partition at once
+    after the last answer.
+    """
+
+    def __init__(self, context: dg.AssetExecutionContext, store: ParquetStore, quality: DataQualityResource) -> None:
+        self._context = context
+        self._selected = context.selected_asset_keys
+        self._store = store
+        self._quality = quality
+
+    def __call__(self, target: Target, daily: pd.DataFrame) -> Built:
+        frames, metadata, findings, adjustment = {}, {}, {}, None
+        if DAILY in self._selected:
+            adjustment = detect_adjustment_of(self._store, target, daily)
+            frames[DAILY] = daily
+            metadata[DAILY] = {
+                **bars_metadata(daily, self._store.path(DAILY.path[-1], target.key)),
+                **adjustment_metadata(adjustment),
+            }
+            findings[DAILY] = daily_findings(target, daily, self._quality, adjustment)
+        blocked = blocking_failures(
+            findings[DAILY] if DAILY in findings else daily_findings(target, daily, None, None, BLOCKING_RULES)
+        )
+        for asset, period in PERIODS.items():
+            if asset in self._selected and not blocked:
+                frames[asset] = resample(daily, period, target.session, target.exchange)
+                metadata[asset] = bars_metadata(frames[asset], self._store.path(asset.path[-1], target.key))
+                findings[asset] = resampled_findings(target, daily, frames[asset], period)
+        for asset, values in metadata.items():
+            self._context.add_asset_metadata(values, asset_key=asset, partition_key=target.key)
+        return Built(frames, metadata, findings, adjustment, blocked)

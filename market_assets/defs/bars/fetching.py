@@ -1,0 +1,90 @@
+"""Fetching a step's daily histories concurrently, within the request budget, building each one as
+it arrives.
+
+The building (pandas and numpy work that holds the interpreter) happens in a thread of its own,
+while the workers' requests are in flight: a worker hands each snapshot over and sends its next
+request at once, so the slot it holds is busy with requests, not with building, and only the last
+snapshots are left to build after the last answer.
+
+A worker takes the source's slot (for Stooq over HTTP, one of the instance-wide `stooq` pool, see
+`market_assets.sources.request_budget`) before its first request and keeps it until no target is
+left, so requests in flight across all runs never exceed the pool's limit. The steps with the most
+symbols get slots first: the runs of a close then finish fetching in order of the work they still
+have to do once fetched (writing and recording), the biggest first, so that this work overlaps the
+other runs' fetching rather than trailing after it. After an answer that concerns the whole source
+(API key, browser check, hits limit), the remaining symbols are not asked for: hammering would only
+prolong a ban.
+"""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
+
+import dagster as dg
+import pandas as pd
+
+from market_assets.defs.bars.targets import Target
+from market_assets.domain.candles import snapshot
+from market_assets.sources.errors import StooqApiKeyRequired, StooqChallengeError, StooqError, StooqHitsLimitError
+from market_assets.sources.resources import MarketDataSource
+
+B = TypeVar("B")
+
+_STOP_ASKING = (StooqApiKeyRequired, StooqChallengeError, StooqHitsLimitError)
+"""Answers that concern every request, not one symbol: after one of them the step stops asking."""
+
+
+class NotAsked(Exception):
+    """A symbol left out after Stooq refused the source as a whole (see `_STOP_ASKING`)."""
+
+    retryable = False
+
+
+def fetch_all(
+    context: dg.AssetExecutionContext,
+    targets: list[Target],
+    source: MarketDataSource,
+    build: Callable[[Target, pd.DataFrame], B],
+) -> tuple[dict[str, B], dict[str, Exception]]:
+    """`build(target, snapshot)` of every target that could be fetched, by key, and the error of
+    every symbol that could not; fetched by at most `source.max_concurrency` workers."""
+    pending: queue.SimpleQueue[Target] = queue.SimpleQueue()
+    for target in targets:
+        pending.put(target)
+    stop_reason: list[StooqError] = []
+    building: dict[str, Future[B]] = {}
+    failures: dict[str, Exception] = {}
+
+    def fetch(target: Target, builder: ThreadPoolExecutor) -> None:
+        if stop_reason:
+            failures[target.symbol] = NotAsked(f"{target.symbol}: not requested, because {stop_reason[0].problem}")
+            return
+        try:
+            history = source.daily_history(target.symbol, target.session)
+        except _STOP_ASKING as error:
+            stop_reason.append(error)
+            failures[target.symbol] = error
+        except StooqError as error:
+            failures[target.symbol] = error
+        else:
+            building[target.key] = builder.submit(build, target, snapshot(history, target.session))
+
+    def work(worker: int, builder: ThreadPoolExecutor) -> None:
+        with source.worker_slot(context, worker, priority=len(targets)):
+            while True:
+                try:
+                    fetch(pending.get_nowait(), builder)
+                except queue.Empty:
+                    return
+
+    workers = max(1, min(source.max_concurrency, len(targets)))
+    with ThreadPoolExecutor(max_workers=1) as builder, ThreadPoolExecutor(max_workers=workers) as pool:
+        for outcome in [pool.submit(work, worker, builder) for worker in range(workers)]:
+            outcome.result()
+        fetched = {key: future.result() for key, future in building.items()}
+    for error in failures.values():
+        context.log.warning(str(error))
+    return fetched, failures

@@ -1,0 +1,29 @@
+"""One close job per index: the session's bars of its constituents, in one run per block of symbols."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from market_assets.defs.bars.assets import bars
+from market_assets.defs.bars.executor import close_executor
+from market_assets.defs.bars.planning import close_job_name
+from market_assets.defs.runs import INDEX_TAG
+from market_assets.sources.indices import INDICES
+
+close_jobs = {
+    name: dg.define_asset_job(
+        name=close_job_name(name),
+        selection=dg.AssetSelection.assets(bars),
+        tags={INDEX_TAG: name},
+        # The step in a pod of its own on Kubernetes with MARKET_ASSETS_EXECUTOR=k8s; by default
+        # (None) the in-process executor of the Definitions, as for every other job.
+        executor_def=close_executor(),
+        description=(
+            f"Daily, weekly and monthly bars of the {stock_index.title} constituents for one "
+            "session, and the adjustments their snapshots made to the past, in one run (a "
+            "partition range over the session's constituents), in one step that resamples each "
+            "symbol's snapshot as soon as it is fetched."
+        ),
+    )
+    for name, stock_index in INDICES.items()
+}

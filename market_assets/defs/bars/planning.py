@@ -1,0 +1,141 @@
+"""Planning the close of an index: which partition ranges one session's bars runs must cover.
+
+A run can only target a rectangle of partitions (a date range x a range of symbols in the order
+they were registered), not an arbitrary set (dagster-io/dagster#32335). An index's constituents are
+registered together, so they usually form one contiguous block: one run. Symbols already stored for
+the session are left out (a re-run fetches only what is missing), and when a composition change or
+another index's shared members split the remaining symbols, each contiguous block gets its own run.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import dagster as dg
+
+from market_assets.defs.bars.keys import BARS_ASSETS
+from market_assets.defs.partitions import bars_key, bars_partitions, dimensions, symbol_partitions
+from market_assets.defs.runs import (
+    IN_FLIGHT,
+    INDEX_TAG,
+    PARTITION_RANGE_END_TAG,
+    PARTITION_RANGE_START_TAG,
+    PRIORITY_TAG,
+    SESSION_TAG,
+)
+
+
+def close_job_name(index: str) -> str:
+    return f"{index.lower()}_close"
+
+
+@dataclass(frozen=True)
+class CloseRun:
+    """One run of an index's close job over a contiguous block of its constituents."""
+
+    index: str
+    session: str
+    symbols: tuple[str, ...]
+
+    @property
+    def job_name(self) -> str:
+        return close_job_name(self.index)
+
+    @property
+    def partition_range(self) -> dg.PartitionKeyRange:
+        return dg.PartitionKeyRange(
+            str(bars_key(self.session, self.symbols[0])), str(bars_key(self.session, self.symbols[-1]))
+        )
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return {
+            PARTITION_RANGE_START_TAG: self.partition_range.start,
+            PARTITION_RANGE_END_TAG: self.partition_range.end,
+            INDEX_TAG: self.index,
+            SESSION_TAG: self.session,
+            # Bars runs are the long ones: launched before the compositions queued with them.
+            PRIORITY_TAG: "1",
+        }
+
+
+def plan_close_runs(
+    instance: dg.DagsterInstance,
+    index: str,
+    session: str,
+    members: Iterable[str],
+    *,
+    max_symbols: int,
+    force: bool = False,
+    planned: Iterable[str] = (),
+) -> list[CloseRun]:
+    """The runs that load `members` of `index` for `session`; none when all are already stored.
+
+    Each run covers a contiguous block of at most `max_symbols` symbols; a longer block
+    is split into runs of equal size (82 symbols by at most 40: 27, 28 and 27), so no run is a straggler.
+
+    `planned` symbols are being loaded for the session by runs already requested (another index
+    sharing them), so they are left out too.
+    """
+    wanted = set(members)
+    order = instance.get_dynamic_partitions(symbol_partitions.name)
+    unknown = wanted - set(order)
+    if unknown:
+        raise ValueError(
+            f"index {index}: symbols {sorted(unknown)} are not registered partitions; "
+            "materialize the index's composition for the session first"
+        )
+    if not force:
+        wanted -= _complete_symbols(instance, session, wanted) | set(planned)
+    blocks, block = [], []
+    for symbol in order:
+        if symbol in wanted:
+            block.append(symbol)
+        elif block:
+            blocks.append(block)
+            block = []
+    if block:
+        blocks.append(block)
+    runs = []
+    for block in blocks:
+        count = math.ceil(len(block) / max_symbols)
+        bounds = [round(len(block) * part / count) for part in range(count + 1)]
+        runs += [CloseRun(index, session, tuple(block[a:b])) for a, b in itertools.pairwise(bounds)]
+    return runs
+
+
+def _complete_symbols(instance: dg.DagsterInstance, session: str, symbols: set[str]) -> set[str]:
+    """Symbols whose daily, weekly and monthly bars are all materialized for `session`.
+
+    Asks for these partitions only: the grid grows by some 50,000 keys a year, and listing every
+    materialized partition on each sensor tick would grow with it.
+    """
+    keys = {str(bars_key(session, symbol)): symbol for symbol in symbols}
+    complete = set(keys)
+    for asset_key in BARS_ASSETS:
+        complete &= set(
+            instance.get_latest_storage_id_by_partition(
+                asset_key, dg.DagsterEventType.ASSET_MATERIALIZATION, partitions=set(keys)
+            )
+        )
+    return {keys[key] for key in complete}
+
+
+def in_flight_symbols(instance: dg.DagsterInstance, session: str) -> set[str]:
+    """Symbols that queued or running close runs of `session` are loading: not to be planned again."""
+    runs = instance.get_runs(
+        dg.RunsFilter(tags={SESSION_TAG: session}, statuses=IN_FLIGHT)
+    )
+    if not runs:
+        return set()
+    order = instance.get_dynamic_partitions(symbol_partitions.name)
+    position = {symbol: number for number, symbol in enumerate(order)}
+    symbols: set[str] = set()
+    for run in runs:
+        first = dimensions(run.tags[PARTITION_RANGE_START_TAG], bars_partitions)["symbol"]
+        last = dimensions(run.tags[PARTITION_RANGE_END_TAG], bars_partitions)["symbol"]
+        symbols.update(order[position[first] : position[last] + 1])
+    return symbols

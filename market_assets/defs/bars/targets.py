@@ -1,0 +1,102 @@
+"""Which partitions a `bars` step may load, and which of them are stored already.
+
+A step is refused, before it asks anything, for partitions that no schedule would ever ask for: a
+date on which the symbol's exchange was closed, or (in a close run, tagged with its index) a symbol
+that the index's composition does not list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import dagster as dg
+import pandas as pd
+
+from market_assets.defs.partitions import bars_partitions, composition_partitions, dimensions
+from market_assets.defs.runs import INDEX_TAG
+from market_assets.domain.exchange_sessions import require_session
+from market_assets.lake.store import ParquetStore
+from market_assets.sources.indices import exchange_of
+
+
+@dataclass(frozen=True)
+class Target:
+    """One (session, symbol) partition of the step."""
+
+    key: str
+    symbol: str
+    session: pd.Timestamp
+
+    @property
+    def exchange(self) -> str:
+        return exchange_of(self.symbol)
+
+
+def step_targets(context: dg.AssetExecutionContext, store: ParquetStore) -> list[Target]:
+    """The partitions of this step, refusing any that no schedule would ever ask for."""
+    targets, problems = [], []
+    for key in context.partition_keys:
+        dims = dimensions(key, bars_partitions)
+        symbol = dims["symbol"]
+        try:
+            session = require_session(exchange_of(symbol), dims["date"], symbol)
+        except ValueError as error:
+            problems.append(str(error))
+            continue
+        targets.append(Target(str(key), symbol, session))
+    index = context.run.tags.get(INDEX_TAG)
+    if index and not problems:
+        problems = _not_in_index(index, targets, store)
+    if problems:
+        raise dg.Failure(
+            "Asked for partitions that cannot be loaded:\n" + "\n".join(f"- {p}" for p in problems),
+            allow_retries=False,
+        )
+    return targets
+
+
+def _not_in_index(index: str, targets: list[Target], store: ParquetStore) -> list[str]:
+    """Symbols not listed by the index's latest composition stored at or before their session.
+
+    At the close, the bars run starts alongside the session's own composition run (see
+    `sensors.py`), so the previous session's list may be the latest one there is.
+    """
+    stored = sorted(key for key in store.partition_keys("index_composition") if key.endswith(f"|{index}"))
+    problems = []
+    for session in sorted({t.session for t in targets}):
+        day = f"{session:%Y-%m-%d}"
+        known = [key for key in stored if key <= f"{day}|{index}"]
+        if not known:
+            return [
+                f"index {index} has no stored composition for {day} or before "
+                f"(under {store.root}/index_composition): materialize it first"
+            ]
+        members = set(store.read("index_composition", known[-1])["symbol"])
+        as_of = dimensions(known[-1], composition_partitions)["date"]
+        problems += [
+            f"{t.symbol} is not a constituent of {index} on {as_of}"
+            for t in targets
+            if t.session == session and t.symbol not in members
+        ]
+    return problems
+
+
+def stored_daily(targets: Iterable[Target], store: ParquetStore) -> set[str]:
+    """The keys of `targets` whose daily snapshot is stored."""
+    return {t.key for t in targets if store.exists("daily_bars", t.key)}
+
+
+def require_stored_daily(targets: list[Target], store: ParquetStore) -> set[str]:
+    """The keys of `targets`, all of whose daily snapshots must be stored (weekly or monthly bars
+    materialized without `daily_bars`), or a failure naming those that are not."""
+    stored = stored_daily(targets, store)
+    absent = [t.key for t in targets if t.key not in stored]
+    if absent:
+        listed = ", ".join(absent[:5]) + (f" and {len(absent) - 5} more" if len(absent) > 5 else "")
+        raise dg.Failure(
+            f"daily_bars is not stored for {len(absent)} of {len(targets)} partitions ({listed}) under "
+            f"{store.root}/daily_bars: materialize daily_bars with the weekly or monthly bars",
+            allow_retries=False,
+        )
+    return stored

@@ -1,0 +1,43 @@
+"""Materialization metadata every asset shares: a preview of the rows as a table the UI renders."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pandas as pd
+
+
+def table_preview(frame: pd.DataFrame) -> dg.MetadataValue:
+    """`frame` (a few rows) as a table: dates as `YYYY-MM-DD`, missing values empty, numbers as numbers.
+
+    The UI renders it as a table with its columns' types, where Markdown showed text.
+    """
+    columns = [dg.TableColumn(str(name), _column_type(frame[name])) for name in frame.columns]
+    records = [
+        dg.TableRecord({str(name): _cell(value) for name, value in zip(frame.columns, row)})
+        for row in frame.itertuples(index=False)
+    ]
+    return dg.MetadataValue.table(records, schema=dg.TableSchema(columns))
+
+
+def _column_type(column: pd.Series) -> str:
+    if pd.api.types.is_bool_dtype(column):
+        return "bool"
+    if pd.api.types.is_integer_dtype(column):
+        return "int"
+    if pd.api.types.is_float_dtype(column):
+        return "float"
+    if pd.api.types.is_datetime64_any_dtype(column):
+        return "date"
+    return "string"
+
+
+def _cell(value: object) -> str | int | float | bool | None:
+    if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return f"{value:%Y-%m-%d}"
+    if isinstance(value, bool):
+        return value
+    if hasattr(value, "item"):  # a numpy scalar
+        return value.item()
+    return value if isinstance(value, (int, float)) else str(value)

@@ -1,0 +1,67 @@
+"""The partition grids: (session date x index) for compositions, (session date x symbol) for bars."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import dagster as dg
+import pandas as pd
+
+from market_assets import settings
+from market_assets.domain.exchange_sessions import closed_weekdays
+from market_assets.sources.indices import EXCHANGES, INDICES
+
+
+def window_start(today: pd.Timestamp | None = None) -> str:
+    """The first date partition: `MARKET_ASSETS_PARTITION_DAYS` (365) back, on the first of that month.
+
+    Every snapshot holds the symbol's whole history, so a snapshot older than the window adds no
+    data a newer one lacks; leaving old sessions out of the grid keeps the UI's partition views
+    quick (a year is about 53,000 keys for 210 symbols; see bench/partition_scale.py). Their files
+    and events stay where they are. The start is the first day of a month, so the definition (and
+    the partition-status cache Dagster keeps for it) changes once a month, not at every reload.
+    """
+    today = today if today is not None else pd.Timestamp.now(tz="UTC").tz_localize(None)
+    days = pd.Timedelta(days=settings.PARTITION_DAYS.value())
+    return f"{(today.normalize() - days).replace(day=1):%Y-%m-%d}"
+
+
+FIRST_SESSION = window_start()
+"""The first date partition of this code location (see `window_start`)."""
+
+session_partitions = dg.TimeWindowPartitionsDefinition(
+    cron_schedule="0 0 * * 1-5",
+    fmt="%Y-%m-%d",
+    start=FIRST_SESSION,
+    # Today's key exists from midnight UTC, so a session can be loaded minutes after its close.
+    end_offset=1,
+    exclusions=[datetime.strptime(day, "%Y-%m-%d") for day in closed_weekdays(FIRST_SESSION, EXCHANGES)],
+)
+"""Days that are a session on at least one followed exchange (XNYS or XHKG)."""
+
+index_partitions = dg.StaticPartitionsDefinition(sorted(INDICES))
+
+symbol_partitions = dg.DynamicPartitionsDefinition(name="symbols")
+"""Stooq download symbols, filled from the compositions. A symbol that leaves an index stays here,
+so its past partitions keep their history."""
+
+composition_partitions = dg.MultiPartitionsDefinition(
+    {"date": session_partitions, "index": index_partitions}
+)
+bars_partitions = dg.MultiPartitionsDefinition({"date": session_partitions, "symbol": symbol_partitions})
+
+
+def bars_key(session: str, symbol: str) -> dg.MultiPartitionKey:
+    return dg.MultiPartitionKey({"date": session, "symbol": symbol})
+
+
+def composition_key(session: str, index: str) -> dg.MultiPartitionKey:
+    return dg.MultiPartitionKey({"date": session, "index": index})
+
+
+def dimensions(key: str, definition: dg.MultiPartitionsDefinition) -> dict[str, str]:
+    """`{"date": ..., "symbol" | "index": ...}` of a key given as `MultiPartitionKey` or as text
+    (runs launched from the CLI with a `dagster/partition` tag carry plain strings)."""
+    if not isinstance(key, dg.MultiPartitionKey):
+        key = definition.get_partition_key_from_str(key)
+    return dict(key.keys_by_dimension)

@@ -1,0 +1,29 @@
+"""Waiting in a step for Stooq to publish the sessions it loads.
+
+The close schedules and the `close_bars` sensor launch a session's runs a head start before its
+publication (`market_assets.domain.close_timing`): creating a run, queueing it and starting its
+process take seconds, and this way they are spent before the data is there rather than after. The
+run's step then waits for the publication before its first request, so nothing is ever asked of
+Stooq before it has the session.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+import dagster as dg
+import pandas as pd
+
+from market_assets import settings
+from market_assets.domain.close_timing import published_at, seconds_to_wait
+
+
+def wait_for_publication(context: dg.AssetExecutionContext, sessions: Iterable[tuple[str, pd.Timestamp]]) -> None:
+    """Sleep until the last publication of `sessions` (exchange, session) when it is near
+    (`close_timing.seconds_to_wait`)."""
+    due = max(published_at(code, session, settings.close_delay(code)) for code, session in sessions)
+    wait = seconds_to_wait(due, pd.Timestamp.now(tz="UTC"), settings.head_start())
+    if wait:
+        context.log.info(f"Waiting {wait:.0f} s for Stooq to publish the session, at {due:%Y-%m-%d %H:%M:%S %Z}")
+        time.sleep(wait)

@@ -1,0 +1,67 @@
+"""Adjustment detection (pure pandas): did a new snapshot rewrite the past of the previous one?
+
+Stooq adjusts a symbol's past prices after a split or a dividend, so the snapshot of a
+session can disagree with the previous session's snapshot on dates both hold. That is expected,
+but never silent: each rewrite becomes an `Adjustment` (recorded as `daily_bars` metadata and a
+row of `adjustment_events`), and its effective date explains the jump the rewrite removes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import pandas as pd
+
+_TOLERANCE = 1e-6
+"""Relative difference below which a close counts as unchanged (parquet keeps float64 exactly;
+this only absorbs printing round trips)."""
+
+EVENT_COLUMNS = ["symbol", "session", "first_changed_date", "last_changed_date", "effective_date", "ratio", "rows_changed"]
+
+
+@dataclass(frozen=True)
+class Adjustment:
+    """Past rows of a snapshot that differ from the previous snapshot's."""
+
+    first_changed_date: pd.Timestamp
+    last_changed_date: pd.Timestamp
+    effective_date: pd.Timestamp | None
+    """The first date after the changed rows: where a split takes effect (None if none follows)."""
+    ratio: float
+    """Previous close / new close over the changed rows (median): 2.0 for a 2-for-1 split."""
+    rows_changed: int
+
+    def describe(self) -> str:
+        return (
+            f"{self.rows_changed} past rows from {self.first_changed_date:%Y-%m-%d} to "
+            f"{self.last_changed_date:%Y-%m-%d} changed by a ratio of {self.ratio:g}"
+        )
+
+
+def detect_adjustment(previous: pd.DataFrame, current: pd.DataFrame) -> Adjustment | None:
+    """Compare closes on the dates both snapshots hold (a date the new one dropped counts as changed)."""
+    both = previous[["date", "close"]].merge(
+        current[["date", "close"]], on="date", how="left", suffixes=("_before", "_after")
+    )
+    ratio = both["close_before"] / both["close_after"]
+    changed = both[((ratio - 1.0).abs() > _TOLERANCE) | both["close_after"].isna()]
+    if changed.empty:
+        return None
+    last = changed["date"].max()
+    later = current.loc[current["date"] > last, "date"]
+    return Adjustment(
+        first_changed_date=changed["date"].min(),
+        last_changed_date=last,
+        effective_date=later.min() if len(later) else None,
+        ratio=round(float(ratio[changed.index].median()), 6) if ratio[changed.index].notna().any() else float("nan"),
+        rows_changed=len(changed),
+    )
+
+
+def adjustment_rows(symbol: str, session: pd.Timestamp, adjustment: Adjustment | None) -> pd.DataFrame:
+    """The rows recording one (session, symbol)'s adjustment (`EVENT_COLUMNS`): one, or none."""
+    rows = [] if adjustment is None else [{"symbol": symbol, "session": session, **asdict(adjustment)}]
+    events = pd.DataFrame(rows, columns=EVENT_COLUMNS)
+    for column in ("session", "first_changed_date", "last_changed_date", "effective_date"):
+        events[column] = pd.to_datetime(events[column])
+    return events.astype({"symbol": "string", "ratio": "float64", "rows_changed": "int64"})

@@ -1,0 +1,75 @@
+"""When a close starts: a session's publication, the head start, and which sessions are due.
+
+Stooq has a session's data some minutes after the exchange's close (early or regular): that is its
+publication, the close plus a delay. Starting a run takes seconds (it is created with an event per
+planned partition, queued, and its process loads Dagster and the code), so a close's runs are
+launched a head start ahead and wait in their steps for the publication: their first request then
+leaves when the data is there, never before. The schedules tick at each distinct closing time plus
+the delay, the head start ahead in whole minutes (a cron's resolution); each tick decides from the
+calendar alone, so a half-day is loaded after its early close and a holiday launches nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import pandas as pd
+
+from market_assets.domain.exchange_sessions import calendar
+
+
+def published_at(code: str, session: pd.Timestamp, delay: timedelta) -> pd.Timestamp:
+    """When Stooq has a session's data: its close (early or regular) plus `delay`."""
+    return calendar(code).session_close(session) + delay
+
+
+def lead(head_start: timedelta) -> timedelta:
+    """How long before a publication its schedule ticks: the head start in whole minutes, rounded up."""
+    return timedelta(minutes=math.ceil(head_start.total_seconds() / 60))
+
+
+def tick_crons(code: str, delay: timedelta, head_start: timedelta, first: str) -> list[str]:
+    """Daily crons, in the exchange's time zone, at each distinct close time since `first` plus
+    `delay`, `lead(head_start)` ahead."""
+    closes = calendar(code).closes.loc[first:].dt.tz_convert(calendar(code).tz)
+    crons = set()
+    for close in set(closes.dt.time):
+        tick = datetime.combine(datetime(2000, 1, 1), close) + delay - lead(head_start)
+        crons.add(f"{tick.minute} {tick.hour} * * *")
+    return sorted(crons)
+
+
+def due_sessions(
+    code: str, now: pd.Timestamp, delay: timedelta, catch_up: int, loaded: Callable[[pd.Timestamp], bool]
+) -> list[pd.Timestamp]:
+    """Sessions whose close + `delay` is past at `now` and that are not `loaded`, among the last
+    `catch_up` closed sessions, oldest first: a daemon that was down catches up when it is back."""
+    closes = calendar(code).closes
+    closed = closes[closes + delay <= now.tz_convert("UTC")].index[-catch_up:]
+    return [session for session in closed if not loaded(session)]
+
+
+def nothing_due_reason(code: str, now: pd.Timestamp, delay: timedelta) -> str:
+    """Why no session of `code` is due at `now`: a weekend, a holiday, a close still to come, or
+    every session already loaded."""
+    cal = calendar(code)
+    local = now.tz_convert(cal.tz)
+    today = pd.Timestamp(local.date())
+    if not cal.is_session(today):
+        kind = "a weekend" if today.day_of_week >= 5 else "a holiday"
+        return f"{today:%Y-%m-%d} is {kind} on {code}: no session to load"
+    due_at = (cal.session_close(today) + delay).tz_convert(cal.tz)
+    if local < due_at:
+        return f"{code} session {today:%Y-%m-%d} is loaded after {due_at:%H:%M %Z} (close + delay)"
+    return f"every {code} session up to {today:%Y-%m-%d} is already loaded or launched"
+
+
+def seconds_to_wait(due: pd.Timestamp, now: pd.Timestamp, head_start: timedelta) -> float:
+    """How long a step started at `now` waits for the publication `due`: until it, when it is at
+    most twice the head start away, else not at all. A run asked for a session further ahead (by
+    hand, before the close) is not held for hours: it fetches at once, and the checks say whether
+    Stooq had published (`ends_at_session`)."""
+    wait = (due - now).total_seconds()
+    return wait if 0 < wait <= 2 * head_start.total_seconds() else 0.0

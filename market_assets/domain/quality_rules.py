@@ -1,0 +1,211 @@
+"""Data-quality rules for bar frames (pure pandas): what a check verifies, and which dates break it.
+
+Each rule takes frames as stored (`date, open, high, low, close, volume`) and returns a `Finding`:
+whether the rule holds, the offending dates, and one sentence saying what is wrong. The Dagster
+wiring (which rules exist as asset checks, which of them block) is `market_assets.defs.bars.checks`;
+kept free of Dagster here so that the rules are tested on hand-made frames.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from market_assets.domain.candles import (
+    Period,
+    bar_columns,
+    candle_columns,
+    in_same_period,
+    period_ordinals,
+    run_starts,
+)
+from market_assets.domain.exchange_sessions import calendar, next_session
+
+_PRICES = ["open", "high", "low", "close"]
+_SHOWN_DATES = 10
+"""Dates named in a finding's sentence; the metadata carries all of them."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """The outcome of one rule on one frame."""
+
+    passed: bool
+    description: str
+    dates: list[pd.Timestamp] = field(default_factory=list)
+    """The offending dates (of bars, or of sessions missing from them), oldest first."""
+
+    @classmethod
+    def of(cls, dates: Iterable[pd.Timestamp], noun: str, problem: str, fine: str) -> Finding:
+        """Passed when `dates` is empty; else "<count> <noun(s)> <problem>: <first dates>"."""
+        found = sorted(pd.Timestamp(day) for day in dates)
+        if not found:
+            return cls(True, fine)
+        shown = ", ".join(f"{day:%Y-%m-%d}" for day in found[:_SHOWN_DATES])
+        more = f" and {len(found) - _SHOWN_DATES} more" if len(found) > _SHOWN_DATES else ""
+        nouns = noun if len(found) == 1 else f"{noun}s"
+        return cls(False, f"{len(found)} {nouns} {problem}: {shown}{more}", found)
+
+
+# --- Daily bars ---------------------------------------------------------------------------------
+
+
+def high_low_consistent(bars: pd.DataFrame) -> Finding:
+    """High at or above max(open, close), low at or below min(open, close)."""
+    open_, close = bars["open"].to_numpy(float), bars["close"].to_numpy(float)
+    bad = (bars["high"].to_numpy(float) < np.fmax(open_, close)) | (bars["low"].to_numpy(float) > np.fmin(open_, close))
+    return Finding.of(
+        bars.loc[bad, "date"],
+        "bar",
+        "with high below max(open, close) or low above min(open, close)",
+        "every high and low brackets its open and close",
+    )
+
+
+def prices_positive(bars: pd.DataFrame) -> Finding:
+    """Every open, high, low and close above zero."""
+    bad = (bars[_PRICES].to_numpy(float) <= 0).any(axis=1)
+    return Finding.of(bars.loc[bad, "date"], "bar", "with a price at or below zero", "every price is positive")
+
+
+def volume_not_negative(bars: pd.DataFrame) -> Finding:
+    """Volume at or above zero where there is one (index series have none)."""
+    bad = (bars["volume"] < 0).fillna(False).astype(bool)
+    return Finding.of(bars.loc[bad, "date"], "bar", "with a negative volume", "no volume is negative")
+
+
+def dates_unique_and_increasing(bars: pd.DataFrame) -> Finding:
+    """Each date once, each later than the one before it."""
+    dates = bars["date"]
+    repeated = dates.duplicated(keep=False)
+    backwards = dates.diff() <= pd.Timedelta(0)
+    return Finding.of(
+        dates[repeated | backwards].unique(),
+        "date",
+        "repeated or out of order",
+        "dates are unique and increasing",
+    )
+
+
+def no_missing_sessions(bars: pd.DataFrame, calendar_code: str) -> Finding:
+    """Every session of the exchange between the first and the last bar has a bar.
+
+    Only inside the history: a symbol that listed late has no bars before its listing, and the
+    last bar's own date is `ends_at_session`'s concern.
+    """
+    if bars.empty:
+        return Finding(True, "no bars")
+    exchange = calendar(calendar_code)
+    first = max(bars["date"].min(), exchange.first_session)
+    sessions = exchange.sessions_in_range(first, bars["date"].max())
+    missing = sessions.difference(pd.DatetimeIndex(bars["date"]))
+    return Finding.of(
+        missing, "session", f"of {calendar_code} without a bar", f"no session of {calendar_code} is missing"
+    )
+
+
+def ends_at_session(bars: pd.DataFrame, session: pd.Timestamp) -> Finding:
+    """The last bar is the partition's own session: an older last bar is stale data."""
+    if bars.empty:
+        return Finding(False, f"no bars at all; expected the last one on {session:%Y-%m-%d}")
+    last = bars["date"].max()
+    if last == session:
+        return Finding(True, f"the last bar is the session's, {session:%Y-%m-%d}")
+    return Finding(
+        False,
+        f"the last bar is dated {last:%Y-%m-%d}, not the partition's session {session:%Y-%m-%d}",
+        [last],
+    )
+
+
+def no_unexplained_jumps(
+    bars: pd.DataFrame, max_move: float, split_dates: Collection[pd.Timestamp] = ()
+) -> Finding:
+    """No close moves by more than `max_move` (0.4 = 40 %) from the previous one, except on a
+    date a split is known to take effect (`split_dates`).
+
+    Stooq adjusts the past for splits, so a split leaves no jump in a consistent history: a jump
+    of a split's size is the mark of a history adjusted only in part, or of a wrong price.
+    """
+    move = (bars["close"] / bars["close"].shift(1) - 1.0).abs()
+    jumps = bars.loc[move > max_move, "date"]
+    known = {pd.Timestamp(day) for day in split_dates}
+    return Finding.of(
+        (day for day in jumps if day not in known),
+        "close",
+        f"moved by more than {max_move:.0%} from the previous close without a split",
+        f"no close moved by more than {max_move:.0%} without a split",
+    )
+
+
+def close_not_repeated(bars: pd.DataFrame, sessions: int) -> Finding:
+    """No close repeated on `sessions` bars in a row: the sign of a feed that stopped updating.
+
+    The offending dates are the repeats after the first bar of each such run.
+    """
+    close = bars["close"].to_numpy(float)
+    starts = run_starts(close)
+    lengths = np.diff(np.append(starts, len(close)))
+    repeat = (np.repeat(lengths, lengths) >= sessions) & np.r_[False, close[1:] == close[:-1]]
+    return Finding.of(
+        bars.loc[repeat, "date"],
+        "bar",
+        f"repeating the close of the bar before, in a run of {sessions} or more",
+        f"no close is repeated on {sessions} bars in a row",
+    )
+
+
+# --- Weekly and monthly bars ------------------------------------------------------------------
+
+
+def resampled_agree_with_daily(daily: pd.DataFrame, bars: pd.DataFrame, period: Period) -> Finding:
+    """Each bar is its period's daily bars: first open, highest high, lowest low, last close,
+    summed volume, and is dated by the period's last daily bar; every daily bar belongs to a bar.
+
+    The daily rows of a bar are found from the bars' own dates (the rows after the previous bar's
+    date up to its own), not from calendar periods as `resample` groups them, so a bar that is
+    mislabelled, spans two periods or leaves rows out shows here.
+    """
+    daily_columns, bar_dates = bar_columns(daily), bars["date"].to_numpy()
+    owner = np.searchsorted(bar_dates, daily_columns["date"], side="left")
+    covered = owner < len(bars)
+    owner = owner[covered]
+    starts = run_starts(owner)
+    expected = candle_columns({name: values[covered] for name, values in daily_columns.items()}, starts)
+    new_period = np.r_[False, np.diff(period_ordinals(daily["date"][covered], period)) != 0]
+    one_period = np.add.reduceat(new_period, starts) - new_period[starts] == 0
+    actual = {name: values[owner[starts]] for name, values in bar_columns(bars).items()}
+    prices = [np.isclose(expected[name], actual[name], rtol=1e-12) for name in ("open", "high", "low", "close")]
+    right = np.zeros(len(bars), dtype=bool)  # a bar that no daily bar falls in is wrong
+    right[owner[starts]] = (
+        (expected["date"] == actual["date"])
+        & one_period
+        & np.logical_and.reduce(prices)
+        & np.isclose(expected["volume"], actual["volume"], rtol=1e-12, equal_nan=True)
+    )
+    return Finding.of(
+        [*bars.loc[~right, "date"], *daily.loc[~covered, "date"]],
+        "date",
+        f"where the {period}ly bars disagree with the daily bars (a wrong bar, or a day left out)",
+        f"every {period}ly bar agrees with its daily bars",
+    )
+
+
+def incomplete_flag_right(bars: pd.DataFrame, period: Period, session: pd.Timestamp, calendar_code: str) -> Finding:
+    """`incomplete` is set on the last bar exactly when the session's period has sessions to come."""
+    if bars.empty:
+        return Finding(True, "no bars")
+    goes_on = in_same_period(next_session(calendar_code, session), session, period)
+    expected = pd.Series(False, index=bars.index)
+    if goes_on and bars["date"].iloc[-1] >= session:
+        expected.iloc[-1] = True
+    wrong = bars.loc[bars["incomplete"].astype(bool) != expected, "date"]
+    return Finding.of(
+        wrong,
+        f"{period}ly bar",
+        "with a wrong incomplete flag",
+        f"only a {period} with sessions still to come is flagged incomplete",
+    )

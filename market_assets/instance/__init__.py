@@ -1,0 +1,2 @@
+"""The Dagster instance of one machine: its sqlite storage, with connections kept open (`pooled_sqlite`,
+selected in `dagster.yaml`)."""

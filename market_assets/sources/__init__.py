@@ -1,0 +1,55 @@
+"""Where the data comes from: Stooq over HTTP and Stooq's files saved from a browser, their parsing
+and errors, the followed indices, and the budget of requests in flight.
+
+Importing this package loads neither Dagster nor the code location: the Dagster resources over these
+sources are `market_assets.sources.resources`, the request budget `market_assets.sources.request_budget`."""
+
+from market_assets.sources.errors import (
+    StooqApiKeyRequired,
+    StooqChallengeError,
+    StooqConnectionError,
+    StooqError,
+    StooqFileError,
+    StooqFileMissing,
+    StooqFormatError,
+    StooqHitsLimitError,
+    StooqHttpError,
+    StooqNoDataError,
+    StooqServerError,
+    StooqStaleFile,
+    StooqTimeoutError,
+    StooqTransientError,
+    UnknownIndexError,
+)
+from market_assets.sources.http_client import DEFAULT_BASE_URL, INTERVALS, StooqClient, check_reachable
+from market_assets.sources.indices import EXCHANGES, INDICES, StockIndex, exchange_of, get_index, indices_on
+from market_assets.sources.saved_files import StooqFiles
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "EXCHANGES",
+    "INDICES",
+    "INTERVALS",
+    "StockIndex",
+    "StooqApiKeyRequired",
+    "StooqChallengeError",
+    "StooqClient",
+    "StooqConnectionError",
+    "StooqError",
+    "StooqFileError",
+    "StooqFileMissing",
+    "StooqFiles",
+    "StooqFormatError",
+    "StooqHitsLimitError",
+    "StooqHttpError",
+    "StooqNoDataError",
+    "StooqServerError",
+    "StooqStaleFile",
+    "StooqTimeoutError",
+    "StooqTransientError",
+    "UnknownIndexError",
+    "check_reachable",
+    "exchange_of",
+    "get_index",
+    "indices_on",
+]

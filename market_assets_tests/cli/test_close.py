@@ -1,0 +1,101 @@
+"""Closing indices from Python, `python -m market_assets close` and `dagster job execute`: what is
+stored is not fetched again, and one failed run does not stop the others."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from market_assets.cli.close import CloseFailed, close_index
+from market_assets.settings import MAX_SYMBOLS_PER_RUN
+from market_assets_tests.universe import last_session
+from stooq_server import Fault, FaultKind
+
+
+def test_rerun_fetches_nothing_and_force_fetches_again(platform, synthetic_universe):
+    instance, server = platform.instance, platform.server
+    session = last_session(synthetic_universe, "XNYS")
+    close_index(instance, "DJI", session)
+    server.reset_stats()
+
+    again = close_index(instance, "DJI", session)
+
+    assert again.runs == [] and server.stats()["by_route"]["download"] == 0
+    forced = close_index(instance, "DJI", session, force=True)
+    assert len(forced.runs) == 1 and server.stats()["by_route"]["download"] == 30
+
+
+def test_a_session_that_succeeded_is_not_fetched_again(platform, synthetic_universe):
+    instance, server = platform.instance, platform.server
+    session = last_session(synthetic_universe, "XHKG")
+    close_index(instance, "HSI", session)
+    runs_before = len(instance.get_runs())
+    server.reset_stats()
+
+    outcome = close_index(instance, "HSI", session)
+
+    assert outcome.runs == [] and len(instance.get_runs()) == runs_before
+    assert server.stats()["total"] == 0
+
+
+def test_a_failed_run_does_not_stop_the_others_of_the_close(platform, synthetic_universe, monkeypatch):
+    instance, store, server = platform.instance, platform.store, platform.server
+    session = last_session(synthetic_universe, "XNYS")
+    monkeypatch.setenv(MAX_SYMBOLS_PER_RUN.env_var, "10")
+    members = synthetic_universe.members("DJI", session)
+    server.inject(Fault(FaultKind.NO_DATA, symbols={members[0]}))
+
+    with pytest.raises(CloseFailed, match=f"{members[0]}: Stooq answered 'No data'"):
+        close_index(instance, "DJI", session)
+
+    daily = {key.split("|")[1] for key in store.partition_keys("daily_bars")}
+    monthly = {key.split("|")[1] for key in store.partition_keys("monthly_bars")}
+    assert daily == set(members) - {members[0]} and server.stats()["by_route"]["download"] == 30
+    assert monthly == daily  # the two other runs of 10, and the failed run's other 9 symbols
+
+
+def _dagster(platform, *args: str) -> subprocess.CompletedProcess:
+    executable = Path(sys.executable).with_name("dagster")
+    return subprocess.run(
+        [str(executable), *args], capture_output=True, text=True, env=platform.env, timeout=300
+    )
+
+
+@pytest.mark.parametrize("index, calendar", [("DJI", "XNYS"), ("NDX", "XNYS"), ("HSI", "XHKG")])
+def test_dagster_job_execute_from_the_command_line(platform, synthetic_universe, index, calendar):
+    instance, store = platform.instance, platform.store
+    session = last_session(synthetic_universe, calendar)
+    composition = _dagster(
+        platform,
+        "job", "execute", "-m", "market_assets", "-j", "index_compositions",
+        "--tags", json.dumps({"dagster/partition": f"{session}|{index}"}),
+    )
+    assert composition.returncode == 0, composition.stderr[-3000:]
+    members = store.read("index_composition", f"{session}|{index}")["symbol"].tolist()
+    order = [s for s in instance.get_dynamic_partitions("symbols") if s in members]
+
+    bars = _dagster(
+        platform,
+        "job", "execute", "-m", "market_assets", "-j", f"{index.lower()}_close",
+        "--tags", json.dumps({
+            "dagster/asset_partition_range_start": f"{session}|{order[0]}",
+            "dagster/asset_partition_range_end": f"{session}|{order[-1]}",
+        }),
+    )
+
+    assert bars.returncode == 0, bars.stderr[-3000:]
+    assert sorted(members) == sorted(synthetic_universe.members(index, pd.Timestamp(session)))
+    last = order[-1]
+    daily = store.read("daily_bars", f"{session}|{last}")
+    monthly = store.read("monthly_bars", f"{session}|{last}")
+    assert daily["date"].max() == pd.Timestamp(session)
+    assert monthly["close"].iloc[-1] == daily["close"].iloc[-1]
+    assert monthly["volume"].iloc[-1] == daily.loc[
+        daily["date"].dt.to_period("M") == pd.Timestamp(session).to_period("M"), "volume"
+    ].sum()
+    materialized = instance.get_materialized_partitions(dg.AssetKey("weekly_bars"))
+    assert {f"{session}|{s}" for s in members} <= materialized

@@ -1,0 +1,79 @@
+"""Parquet storage: guessable paths, round trips, and writes that never leave half a file."""
+
+import pandas as pd
+import pytest
+
+from market_assets.lake.store import ParquetStore
+
+
+def _frame(close: float) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "date": pd.to_datetime(["2026-11-19", "2026-11-20"]),
+            "close": [close, close + 1],
+            "volume": pd.array([1.5, None], dtype="Float64"),
+        }
+    )
+
+
+def test_paths_follow_asset_date_and_symbol(tmp_path):
+    store = ParquetStore(str(tmp_path))
+
+    path = store.write("daily_bars", "2026-11-20|AAPL.US", _frame(10.0))
+
+    assert path == f"{tmp_path}/daily_bars/2026-11-20/AAPL.US.parquet"
+    back = store.read("daily_bars", "2026-11-20|AAPL.US")
+    pd.testing.assert_frame_equal(back, _frame(10.0))
+    assert store.exists("daily_bars", "2026-11-20|AAPL.US")
+    assert not store.exists("daily_bars", "2026-11-20|MSFT.US")
+
+
+def test_a_failed_write_keeps_the_previous_file_whole(tmp_path):
+    store = ParquetStore(str(tmp_path))
+    store.write("daily_bars", "2026-11-20|AAPL.US", _frame(10.0))
+    unwritable = pd.DataFrame({"date": [pd.Timestamp("2026-11-20")], "close": [object()]})
+
+    with pytest.raises(Exception):
+        store.write("daily_bars", "2026-11-20|AAPL.US", unwritable)
+
+    pd.testing.assert_frame_equal(store.read("daily_bars", "2026-11-20|AAPL.US"), _frame(10.0))
+    assert [p.name for p in (tmp_path / "daily_bars" / "2026-11-20").iterdir()] == ["AAPL.US.parquet"]
+
+
+def test_a_corrupt_file_is_named_in_the_error(tmp_path):
+    store = ParquetStore(str(tmp_path))
+    target = tmp_path / "daily_bars" / "2026-11-20" / "AAPL.US.parquet"
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"not parquet")
+
+    with pytest.raises(ValueError, match=r"daily_bars\[2026-11-20\|AAPL.US\]: .*AAPL.US.parquet is not readable parquet"):
+        store.read("daily_bars", "2026-11-20|AAPL.US")
+    with pytest.raises(FileNotFoundError, match="nothing stored at .*MSFT.US.parquet"):
+        store.read("daily_bars", "2026-11-20|MSFT.US")
+
+
+@pytest.mark.parametrize("key", ["2026-11-20|../x", "2026-11-20|a/b", "2026-11-20|"])
+def test_keys_that_would_escape_the_folder_are_refused(tmp_path, key):
+    with pytest.raises(ValueError, match="cannot name a file"):
+        ParquetStore(str(tmp_path)).path("daily_bars", key)
+
+
+def test_fsspec_urls_work_as_roots():
+    store = ParquetStore("memory://lake")
+
+    store.write("weekly_bars", "2026-11-20|0005.HK", _frame(60.0))
+
+    assert store.path("weekly_bars", "2026-11-20|0005.HK") == "memory://lake/weekly_bars/2026-11-20/0005.HK.parquet"
+    pd.testing.assert_frame_equal(store.read("weekly_bars", "2026-11-20|0005.HK"), _frame(60.0))
+
+
+def test_unpartitioned_assets_and_listing(tmp_path):
+    store = ParquetStore(str(tmp_path))
+    store.write("index_membership", None, _frame(1.0))
+    for key in ["2026-11-20|NDX", "2026-11-19|DJI", "2026-11-20|DJI"]:
+        store.write("index_composition", key, _frame(2.0))
+
+    assert store.path("index_membership") == f"{tmp_path}/index_membership.parquet"
+    pd.testing.assert_frame_equal(store.read("index_membership"), _frame(1.0))
+    assert store.partition_keys("index_composition") == ["2026-11-19|DJI", "2026-11-20|DJI", "2026-11-20|NDX"]
+    assert store.partition_keys("daily_bars") == []
