@@ -99,3 +99,10 @@ def test_dagster_job_execute_from_the_command_line(platform, synthetic_universe,
     ].sum()
     materialized = instance.get_materialized_partitions(dg.AssetKey("weekly_bars"))
     assert {f"{session}|{s}" for s in members} <= materialized
+
+
+def test_dagsters_run_monitoring_cannot_see_the_worker_of_a_run_executed_in_process(platform):
+    """Why each close fails the runs of a dead process itself (`fail_abandoned_runs`): Dagster's
+    run monitoring checks a started run's worker only through a run launcher that can, and the
+    project's instance launches with one that cannot. Should that change, this fails."""
+    assert platform.instance.run_launcher.supports_check_run_worker_health is False

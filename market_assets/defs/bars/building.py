@@ -45,11 +45,12 @@ class PartitionBuilder:
     """Builds the selected assets of one partition from its daily snapshot.
 
     Each partition's metadata is handed to Dagster as it is built, with the public
-    `context.add_asset_metadata(..., partition_key=...)`: that call checks the key against every
-    key of the step's partition range, reading the `symbols` partitions from the instance each time
-    (3 ms a call at 90 partitions, 6 ms at 200, measured on this project's sqlite storage), so it
-    is made here, while the step's requests are in flight, rather than for every partition at once
-    after the last answer.
+    `context.add_asset_metadata(..., partition_key=...)`. That call checks the key against every
+    key of the step's partition range, which it builds anew each time (a `MultiPartitionKey` per
+    partition, and the `symbols` partitions read from the instance): 3 ms a call at 90 partitions,
+    6 ms at 200, so about 1.5 s of CPU for a run of 100 symbols (docs/performance.md). It is made
+    here, while the step's requests are in flight, rather than for every partition at once after
+    the last answer.
     """
 
     def __init__(self, context: dg.AssetExecutionContext, store: ParquetStore, quality: DataQualityResource) -> None:
