@@ -65,7 +65,7 @@ def close_index(
     session_key = f"{day:%Y-%m-%d}"
     key = str(composition_key(session_key, stock_index.name))
     defs = definitions.defs()
-    store, max_symbols = _checked_settings(defs)
+    store, max_symbols = _checked_settings(defs, instance)
     fail_abandoned_runs(instance)
     outcome = CloseOutcome(stock_index.name, session_key, members=[])
     tags = {PROCESS_TAG: f"{socket.gethostname()}:{os.getpid()}"}
@@ -98,11 +98,12 @@ def close_index(
     return outcome
 
 
-def _checked_settings(defs: dg.Definitions) -> tuple[ParquetStore, int]:
+def _checked_settings(defs: dg.Definitions, instance: dg.DagsterInstance) -> tuple[ParquetStore, int]:
     """The lake and the run size of the close, after refusing, before any work starts, settings
     that would fail every request or write (a source out of reach, a root that cannot be written)."""
     try:
-        with dg.build_resources({name: defs.resources[name] for name in ("stooq", "lake", "close")}) as resources:
+        configured = {name: defs.resources[name] for name in ("stooq", "lake", "close")}
+        with dg.build_resources(configured, instance=instance) as resources:
             resources.stooq.check_ready()
             resources.lake.store.check_writable()
             return resources.lake.store, resources.close.max_symbols_per_run

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import dagster as dg
 import pandas as pd
 
@@ -11,12 +13,11 @@ def table_preview(frame: pd.DataFrame) -> dg.MetadataValue:
 
     The UI renders it as a table with its columns' types, where Markdown showed text.
     """
-    columns = [dg.TableColumn(str(name), _column_type(frame[name])) for name in frame.columns]
+    schema = dg.TableSchema([dg.TableColumn(str(name), _column_type(frame[name])) for name in frame.columns])
     records = [
-        dg.TableRecord({str(name): _cell(value) for name, value in zip(frame.columns, row)})
-        for row in frame.itertuples(index=False)
+        dg.TableRecord({str(name): _cell(value) for name, value in row.items()}) for row in frame.to_dict("records")
     ]
-    return dg.MetadataValue.table(records, schema=dg.TableSchema(columns))
+    return dg.MetadataValue.table(records, schema=schema)
 
 
 def _column_type(column: pd.Series) -> str:
@@ -32,12 +33,11 @@ def _column_type(column: pd.Series) -> str:
 
 
 def _cell(value: object) -> str | int | float | bool | None:
-    if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value):
+    """A value as a table record holds it: a plain Python value, None where it is missing."""
+    if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
         return None
     if isinstance(value, pd.Timestamp):
         return f"{value:%Y-%m-%d}"
-    if isinstance(value, bool):
-        return value
     if hasattr(value, "item"):  # a numpy scalar
-        return value.item()
-    return value if isinstance(value, (int, float)) else str(value)
+        value = value.item()
+    return value if isinstance(value, (bool, int, float)) else str(value)
