@@ -17,6 +17,8 @@ setup(
         "requests==2.34.2",
         "exchange-calendars==4.13.2",
         "fsspec==2026.9.0",
+        # SQL over the lake (market_assets/lake/sql.py): parquet is built into its wheel.
+        "duckdb==2.0.0",
     ],
     extras_require={
         # Run, event and schedule storage in PostgreSQL: the instance of a deployment (deploy/).
@@ -30,6 +32,9 @@ setup(
             "jsonschema==4.26.0",
             # Drives Debian's Chromium (.ci/debian-packages) in the UI tests; it downloads no browser.
             "playwright==1.65.2",
+            # A reader the lake's Hive layout is tested with, besides pyarrow and DuckDB.
+            "polars==2.1.0",
+            "polars-runtime-32==2.1.0",
         ],
     },
 )

@@ -41,7 +41,7 @@ import requests
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from market_assets.domain.candles import resample, snapshot  # noqa: E402
+from market_assets.domain.candles import resample, snapshot, with_symbol  # noqa: E402
 from market_assets.domain.exchange_sessions import calendar, latest_closed_session  # noqa: E402
 from market_assets.lake.store import ParquetStore  # noqa: E402
 from market_assets.sources.indices import (
@@ -169,9 +169,9 @@ def cpu_alone(data_dir: Path, symbols: list[str], session: pd.Timestamp, workdir
         day = min(session, pd.Timestamp(latest_closed_session(exchange_of(symbol))))
         daily = snapshot(parse_history_csv(text, symbol, "file"), day)
         key = f"{day:%Y-%m-%d}|{symbol}"
-        store.write("daily_bars", key, daily)
+        store.write("daily_bars", key, with_symbol(daily, symbol))
         for period in ("week", "month"):
-            store.write(f"{period}ly_bars", key, resample(daily, period, day, exchange_of(symbol)))
+            store.write(f"{period}ly_bars", key, with_symbol(resample(daily, period, day, exchange_of(symbol)), symbol))
     return time.process_time() - started
 
 

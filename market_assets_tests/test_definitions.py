@@ -106,4 +106,4 @@ def test_daemon_runs_the_schedule_and_the_sensor(platform_factory, synthetic_uni
     assert composition[0].tags["dagster/partition"] == f"{session:%Y-%m-%d}|HSI"
     assert bars[0].tags["dagster/sensor_name"] == "close_bars"
     symbol = synthetic_universe.members("HSI", session)[0]
-    assert platform.store.read("monthly_bars", f"{session:%Y-%m-%d}|{symbol}")["date"].max() == session
+    assert platform.store.read("monthly_bars", f"{session:%Y-%m-%d}|{symbol}")["last_session"].max() == session

@@ -308,7 +308,7 @@ def test_a_session_of_one_index_materialized_from_the_ui_turns_its_partitions_gr
     _open_run_from_runs_list(ui, close, "All")
     _expect_run_status(ui, "Success")
     page.get_by_placeholder("Filter…").fill("written under")
-    folder = str(Path(ui.store.root) / "daily_bars" / session)
+    folder = str(Path(ui.store.root) / "daily_bars" / f"session={session}")
     expect(page.get_by_text(f"daily_bars: {len(members)} partitions written under {folder}")).to_be_visible()
     ui.screenshot("05-close-run-names-its-folder")
 

@@ -157,12 +157,18 @@ class History:
         return start, stop
 
     def aggregate(self, interval: str) -> History:
-        """Weekly (Monday..Sunday) or monthly bars, each dated by the last row in its period."""
+        """Weekly (Monday..Sunday) or monthly bars dated as Stooq dates them: by the period's last
+        calendar day (the Sunday, the month-end), even a weekend, a holiday or a day to come."""
+        days = self.dates.astype("datetime64[D]")
         if interval == "w":
-            # Day 0 (1970-01-01) was a Thursday: shifting by three days starts weeks on Mondays.
-            period = (self.dates.astype(np.int64) + 3) // 7
+            # Day 0 (1970-01-01) was a Thursday: shifting by three days starts weeks on Mondays,
+            # and week p ends on day 7p + 3, a Sunday.
+            period = (days.astype(np.int64) + 3) // 7
+            labels = (period * 7 + 3).astype("datetime64[D]")
         else:
-            period = self.dates.astype("datetime64[M]").astype(np.int64)
+            months = days.astype("datetime64[M]")
+            period = months.astype(np.int64)
+            labels = (months + 1).astype("datetime64[D]") - 1
         starts = np.flatnonzero(np.r_[True, period[1:] != period[:-1]])
         ends = np.r_[starts[1:], len(period)] - 1
         prices = np.column_stack(
@@ -174,7 +180,7 @@ class History:
             )
         )
         volume = None if self.volume is None else np.add.reduceat(np.nan_to_num(self.volume), starts)
-        return History(self.dates[ends], prices, volume)
+        return History(labels[ends].astype(self.dates.dtype), prices, volume)
 
     def to_csv(self) -> str:
         """The whole history as a download body (English header, CRLF line ends)."""

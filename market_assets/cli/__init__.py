@@ -2,12 +2,18 @@
 
     python -m market_assets close DJI NDX --session 2026-11-20 [--force]
     python -m market_assets demo
+    python -m market_assets read {daily,weekly,monthly} SYMBOL... [--index DJI] [--as-of D]
+        [--start D] [--end D] [--format table|csv|parquet] [-o FILE]
+    python -m market_assets sql "SELECT ..." [--format table|csv|parquet] [-o FILE]
+    python -m market_assets migrate [--dry-run]
 
 `close` uses the instance at $DAGSTER_HOME and the source and data root of the environment
 (MARKET_ASSETS_SOURCE with STOOQ_BASE_URL and STOOQ_API_KEY, or MARKET_ASSETS_FILES;
 MARKET_ASSETS_DATA_ROOT; see market_assets/settings.py). `demo` needs nothing: it generates the
 synthetic data set, serves it on loopback with the project's Stooq-compatible server, and closes all
-three indices for their latest sessions into ./demo.
+three indices for their latest sessions into ./demo. `migrate` moves a lake written in the
+earlier layout (bare date folders, no `symbol` column) into today's, at the data root. `read`
+and `sql` read the lake at the data root (`market_assets/lake/reader.py`, `sql.py`).
 """
 
 from __future__ import annotations
@@ -16,6 +22,9 @@ import argparse
 from pathlib import Path
 
 from market_assets.cli.close import close_indices
+from market_assets.cli.migrate import migrate_lake
+from market_assets.cli.read import FORMATS, read_bars, run_sql
+from market_assets.lake.reader import KINDS
 from market_assets.sources.indices import INDICES
 
 
@@ -28,7 +37,29 @@ def main(argv: list[str] | None = None) -> int:
     close.add_argument("--force", action="store_true", help="fetch again what is already stored")
     demo = commands.add_parser("demo", help="close all indices against synthetic data on loopback")
     demo.add_argument("--workdir", type=Path, default=Path("demo"), help="default: ./demo")
+    read = commands.add_parser("read", help="bars of symbols or of an index, as of a session")
+    read.add_argument("kind", choices=list(KINDS))
+    read.add_argument("symbols", nargs="*", metavar="SYMBOL")
+    read.add_argument("--index", help="the members of this index on --as-of (default: its newest composition)")
+    read.add_argument("--as-of", help="YYYY-MM-DD: each symbol's snapshot of that session, or its newest before")
+    read.add_argument("--start", help="YYYY-MM-DD: no bar before")
+    read.add_argument("--end", help="YYYY-MM-DD: no bar after")
+    sql = commands.add_parser("sql", help="SQL over the lake's views (DuckDB)")
+    sql.add_argument("query")
+    for reading in (read, sql):
+        reading.add_argument("--format", choices=FORMATS, default="table", help="default: table")
+        reading.add_argument("-o", "--output", type=Path, help="write to FILE instead of the terminal")
+    migrate = commands.add_parser("migrate", help="move a lake of the earlier layout into today's")
+    migrate.add_argument("--dry-run", action="store_true", help="only say what would move")
     args = parser.parse_args(argv)
+    if args.command == "read":
+        if not args.symbols and not args.index:
+            parser.error("read: name at least one SYMBOL or an --index")
+        return read_bars(args.kind, args.symbols, args.index, args.as_of, args.start, args.end, args.format, args.output)
+    if args.command == "sql":
+        return run_sql(args.query, args.format, args.output)
+    if args.command == "migrate":
+        return migrate_lake(args.dry_run)
     if args.command == "demo":
         # Imported here: the demo needs the Stooq-compatible server, which the code location's
         # image does not carry.

@@ -16,7 +16,7 @@ _TOLERANCE = 1e-6
 """Relative difference below which a close counts as unchanged (parquet keeps float64 exactly;
 this only absorbs printing round trips)."""
 
-EVENT_COLUMNS = ["symbol", "session", "first_changed_date", "last_changed_date", "effective_date", "ratio", "rows_changed"]
+EVENT_COLUMNS = ["symbol", "first_changed_date", "last_changed_date", "effective_date", "ratio", "rows_changed"]
 
 
 @dataclass(frozen=True)
@@ -58,10 +58,11 @@ def detect_adjustment(previous: pd.DataFrame, current: pd.DataFrame) -> Adjustme
     )
 
 
-def adjustment_rows(symbol: str, session: pd.Timestamp, adjustment: Adjustment | None) -> pd.DataFrame:
-    """The rows recording one (session, symbol)'s adjustment (`EVENT_COLUMNS`): one, or none."""
-    rows = [] if adjustment is None else [{"symbol": symbol, "session": session, **asdict(adjustment)}]
+def adjustment_rows(symbol: str, adjustment: Adjustment | None) -> pd.DataFrame:
+    """The rows recording one symbol's adjustment in a session's snapshot (`EVENT_COLUMNS`): one,
+    or none. The session is where the lake stores them (its `session=` folder), not a column."""
+    rows = [] if adjustment is None else [{"symbol": symbol, **asdict(adjustment)}]
     events = pd.DataFrame(rows, columns=EVENT_COLUMNS)
-    for column in ("session", "first_changed_date", "last_changed_date", "effective_date"):
+    for column in ("first_changed_date", "last_changed_date", "effective_date"):
         events[column] = pd.to_datetime(events[column])
     return events.astype({"symbol": "string", "ratio": "float64", "rows_changed": "int64"})

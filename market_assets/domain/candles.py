@@ -79,18 +79,53 @@ def candles(daily: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(columns, index=labels[starts])
 
 
+PERIOD_COLUMNS = ["period_start", "period_end", "last_session", "sessions", "incomplete"]
+"""What a weekly or monthly bar says about its period, after the prices and volume."""
+
+
+def period_bounds(ordinals: np.ndarray, period: Period) -> tuple[np.ndarray, np.ndarray]:
+    """The first and last calendar day (Monday and Sunday, or the 1st and the month-end) of each
+    period ordinal, as datetime64[ns] days."""
+    periods = pd.PeriodIndex.from_ordinals(ordinals, freq=_PANDAS_PERIOD[period])
+    return (
+        periods.start_time.to_numpy("datetime64[ns]"),
+        periods.end_time.normalize().to_numpy("datetime64[ns]"),
+    )
+
+
 def resample(daily: pd.DataFrame, period: Period, session: pd.Timestamp, calendar: str) -> pd.DataFrame:
     """One bar per calendar week (Monday to Sunday) or month that has at least one session.
 
-    Each bar is labelled with the date of its last session; open is the first open, high the
+    Each bar is dated as Stooq dates its own weekly and monthly bars, and as pandas' `W-SUN` and
+    `ME` resampling does: by the period's last calendar day (`period_end`, a Sunday or a
+    month-end, even a weekend, a holiday or a day still to come), so our bars join Stooq's on
+    `date`. `period_start` is the period's first calendar day, `last_session` the date of its
+    last daily bar and `sessions` the number of daily bars in it. Open is the first open, high the
     highest high, low the lowest low, close the last close, and volume the sum of the daily volumes
-    (what charts and Stooq's own weekly and monthly files show). `incomplete` marks the last bar
-    when `session` is not the last session of its week or month, so readers know it will change.
+    (Stooq's own aggregates have had wrong volumes, so we sum ours). `incomplete` marks the last
+    bar when `session` is not the last session of its week or month, so readers know it will change.
     """
-    periods = period_ordinals(daily["date"], period)
-    bars = candles(daily, periods).reset_index(drop=True)
+    ordinals = period_ordinals(daily["date"], period)
+    bars = candles(daily, ordinals)
+    labels = bars.index.to_numpy()
+    starts, ends = period_bounds(labels, period)
+    bars = bars.reset_index(drop=True)
+    last_sessions = bars["date"].to_numpy("datetime64[ns]")
+    bars["date"] = ends
+    bars["period_start"] = starts
+    bars["period_end"] = ends
+    bars["last_session"] = last_sessions
+    bars["sessions"] = np.diff(np.append(run_starts(ordinals), len(ordinals))).astype("int64")
     period_goes_on = in_same_period(next_session(calendar, session), session, period)
     bars["incomplete"] = False
-    if len(bars) and period_goes_on and periods[-1] == pd.Period(session, _PANDAS_PERIOD[period]).ordinal:
+    if len(bars) and period_goes_on and labels[-1] == pd.Period(session, _PANDAS_PERIOD[period]).ordinal:
         bars.loc[bars.index[-1], "incomplete"] = True
     return bars
+
+
+def with_symbol(bars: pd.DataFrame, symbol: str) -> pd.DataFrame:
+    """`bars` with `symbol` as their first column, as the lake stores them: a file, or a folder of
+    files read as one table, says whose bars it holds."""
+    labelled = bars.drop(columns="symbol", errors="ignore")
+    labelled.insert(0, "symbol", pd.array([symbol] * len(labelled), dtype="string"))
+    return labelled

@@ -7,19 +7,17 @@ listed a symbol; a symbol that leaves and comes back has two spells.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import pandas as pd
 
 MEMBERSHIP_COLUMNS = ["index", "symbol", "name", "first_seen", "last_seen", "current"]
 
 
-def membership_spells(compositions: Iterable[pd.DataFrame]) -> pd.DataFrame:
-    """`index, symbol, name, first_seen, last_seen, current` from stored composition frames."""
-    frames = [frame[["index", "session", "symbol", "name"]] for frame in compositions]
-    if not frames:
+def membership_spells(compositions: pd.DataFrame) -> pd.DataFrame:
+    """`index, symbol, name, first_seen, last_seen, current` from every stored composition (one
+    row per `session`, `index` and `symbol`)."""
+    if compositions.empty:
         return pd.DataFrame(columns=MEMBERSHIP_COLUMNS)
-    seen = pd.concat(frames, ignore_index=True)
+    seen = compositions[["index", "session", "symbol", "name"]].copy()
     seen["session"] = pd.to_datetime(seen["session"]).astype("datetime64[ns]")
     rows = []
     for index, listed in seen.groupby("index", sort=True):

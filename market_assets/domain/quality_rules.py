@@ -19,6 +19,7 @@ from market_assets.domain.candles import (
     bar_columns,
     candle_columns,
     in_same_period,
+    period_bounds,
     period_ordinals,
     run_starts,
 )
@@ -163,25 +164,33 @@ def close_not_repeated(bars: pd.DataFrame, sessions: int) -> Finding:
 
 def resampled_agree_with_daily(daily: pd.DataFrame, bars: pd.DataFrame, period: Period) -> Finding:
     """Each bar is its period's daily bars: first open, highest high, lowest low, last close,
-    summed volume, and is dated by the period's last daily bar; every daily bar belongs to a bar.
+    summed volume, its last session and number of sessions, and is dated by its period's last
+    calendar day (`date` = `period_end`, after `period_start`); every daily bar belongs to a bar.
 
     The daily rows of a bar are found from the bars' own dates (the rows after the previous bar's
     date up to its own), not from calendar periods as `resample` groups them, so a bar that is
     mislabelled, spans two periods or leaves rows out shows here.
     """
-    daily_columns, bar_dates = bar_columns(daily), bars["date"].to_numpy()
+    daily_columns, bar_dates = bar_columns(daily), bars["date"].to_numpy("datetime64[ns]")
     owner = np.searchsorted(bar_dates, daily_columns["date"], side="left")
     covered = owner < len(bars)
     owner = owner[covered]
     starts = run_starts(owner)
     expected = candle_columns({name: values[covered] for name, values in daily_columns.items()}, starts)
-    new_period = np.r_[False, np.diff(period_ordinals(daily["date"][covered], period)) != 0]
+    ordinals = period_ordinals(daily["date"][covered], period)
+    new_period = np.r_[False, np.diff(ordinals) != 0]
     one_period = np.add.reduceat(new_period, starts) - new_period[starts] == 0
-    actual = {name: values[owner[starts]] for name, values in bar_columns(bars).items()}
+    period_start, period_end = period_bounds(ordinals[starts], period)
+    at = owner[starts]
+    actual = {name: values[at] for name, values in bar_columns(bars).items()}
     prices = [np.isclose(expected[name], actual[name], rtol=1e-12) for name in ("open", "high", "low", "close")]
     right = np.zeros(len(bars), dtype=bool)  # a bar that no daily bar falls in is wrong
-    right[owner[starts]] = (
-        (expected["date"] == actual["date"])
+    right[at] = (
+        (expected["date"] == bars["last_session"].to_numpy("datetime64[ns]")[at])
+        & (actual["date"] == period_end)
+        & (bars["period_end"].to_numpy("datetime64[ns]")[at] == period_end)
+        & (bars["period_start"].to_numpy("datetime64[ns]")[at] == period_start)
+        & (bars["sessions"].to_numpy()[at] == np.diff(np.append(starts, len(owner))))
         & one_period
         & np.logical_and.reduce(prices)
         & np.isclose(expected["volume"], actual["volume"], rtol=1e-12, equal_nan=True)

@@ -1,5 +1,9 @@
 """Where parquet goes: one file per partition at a path a person can guess,
-`<root>/<asset>/<date>/<symbol or index>.parquet`, written atomically.
+`<root>/<asset>/session=<date>/<symbol or index>.parquet`, written atomically.
+
+Session folders are named the Hive way, so pyarrow, polars and DuckDB read a whole asset folder as
+one table with a `session` column (`partitioning="hive"`, `hive_partitioning=True`), and every file
+also carries its `symbol` (or `index`) itself.
 
 Everything that reads or writes the lake goes through `ParquetStore`: the IO manager, the assets
 that look at stored partitions (to skip what is already fetched, to compare a snapshot with the
@@ -20,10 +24,14 @@ from pathlib import Path
 import fsspec
 import pandas as pd
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 from market_assets import settings
+
+SESSION_FOLDER = "session="
+"""The prefix of a session's folder: Hive's `key=value` naming, which readers turn into a column."""
 
 
 class ParquetStore:
@@ -54,39 +62,90 @@ class ParquetStore:
             ) from None
 
     def path(self, asset: str, partition_key: str | None = None) -> str:
-        """`2026-11-20|AAPL.US` of `daily_bars` lives at `<root>/daily_bars/2026-11-20/AAPL.US.parquet`;
-        an unpartitioned asset at `<root>/<asset>.parquet`."""
+        """`2026-11-20|AAPL.US` of `daily_bars` lives at
+        `<root>/daily_bars/session=2026-11-20/AAPL.US.parquet`; an unpartitioned asset at
+        `<root>/<asset>.parquet`."""
         if partition_key is None:
             return f"{self.root}/{asset}.parquet"
         parts = partition_key.split("|")
-        for part in parts:
-            if not part or "/" in part or part in (".", ".."):
-                raise ValueError(f"{asset}: partition key {partition_key!r} cannot name a file")
-        return f"{self.root}/{asset}/{'/'.join(parts)}.parquet"
+        if len(parts) != 2 or any(not part or "/" in part or part in (".", "..") for part in parts):
+            raise ValueError(f"{asset}: partition key {partition_key!r} cannot name a file (expected 'date|name')")
+        session, name = parts
+        return f"{self.root}/{asset}/{SESSION_FOLDER}{session}/{name}.parquet"
 
     def partition_keys(self, asset: str) -> list[str]:
         """Keys of the stored two-dimensional partitions of `asset` (`date|symbol`), sorted."""
-        base = self._fs_path(asset, None)[: -len(".parquet")]
-        found = self._fs.glob(f"{base}/*/*.parquet")
-        return sorted("|".join(path[len(base) + 1 : -len(".parquet")].split("/")) for path in found)
+        base = self.asset_folder(asset)
+        found = self._fs.glob(f"{base}/{SESSION_FOLDER}*/*.parquet")
+        keys = []
+        for path in found:
+            folder, name = path[len(base) + 1 : -len(".parquet")].split("/")
+            keys.append(f"{folder[len(SESSION_FOLDER) :]}|{name}")
+        return sorted(keys)
+
+    def stored_sessions(self, asset: str) -> list[str]:
+        """The sessions (`YYYY-MM-DD`) that `asset` has a folder for, oldest first."""
+        base = self.asset_folder(asset)
+        if not self._fs.exists(base):
+            return []
+        folders = (path.rstrip("/").rsplit("/", 1)[-1] for path in self._fs.ls(base, detail=False))
+        return sorted(folder[len(SESSION_FOLDER) :] for folder in folders if folder.startswith(SESSION_FOLDER))
+
+    def stored_names(self, asset: str, session: str) -> list[str]:
+        """The symbols (or indices) stored in `asset`'s folder of `session`, sorted."""
+        folder = f"{self.asset_folder(asset)}/{SESSION_FOLDER}{session}"
+        if not self._fs.exists(folder):
+            return []
+        files = (path.rsplit("/", 1)[-1] for path in self._fs.ls(folder, detail=False))
+        return sorted(name[: -len(".parquet")] for name in files if name.endswith(".parquet") and not name.startswith("."))
 
     def exists(self, asset: str, partition_key: str | None = None) -> bool:
         return self._fs.exists(self._fs_path(asset, partition_key))
 
     def read(self, asset: str, partition_key: str | None = None) -> pd.DataFrame:
-        path = self._fs_path(asset, partition_key)
         try:
-            with self._fs.open(path, "rb") as handle:
-                return pq.read_table(handle).to_pandas()
+            return self.read_file(self._fs_path(asset, partition_key))
         except FileNotFoundError:
             raise FileNotFoundError(
                 f"{_name(asset, partition_key)}: nothing stored at {self.path(asset, partition_key)}"
             ) from None
+        except ValueError as error:
+            raise ValueError(f"{_name(asset, partition_key)}: {error}") from None
+
+    def read_file(self, path: str) -> pd.DataFrame:
+        """One parquet file at `path` on the store's filesystem (see `filesystem`)."""
+        try:
+            with self._fs.open(path, "rb") as handle:
+                return pq.read_table(handle).to_pandas()
+        except FileNotFoundError:
+            raise
         except (pa.ArrowException, OSError) as error:
-            raise ValueError(
-                f"{_name(asset, partition_key)}: {self.path(asset, partition_key)} is not readable "
-                f"parquet ({error})"
-            ) from None
+            raise ValueError(f"{path} is not readable parquet ({error})") from None
+
+    @property
+    def filesystem(self) -> fsspec.AbstractFileSystem:
+        """The fsspec filesystem the root is on; its paths are those of `asset_folder`."""
+        return self._fs
+
+    def asset_folder(self, asset: str) -> str:
+        """The folder of a partitioned asset as a path on `filesystem` (no URL scheme)."""
+        return self._fs_path(asset, None)[: -len(".parquet")]
+
+    def read_asset(self, asset: str) -> pd.DataFrame:
+        """Every stored partition of a two-dimensional `asset` as one frame, with the `session` of
+        each row from its folder (as a timestamp); empty when nothing is stored."""
+        base = self.asset_folder(asset)
+        if not self._fs.exists(base):
+            return pd.DataFrame({"session": pd.Series([], dtype="datetime64[ns]")})
+        dataset = ds.dataset(
+            base,
+            filesystem=self._fs,
+            format="parquet",
+            partitioning=ds.partitioning(pa.schema([("session", pa.string())]), flavor="hive"),
+        )
+        frame = dataset.to_table().to_pandas()
+        frame["session"] = pd.to_datetime(frame["session"]).astype("datetime64[ns]")
+        return frame
 
     def write(self, asset: str, partition_key: str | None, frame: pd.DataFrame) -> str:
         """Write `frame`, replacing any previous file only once the new one is complete.
@@ -128,6 +187,11 @@ class ParquetStore:
         folders = sorted({self.path(asset, key).rsplit("/", 1)[0] for key in frames})
         count = f"{len(frames)} partition" + ("s" if len(frames) != 1 else "")
         return f"{asset}: {count} written under {', '.join(folders) or self.root}"
+
+    def file(self, asset: str, partition_key: str) -> str:
+        """The partition's file as a path on `filesystem` (no URL scheme), for readers given the
+        filesystem (pyarrow, DuckDB)."""
+        return self._fs_path(asset, partition_key)
 
     def _fs_path(self, asset: str, partition_key: str | None) -> str:
         relative = self.path(asset, partition_key)[len(self.root) :]

@@ -19,11 +19,10 @@ def test_a_split_rewrites_the_past_by_its_ratio():
     assert (adjustment.first_changed_date, adjustment.last_changed_date, adjustment.effective_date) == (
         pd.Timestamp("2026-11-16"), pd.Timestamp("2026-11-25"), pd.Timestamp("2026-11-27")
     )
-    events = adjustment_rows("AAA.US", pd.Timestamp("2026-11-27"), adjustment)
+    events = adjustment_rows("AAA.US", adjustment)
     assert events.to_dict("records") == [
         {
             "symbol": "AAA.US",
-            "session": pd.Timestamp("2026-11-27"),
             "first_changed_date": pd.Timestamp("2026-11-16"),
             "last_changed_date": pd.Timestamp("2026-11-25"),
             "effective_date": pd.Timestamp("2026-11-27"),
@@ -36,7 +35,7 @@ def test_a_split_rewrites_the_past_by_its_ratio():
 def test_an_unchanged_past_is_no_adjustment_and_a_dividend_is_one():
     previous = daily_bars(DAYS[:-1])
     assert detect_adjustment(previous, daily_bars()) is None
-    assert adjustment_rows("AAA.US", pd.Timestamp("2026-11-27"), None).empty
+    assert adjustment_rows("AAA.US", None).empty
 
     dividend = daily_bars()
     dividend.loc[:3, "close"] *= 0.99  # only the rows before the 20th, by 1 %

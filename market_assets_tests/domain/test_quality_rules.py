@@ -111,7 +111,7 @@ def test_bars_without_volume_agree_and_a_volume_where_there_is_none_does_not():
 
     assert weekly["volume"].isna().all() and rules.resampled_agree_with_daily(daily, weekly, "week").passed
     weekly.loc[1, "volume"] = 0.0
-    assert _dates(rules.resampled_agree_with_daily(daily, weekly, "week")) == ["2026-11-27"]
+    assert _dates(rules.resampled_agree_with_daily(daily, weekly, "week")) == ["2026-11-29"]
 
 
 def test_a_wrong_weekly_bar_and_a_left_out_day_are_named():
@@ -120,12 +120,24 @@ def test_a_wrong_weekly_bar_and_a_left_out_day_are_named():
     tampered = weekly.copy()
     tampered.loc[0, "volume"] = 1.0
 
-    assert _dates(rules.resampled_agree_with_daily(daily, tampered, "week")) == ["2026-11-20"]
+    assert _dates(rules.resampled_agree_with_daily(daily, tampered, "week")) == ["2026-11-22"]
     assert _dates(rules.resampled_agree_with_daily(daily, weekly.iloc[:1], "week")) == [
         "2026-11-23", "2026-11-24", "2026-11-25", "2026-11-27"
     ]
     merged = weekly.iloc[1:].reset_index(drop=True)  # one bar over two weeks
-    assert _dates(rules.resampled_agree_with_daily(daily, merged, "week")) == ["2026-11-27"]
+    assert _dates(rules.resampled_agree_with_daily(daily, merged, "week")) == ["2026-11-29"]
+
+
+def test_a_bar_that_misstates_its_period_is_named():
+    daily = daily_bars()
+    weekly = resample(daily, "week", pd.Timestamp("2026-11-27"), "XNYS")
+    by_last_session = weekly.assign(date=weekly["last_session"], period_end=weekly["last_session"])
+    miscounted = weekly.assign(sessions=[5, 5])
+    misstarted = weekly.assign(period_start=weekly["period_start"] + pd.Timedelta(days=1))
+
+    assert _dates(rules.resampled_agree_with_daily(daily, by_last_session, "week")) == ["2026-11-20", "2026-11-27"]
+    assert _dates(rules.resampled_agree_with_daily(daily, miscounted, "week")) == ["2026-11-29"]
+    assert _dates(rules.resampled_agree_with_daily(daily, misstarted, "week")) == ["2026-11-22", "2026-11-29"]
 
 
 def test_a_wrong_incomplete_flag_is_named():
@@ -134,7 +146,7 @@ def test_a_wrong_incomplete_flag_is_named():
     flagged = weekly.assign(incomplete=[False, True])
     monthly = resample(daily, "month", pd.Timestamp("2026-11-27"), "XNYS")  # November goes on
 
-    assert _dates(rules.incomplete_flag_right(flagged, "week", pd.Timestamp("2026-11-27"), "XNYS")) == ["2026-11-27"]
+    assert _dates(rules.incomplete_flag_right(flagged, "week", pd.Timestamp("2026-11-27"), "XNYS")) == ["2026-11-29"]
     assert bool(monthly["incomplete"].iloc[-1])
     unflagged = monthly.assign(incomplete=False)
-    assert _dates(rules.incomplete_flag_right(unflagged, "month", pd.Timestamp("2026-11-27"), "XNYS")) == ["2026-11-27"]
+    assert _dates(rules.incomplete_flag_right(unflagged, "month", pd.Timestamp("2026-11-27"), "XNYS")) == ["2026-11-30"]

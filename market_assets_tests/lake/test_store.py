@@ -21,7 +21,7 @@ def test_paths_follow_asset_date_and_symbol(tmp_path):
 
     path = store.write("daily_bars", "2026-11-20|AAPL.US", _frame(10.0))
 
-    assert path == f"{tmp_path}/daily_bars/2026-11-20/AAPL.US.parquet"
+    assert path == f"{tmp_path}/daily_bars/session=2026-11-20/AAPL.US.parquet"
     back = store.read("daily_bars", "2026-11-20|AAPL.US")
     pd.testing.assert_frame_equal(back, _frame(10.0))
     assert store.exists("daily_bars", "2026-11-20|AAPL.US")
@@ -37,12 +37,12 @@ def test_a_failed_write_keeps_the_previous_file_whole(tmp_path):
         store.write("daily_bars", "2026-11-20|AAPL.US", unwritable)
 
     pd.testing.assert_frame_equal(store.read("daily_bars", "2026-11-20|AAPL.US"), _frame(10.0))
-    assert [p.name for p in (tmp_path / "daily_bars" / "2026-11-20").iterdir()] == ["AAPL.US.parquet"]
+    assert [p.name for p in (tmp_path / "daily_bars" / "session=2026-11-20").iterdir()] == ["AAPL.US.parquet"]
 
 
 def test_a_corrupt_file_is_named_in_the_error(tmp_path):
     store = ParquetStore(str(tmp_path))
-    target = tmp_path / "daily_bars" / "2026-11-20" / "AAPL.US.parquet"
+    target = tmp_path / "daily_bars" / "session=2026-11-20" / "AAPL.US.parquet"
     target.parent.mkdir(parents=True)
     target.write_bytes(b"not parquet")
 
@@ -63,7 +63,7 @@ def test_fsspec_urls_work_as_roots():
 
     store.write("weekly_bars", "2026-11-20|0005.HK", _frame(60.0))
 
-    assert store.path("weekly_bars", "2026-11-20|0005.HK") == "memory://lake/weekly_bars/2026-11-20/0005.HK.parquet"
+    assert store.path("weekly_bars", "2026-11-20|0005.HK") == "memory://lake/weekly_bars/session=2026-11-20/0005.HK.parquet"
     pd.testing.assert_frame_equal(store.read("weekly_bars", "2026-11-20|0005.HK"), _frame(60.0))
 
 
@@ -77,3 +77,17 @@ def test_unpartitioned_assets_and_listing(tmp_path):
     pd.testing.assert_frame_equal(store.read("index_membership"), _frame(1.0))
     assert store.partition_keys("index_composition") == ["2026-11-19|DJI", "2026-11-20|DJI", "2026-11-20|NDX"]
     assert store.partition_keys("daily_bars") == []
+
+
+@pytest.mark.parametrize("root", ["local", "memory://whole-asset"])
+def test_an_asset_reads_as_one_frame_with_the_session_of_each_row(tmp_path, root):
+    store = ParquetStore(str(tmp_path) if root == "local" else root)
+    assert store.read_asset("index_composition").empty
+    store.write("index_composition", "2026-11-19|DJI", pd.DataFrame({"index": ["DJI"], "symbol": ["AAPL.US"]}))
+    two = pd.DataFrame({"index": ["DJI"] * 2, "symbol": ["AAPL.US", "MSFT.US"]})
+    store.write("index_composition", "2026-11-20|DJI", two)
+
+    frame = store.read_asset("index_composition").sort_values(["session", "symbol"], ignore_index=True)
+
+    assert frame["session"].tolist() == pd.to_datetime(["2026-11-19", "2026-11-20", "2026-11-20"]).tolist()
+    assert frame["symbol"].tolist() == ["AAPL.US", "AAPL.US", "MSFT.US"]

@@ -269,7 +269,7 @@ def test_weekly_and_monthly_bars(
     groups = daily.groupby(daily["Date"].dt.to_period(period))
     expected = pd.DataFrame(
         {
-            "Date": groups["Date"].max(),
+            "Date": groups["Date"].max().index.to_timestamp(how="end").normalize(),
             "Open": groups["Open"].first(),
             "High": groups["High"].max(),
             "Low": groups["Low"].min(),
@@ -282,9 +282,9 @@ def test_weekly_and_monthly_bars(
     pd.testing.assert_frame_equal(served, expected, check_dtype=False)
     if interval == "m":
         assert served["Date"].dt.strftime("%Y-%m-%d").tolist()[:2] == ["2023-02-28", "2023-03-31"]
-        assert served["Date"].iloc[-1] == pd.Timestamp("2023-12-20")
+        assert served["Date"].iloc[-1] == pd.Timestamp("2023-12-31")  # a month still running, by its end
     else:
-        assert (served["Date"].dt.day_of_week == 4).mean() > 0.9  # most weeks end on a Friday
+        assert (served["Date"].dt.day_of_week == 6).all()  # Stooq dates a week by its Sunday
     assert body.endswith("\r\n") and "\r\n2023-" in body
 
 
@@ -292,7 +292,7 @@ def test_weekly_index_bars_have_no_volume(stooq_server: StooqServer) -> None:
     body = download(stooq_server, "^ndx", i="w", d1="20240101", d2="20240131").text
     assert body.split("\r\n")[0] == "Date,Open,High,Low,Close"
     labels = [line[:10] for line in body.split("\r\n")[1:-1]]
-    assert labels == ["2024-01-05", "2024-01-12", "2024-01-19", "2024-01-26", "2024-01-31"]
+    assert labels == ["2024-01-07", "2024-01-14", "2024-01-21", "2024-01-28", "2024-02-04"]  # Sundays
 
 
 def test_saved_polish_crlf_files_are_served_in_english(server_factory: ServerFactory, tmp_path: Path) -> None:
@@ -313,8 +313,9 @@ def test_saved_polish_crlf_files_are_served_in_english(server_factory: ServerFac
         "2024-01-03,10.8,12.25,10.7,12,3400.5\r\n"
         "2024-01-04,12,12,12,12\r\n"  # a row without volume, as real Stooq files have
     )
-    assert download(server, "ABC.US", i="w").text == HEADER + "\r\n2024-01-04,10.5,12.25,10,12,4600.5\r\n"
-    assert download(server, "^abc", i="m").text == index.decode()
+    # Weeks and months are dated by their last calendar day: the Sunday, the month-end.
+    assert download(server, "ABC.US", i="w").text == HEADER + "\r\n2024-01-07,10.5,12.25,10,12,4600.5\r\n"
+    assert download(server, "^abc", i="m").text == index.decode().replace("2024-01-03", "2024-01-31")
     assert "Stooq-compatible server" in get(server, "/t/", i="578").text
     assert "Synthetic" not in get(server, "/t/", i="578").text
 
@@ -376,7 +377,8 @@ def test_history_is_split_adjusted_as_of_the_serving_date(
 
     weekly = frame(download(stooq_server, symbol, i="w", d2=day_before.strftime("%Y%m%d")).text)
     expected_close = round(raw_before["Close"].iloc[-1] / ratio, 4)
-    assert weekly["Date"].iloc[-1] == day_before and weekly["Close"].iloc[-1] == expected_close
+    sunday = day_before + pd.Timedelta(days=6 - day_before.day_of_week)
+    assert weekly["Date"].iloc[-1] == sunday and weekly["Close"].iloc[-1] == expected_close
 
 
 # --- API key --------------------------------------------------------------------------------------

@@ -2,9 +2,10 @@
 
 Each `daily_bars` snapshot is compared with the symbol's previous stored snapshot (the latest of
 the `_LOOK_BACK` sessions before it): past rows that changed, a split or a dividend adjustment,
-become a row here (`symbol, session, first_changed_date, last_changed_date, effective_date, ratio,
-rows_changed`) and metadata on the `daily_bars` materialization, instead of history being
-replaced without a trace. Read all of them with `pyarrow.dataset.dataset("<root>/adjustment_events")`.
+become a row here (`symbol, first_changed_date, last_changed_date, effective_date, ratio,
+rows_changed`, in the session's `session=` folder) and metadata on the `daily_bars`
+materialization, instead of history being replaced without a trace. Read all of them with
+`pyarrow.dataset.dataset("<root>/adjustment_events", partitioning="hive")`.
 
 The comparison is part of the `bars` step (its checks need it), so the step records the events
 too: `adjustment_events` is an asset that `daily_bars` reports, with a partition only where an
@@ -80,7 +81,7 @@ def record_adjustments(
     for target, adjustment in adjustments.items():
         if adjustment is None:
             continue
-        events = adjustment_rows(target.symbol, target.session, adjustment)
+        events = adjustment_rows(target.symbol, adjustment)
         store.write(asset, target.key, events)
         context.log_event(
             dg.AssetMaterialization(

@@ -26,7 +26,7 @@ from market_assets.defs.bars.metadata import bars_metadata
 from market_assets.defs.bars.resources import DataQualityResource
 from market_assets.defs.bars.targets import Target
 from market_assets.domain.adjustment_detection import Adjustment
-from market_assets.domain.candles import resample
+from market_assets.domain.candles import resample, with_symbol
 from market_assets.lake.store import ParquetStore
 
 
@@ -63,9 +63,9 @@ class PartitionBuilder:
         frames, metadata, findings, adjustment = {}, {}, {}, None
         if DAILY in self._selected:
             adjustment = detect_adjustment_of(self._store, target, daily)
-            frames[DAILY] = daily
+            frames[DAILY] = with_symbol(daily, target.symbol)
             metadata[DAILY] = {
-                **bars_metadata(daily, self._store.path(DAILY.path[-1], target.key)),
+                **bars_metadata(frames[DAILY], self._store.path(DAILY.path[-1], target.key)),
                 **adjustment_metadata(adjustment),
             }
             findings[DAILY] = daily_findings(target, daily, self._quality, adjustment)
@@ -74,7 +74,7 @@ class PartitionBuilder:
         )
         for asset, period in PERIODS.items():
             if asset in self._selected and not blocked:
-                frames[asset] = resample(daily, period, target.session, target.exchange)
+                frames[asset] = with_symbol(resample(daily, period, target.session, target.exchange), target.symbol)
                 metadata[asset] = bars_metadata(frames[asset], self._store.path(asset.path[-1], target.key))
                 findings[asset] = resampled_findings(target, daily, frames[asset], period)
         for asset, values in metadata.items():

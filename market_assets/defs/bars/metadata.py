@@ -33,7 +33,8 @@ def bars_metadata(frame: pd.DataFrame, path: str) -> dict[str, dg.MetadataValue]
         "last_date": dg.MetadataValue.text(_day(frame["date"].max()) if len(frame) else "-"),
         "last_close": dg.MetadataValue.float(float(frame["close"].iloc[-1]) if len(frame) else float("nan")),
         "path": dg.MetadataValue.path(path),
-        "preview": table_preview(frame.tail(5)),
+        # The partition names the symbol: the preview shows the columns that vary.
+        "preview": table_preview(frame.drop(columns="symbol", errors="ignore").tail(5)),
         "price_chart": dg.MetadataValue.md(price_chart(frame)),
     }
 

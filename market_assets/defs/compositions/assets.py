@@ -50,8 +50,8 @@ def index_composition(
             f"(they contain one of {_FORBIDDEN_IN_SYMBOLS})",
             allow_retries=False,
         )
+    # The session is the partition's folder (`session=...`), not a column.
     members.insert(0, "index", stock_index.name)
-    members.insert(1, "session", session)
     members["fetched_at"] = pd.Timestamp.now(tz="UTC")
 
     known = set(context.instance.get_dynamic_partitions(symbol_partitions.name))
@@ -84,9 +84,7 @@ def index_membership(context: dg.AssetExecutionContext, lake: DataLakeResource) 
     backfilled composition is always reflected; a year of three indices is ~750 small files.
     """
     store = lake.store
-    membership = membership_spells(
-        store.read("index_composition", key) for key in store.partition_keys("index_composition")
-    )
+    membership = membership_spells(store.read_asset("index_composition"))
     changed = membership[~membership["current"]]
     context.add_output_metadata(
         {

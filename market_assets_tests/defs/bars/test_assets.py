@@ -10,7 +10,7 @@ import pytest
 
 from market_assets.cli.close import CloseFailed, close_index
 from market_assets.defs.partitions import FIRST_SESSION
-from market_assets.domain.candles import resample
+from market_assets.domain.candles import resample, with_symbol
 from market_assets.domain.exchange_sessions import calendar
 from market_assets.settings import CLOSE_DELAY
 from market_assets_tests.universe import last_session, served_daily
@@ -89,7 +89,7 @@ def test_weekly_bars_alone_are_resampled_from_the_stored_snapshots(platform, syn
     materialized = {event.asset_key for event in result.get_asset_materialization_events()}
     assert materialized == {weekly}
     assert len(result.get_asset_materialization_events()) == len(run.symbols)
-    expected = resample(store.read("daily_bars", key), "week", pd.Timestamp(session), "XNYS")
+    expected = with_symbol(resample(store.read("daily_bars", key), "week", pd.Timestamp(session), "XNYS"), run.symbols[0])
     pd.testing.assert_frame_equal(store.read("weekly_bars", key), expected)
 
     absent = f"{session}|{run.symbols[1]}"

@@ -169,7 +169,8 @@ def test_a_split_is_recorded_as_an_adjustment_event_not_a_jump(platform, univers
     previous = store.read("daily_bars", f"{before}|{splitting}")
     assert len(events) == 1
     event = events.iloc[0]
-    assert event["symbol"] == splitting and _day(event["session"]) == session
+    assert event["symbol"] == splitting and "session" not in events.columns  # the folder says it
+    assert [_day(day) for day in store.read_asset("adjustment_events")["session"]] == [session]
     assert event["ratio"] == 2.0 and event["rows_changed"] == len(previous)
     assert _day(event["first_changed_date"]) == _day(previous["date"].iloc[0])
     assert _day(event["last_changed_date"]) == before and _day(event["effective_date"]) == session

@@ -1,0 +1,42 @@
+"""`python -m market_assets migrate`: bring a lake written in the earlier layout into today's
+(`market_assets/lake/migration.py` says what changes)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import dagster as dg
+
+from market_assets import settings
+from market_assets.defs.runs import close_in_flight
+from market_assets.lake.migration import migrate
+from market_assets.lake.store import ParquetStore
+from market_assets.sources.indices import exchange_of
+
+
+def migrate_lake(dry_run: bool) -> int:
+    """Migrate the lake at the configured data root, or say what would move (`dry_run`).
+
+    Refused while a close is queued or running on the instance at `$DAGSTER_HOME`: its runs would
+    write the new layout beside files still being moved.
+    """
+    if not dry_run and os.environ.get("DAGSTER_HOME"):
+        with dg.DagsterInstance.get() as instance:
+            if close_in_flight(instance):
+                print(
+                    "a close run is queued or running on the instance at $DAGSTER_HOME: "
+                    "migrate once it has ended",
+                    file=sys.stderr,
+                )
+                return 1
+    store = ParquetStore(settings.DATA_ROOT.value())
+    try:
+        report = migrate(store, exchange_of, dry_run=dry_run)
+    except (OSError, ValueError) as error:
+        print(f"migration of {store.root} stopped: {error}", file=sys.stderr)
+        return 1
+    print(f"lake at {store.root}:")
+    for line in report.lines(dry_run):
+        print(f"  {line}")
+    return 0
