@@ -35,6 +35,9 @@ setup(
             # A reader the lake's Hive layout is tested with, besides pyarrow and DuckDB.
             "polars==2.1.0",
             "polars-runtime-32==2.1.0",
+            # The lake on an S3-compatible server on loopback (moto's server mode), through s3fs.
+            "moto[server]==5.2.5",
+            "s3fs==2026.9.0",
         ],
     },
 )

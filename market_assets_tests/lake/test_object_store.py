@@ -1,0 +1,132 @@
+"""The lake on an S3-compatible object store (moto's server on loopback): a close writes there,
+a killed writer leaves no half-written or temporary object, and the reader and DuckDB read it."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import boto3
+import pandas as pd
+import pytest
+from moto.server import ThreadedMotoServer
+
+from market_assets.cli.close import close_index
+from market_assets.lake.reader import LakeReader
+from market_assets.lake.sql import connect
+from market_assets.lake.store import ParquetStore
+from market_assets_tests.universe import last_session
+
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@pytest.fixture(scope="module")
+def object_store():
+    """An S3-compatible server on a free loopback port; yields the environment that points
+    boto3, s3fs and so the lake at it."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    env = {**CREDENTIALS, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        yield env
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        server.stop()
+
+
+@pytest.fixture
+def bucket(object_store, request):
+    """A fresh bucket of the test's own."""
+    name = request.node.name.lower().replace("_", "-")[:40].strip("-")
+    boto3.client("s3").create_bucket(Bucket=name)
+    return name
+
+
+def _objects(bucket: str) -> list[str]:
+    listed = boto3.client("s3").list_objects_v2(Bucket=bucket)
+    return sorted(item["Key"] for item in listed.get("Contents", []))
+
+
+def _bars(rows: int, close: float) -> pd.DataFrame:
+    dates = pd.date_range("1990-01-01", periods=rows, freq="D")
+    prices = [close + i * 1e-6 for i in range(rows)]
+    return pd.DataFrame({"symbol": "AAPL.US", "date": dates, "open": prices, "high": prices, "low": prices,
+                         "close": prices, "volume": [float(i) for i in range(rows)]})
+
+
+def test_a_close_writes_the_lake_into_the_bucket_and_the_readers_read_it(object_store, bucket, platform_factory,
+                                                                        synthetic_universe):
+    root = f"s3://{bucket}/lake"
+    platform = platform_factory(MARKET_ASSETS_DATA_ROOT=root)
+    session = last_session(synthetic_universe, "XNYS")
+    members = synthetic_universe.members("DJI", session)
+
+    close_index(platform.instance, "DJI", session)
+
+    store = ParquetStore(root)
+    assert len(store.partition_keys("daily_bars")) == len(members)
+    assert f"lake/daily_bars/session={session}/{members[0]}.parquet" in _objects(bucket)
+    daily = LakeReader(root).bars("daily", index="DJI")
+    assert sorted(set(daily["symbol"])) == sorted(members)
+    own = daily[daily["symbol"] == members[0]].drop(columns="session").reset_index(drop=True)
+    pd.testing.assert_frame_equal(own, store.read("daily_bars", f"{session}|{members[0]}"))
+    counted = connect(root).sql("SELECT count(*), count(DISTINCT symbol) FROM latest_weekly_bars").fetchall()[0]
+    assert counted == (sum(len(store.read("weekly_bars", key)) for key in store.partition_keys("weekly_bars")), len(members))
+
+
+def test_a_replaced_object_is_whole_and_nothing_temporary_is_left(object_store, bucket):
+    store = ParquetStore(f"s3://{bucket}/lake")
+    key = "2026-11-20|AAPL.US"
+    store.write("daily_bars", key, _bars(10, 1.0))
+    store.write("daily_bars", key, _bars(20, 2.0))
+
+    pd.testing.assert_frame_equal(store.read("daily_bars", key), _bars(20, 2.0))
+    assert _objects(bucket) == ["lake/daily_bars/session=2026-11-20/AAPL.US.parquet"]
+
+
+_WRITER = """
+import sys, time
+import pandas as pd
+from market_assets.lake.store import ParquetStore
+from market_assets_tests.lake.test_object_store import _bars
+store = ParquetStore(sys.argv[1])
+frame = _bars(int(sys.argv[2]), 3.0)
+print("writing", flush=True)
+while True:
+    store.write("daily_bars", "2026-11-20|AAPL.US", frame)
+"""
+
+
+def test_a_writer_killed_mid_upload_leaves_the_previous_object_whole(object_store, bucket):
+    """Uploads of several parts (a 40 MB snapshot; s3fs sends 5 MB parts) killed at several points."""
+    root = f"s3://{bucket}/lake"
+    store = ParquetStore(root)
+    key = "2026-11-20|AAPL.US"
+    before = _bars(1_000, 1.0)
+    store.write("daily_bars", key, before)
+    env = {**os.environ, **object_store}
+    for delay in (0.2, 0.6, 1.2):
+        writer = subprocess.Popen(
+            [sys.executable, "-c", _WRITER, root, "1500000"], env=env, stdout=subprocess.PIPE, text=True
+        )
+        assert writer.stdout.readline().strip() == "writing"
+        time.sleep(delay)
+        writer.send_signal(signal.SIGKILL)
+        writer.wait(timeout=30)
+
+        stored = store.read("daily_bars", key)
+        assert len(stored) in (len(before), 1_500_000), delay  # the previous object, or a whole new one
+        assert _objects(bucket) == ["lake/daily_bars/session=2026-11-20/AAPL.US.parquet"]
+        uploads = boto3.client("s3").list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+        assert all(upload["Key"] == "lake/daily_bars/session=2026-11-20/AAPL.US.parquet" for upload in uploads)
