@@ -45,8 +45,13 @@ def write_lake(workdir: Path, sessions: int) -> tuple[ParquetStore, str]:
     """The lake of `sessions` closes of every symbol; returns it and the middle XNYS session."""
     universe = generate_synthetic(workdir / "stooq", first_session="2006-01-03", sizes=SIZES)
     store = ParquetStore(str(workdir / "lake"))
-    symbols = sorted({symbol for index in SIZES for symbol in universe.members(index, universe.last_session[
-        "XNYS" if index != "HSI" else "XHKG"])})
+    symbols = sorted(
+        {
+            symbol
+            for index in SIZES
+            for symbol in universe.members(index, universe.last_session["XNYS" if index != "HSI" else "XHKG"])
+        }
+    )
     days = {
         code: calendar(code).sessions_window(pd.Timestamp(latest_closed_session(code)), -sessions)
         for code in ("XNYS", "XHKG")
@@ -100,11 +105,15 @@ def main() -> int:
             assert len(ours) == len(theirs)
         median = {name: statistics.median(values) for name, values in times.items()}
         rows = len(reader.bars("daily"))
-        print(f"newest snapshot of every symbol ({rows:,} rows): reader {median['newest']:.3f} s, "
-              f"pandas {median['newest pandas']:.3f} s, ratio {median['newest'] / median['newest pandas']:.2f} "
-              "(target <= 1.5)")
-        print(f"as of {middle}: reader {median['as of']:.3f} s, pandas {median['as of pandas']:.3f} s, "
-              f"ratio {median['as of'] / median['as of pandas']:.2f} (target <= 1.5)")
+        print(
+            f"newest snapshot of every symbol ({rows:,} rows): reader {median['newest']:.3f} s, "
+            f"pandas {median['newest pandas']:.3f} s, ratio {median['newest'] / median['newest pandas']:.2f} "
+            "(target <= 1.5)"
+        )
+        print(
+            f"as of {middle}: reader {median['as of']:.3f} s, pandas {median['as of pandas']:.3f} s, "
+            f"ratio {median['as of'] / median['as of pandas']:.2f} (target <= 1.5)"
+        )
     return 0
 
 

@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "read":
         if not args.symbols and not args.index:
             parser.error("read: name at least one SYMBOL or an --index")
-        return read_bars(args.kind, args.symbols, args.index, args.as_of, args.start, args.end, args.format, args.output)
+        query = (args.kind, args.symbols, args.index, args.as_of, args.start, args.end)
+        return read_bars(*query, args.format, args.output)
     if args.command == "sql":
         return run_sql(args.query, args.format, args.output)
     if args.command == "migrate":

@@ -25,8 +25,7 @@ def migrate_lake(dry_run: bool) -> int:
         with dg.DagsterInstance.get() as instance:
             if close_in_flight(instance):
                 print(
-                    "a close run is queued or running on the instance at $DAGSTER_HOME: "
-                    "migrate once it has ended",
+                    "a close run is queued or running on the instance at $DAGSTER_HOME: migrate once it has ended",
                     file=sys.stderr,
                 )
                 return 1

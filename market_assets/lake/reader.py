@@ -59,9 +59,7 @@ class LakeReader:
         if as_of is not None:
             as_of = as_session(as_of)
             if as_of < sessions[0]:
-                raise LakeReadError(
-                    f"as_of {as_of} is before the first stored session of {asset}, {sessions[0]}"
-                )
+                raise LakeReadError(f"as_of {as_of} is before the first stored session of {asset}, {sessions[0]}")
         wanted = None if symbols is None else set(symbols)
         found: dict[str, str] = {}
         for session in reversed(sessions):
@@ -86,9 +84,10 @@ class LakeReader:
         end: str | date | pd.Timestamp | None = None,
     ) -> pd.DataFrame:
         """One frame of the `kind` (daily, weekly, monthly) bars of `symbols`, or of the members of
-        `index` on `as_of` (its newest composition when None), each from the snapshot `snapshots`
-        picks, between `start` and `end` (inclusive). Columns: `symbol`, `date`, the prices and
-        volume, the period columns of weekly and monthly bars, and `session`, the snapshot's."""
+        `index` on `as_of` (its newest composition when None), or of every stored symbol when
+        neither is given, each from the snapshot `snapshots` picks, between `start` and `end`
+        (inclusive). Columns: `symbol`, `date`, the prices and volume, the period columns of weekly
+        and monthly bars, and `session`, the snapshot's."""
         as_of = None if as_of is None else as_session(as_of)
         names = list(symbols or [])
         if index is not None:
@@ -106,9 +105,11 @@ class LakeReader:
     def members(self, index: str, as_of: str | date | pd.Timestamp | None = None) -> list[str]:
         """The symbols of `index` in its newest stored composition at or before `as_of`: who was
         a member after that close, including those that have left since."""
-        sessions = [s for s in self.store.stored_sessions(COMPOSITIONS) if index in self.store.stored_names(COMPOSITIONS, s)]
+        store = self.store
+        listed = {session: store.stored_names(COMPOSITIONS, session) for session in store.stored_sessions(COMPOSITIONS)}
+        sessions = [session for session, indices in listed.items() if index in indices]
         if not sessions:
-            stored = sorted({n for s in self.store.stored_sessions(COMPOSITIONS) for n in self.store.stored_names(COMPOSITIONS, s)})
+            stored = sorted({name for indices in listed.values() for name in indices})
             raise LakeReadError(f"index {index!r}: no composition stored (stored: {', '.join(stored) or 'none'})")
         if as_of is not None:
             as_of = as_session(as_of)

@@ -46,7 +46,9 @@ def connect(root: str | None = None) -> duckdb.DuckDBPyConnection:
         return f"'{prefix}{store.asset_folder(asset)}/{SESSION_FOLDER}*/*.parquet'"
 
     def read(source: str) -> str:
-        return f"read_parquet({source}, hive_partitioning = true, hive_types = {{'session': DATE}}, union_by_name = true)"
+        return (
+            f"read_parquet({source}, hive_partitioning = true, hive_types = {{'session': DATE}}, union_by_name = true)"
+        )
 
     snapshots = []
     for kind, asset in KINDS.items():
@@ -54,7 +56,9 @@ def connect(root: str | None = None) -> duckdb.DuckDBPyConnection:
             snapshots += [(kind, symbol, session) for symbol in store.stored_names(asset, session)]
     listed = pd.DataFrame(snapshots, columns=["kind", "symbol", "session"]).astype({"session": "datetime64[ns]"})
     connection.register("listed_snapshots", listed)
-    connection.execute("CREATE TABLE lake_snapshots AS SELECT kind, symbol, CAST(session AS DATE) AS session FROM listed_snapshots")
+    connection.execute(
+        "CREATE TABLE lake_snapshots AS SELECT kind, symbol, CAST(session AS DATE) AS session FROM listed_snapshots"
+    )
     connection.unregister("listed_snapshots")
 
     for kind, asset in KINDS.items():

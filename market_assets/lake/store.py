@@ -97,7 +97,8 @@ class ParquetStore:
         if not self._fs.exists(folder):
             return []
         files = (path.rsplit("/", 1)[-1] for path in self._fs.ls(folder, detail=False))
-        return sorted(name[: -len(".parquet")] for name in files if name.endswith(".parquet") and not name.startswith("."))
+        # Hidden names are the temporary files of writes under way.
+        return sorted(name[: -len(".parquet")] for name in files if name.endswith(".parquet") and name[0] != ".")
 
     def exists(self, asset: str, partition_key: str | None = None) -> bool:
         return self._fs.exists(self._fs_path(asset, partition_key))

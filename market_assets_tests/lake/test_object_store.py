@@ -61,12 +61,22 @@ def _objects(bucket: str) -> list[str]:
 def _bars(rows: int, close: float) -> pd.DataFrame:
     dates = pd.date_range("1990-01-01", periods=rows, freq="D")
     prices = [close + i * 1e-6 for i in range(rows)]
-    return pd.DataFrame({"symbol": "AAPL.US", "date": dates, "open": prices, "high": prices, "low": prices,
-                         "close": prices, "volume": [float(i) for i in range(rows)]})
+    return pd.DataFrame(
+        {
+            "symbol": "AAPL.US",
+            "date": dates,
+            "open": prices,
+            "high": prices,
+            "low": prices,
+            "close": prices,
+            "volume": [float(i) for i in range(rows)],
+        }
+    )
 
 
-def test_a_close_writes_the_lake_into_the_bucket_and_the_readers_read_it(object_store, bucket, platform_factory,
-                                                                        synthetic_universe):
+def test_a_close_writes_the_lake_into_the_bucket_and_the_readers_read_it(
+    object_store, bucket, platform_factory, synthetic_universe
+):
     root = f"s3://{bucket}/lake"
     platform = platform_factory(MARKET_ASSETS_DATA_ROOT=root)
     session = last_session(synthetic_universe, "XNYS")
@@ -82,7 +92,10 @@ def test_a_close_writes_the_lake_into_the_bucket_and_the_readers_read_it(object_
     own = daily[daily["symbol"] == members[0]].drop(columns="session").reset_index(drop=True)
     pd.testing.assert_frame_equal(own, store.read("daily_bars", f"{session}|{members[0]}"))
     counted = connect(root).sql("SELECT count(*), count(DISTINCT symbol) FROM latest_weekly_bars").fetchall()[0]
-    assert counted == (sum(len(store.read("weekly_bars", key)) for key in store.partition_keys("weekly_bars")), len(members))
+    assert counted == (
+        sum(len(store.read("weekly_bars", key)) for key in store.partition_keys("weekly_bars")),
+        len(members),
+    )
 
 
 def test_a_replaced_object_is_whole_and_nothing_temporary_is_left(object_store, bucket):

@@ -35,8 +35,14 @@ def lake(tmp_path_factory):
         close_index(platform.instance, "DJI", second)
         hsi = f"{universe.last_session['XHKG']:%Y-%m-%d}"
         close_index(platform.instance, "HSI", hsi)
-        yield {"store": platform.store, "first": first, "second": second, "hsi": hsi, "splitting": splitting,
-               "root": str(folder / "lake")}
+        yield {
+            "store": platform.store,
+            "first": first,
+            "second": second,
+            "hsi": hsi,
+            "splitting": splitting,
+            "root": str(folder / "lake"),
+        }
     server.stop()
     monkeypatch.undo()
 
@@ -68,7 +74,7 @@ def test_as_of_reads_what_was_known_after_that_close_before_the_split(lake):
 
     pd.testing.assert_frame_equal(_without_session(known_then), before)
     shared = newest[newest["date"] <= before["date"].iloc[-1]]
-    assert (shared["close"].to_numpy() * 2 == pytest.approx(before["close"].to_numpy(), rel=1e-3))
+    assert shared["close"].to_numpy() * 2 == pytest.approx(before["close"].to_numpy(), rel=1e-3)
     # A day with no snapshot of its own (the weekend after) reads the newest one before it.
     weekend = pd.Timestamp(lake["second"]) + pd.Timedelta(days=(5 - pd.Timestamp(lake["second"]).day_of_week) % 7 or 7)
     assert (reader.bars("daily", [symbol], as_of=weekend)["session"] <= weekend).all()
@@ -104,8 +110,10 @@ def test_a_panel_holds_the_members_of_that_day_as_known_that_day(lake):
         (lambda r, l: r.bars("daily", ["NOPE.US"]), r"daily_bars: no snapshot of NOPE.US stored under"),
         (lambda r, l: r.bars("hourly", ["X.US"]), r"unknown kind of bars 'hourly' \(one of: daily, weekly, monthly\)"),
         (lambda r, l: r.bars("daily", index="FTSE"), r"index 'FTSE': no composition stored \(stored: DJI, HSI\)"),
-        (lambda r, l: r.bars("daily", ["X.US"], as_of="2001-01-01"),
-         r"as_of 2001-01-01 is before the first stored session of daily_bars, 20"),
+        (
+            lambda r, l: r.bars("daily", ["X.US"], as_of="2001-01-01"),
+            r"as_of 2001-01-01 is before the first stored session of daily_bars, 20",
+        ),
         (lambda r, l: r.bars("daily", index="DJI", as_of="someday"), r"as_of 'someday' is not a date"),
         (lambda r, l: r.panel("DJI", l["first"], field="closing"), r"field 'closing' is not a column of daily_bars"),
     ],
@@ -121,13 +129,17 @@ def test_a_symbol_first_stored_after_as_of_says_when_it_was(lake):
     dji_symbol = lake["splitting"]
     if lake["hsi"] <= lake["first"]:
         pytest.skip("the HSI session is not after the first DJI session today")
-    with pytest.raises(LakeReadError, match=rf"no snapshot at or before {day} of {hsi_symbol} \(its first is {lake['hsi']}\)"):
+    with pytest.raises(
+        LakeReadError, match=rf"no snapshot at or before {day} of {hsi_symbol} \(its first is {lake['hsi']}\)"
+    ):
         LakeReader(lake["root"]).bars("daily", [dji_symbol, hsi_symbol], as_of=day)
 
 
 def _cli(lake, *args: str) -> subprocess.CompletedProcess:
     env = {"PATH": "/usr/bin:/bin", "MARKET_ASSETS_DATA_ROOT": lake["root"]}
-    return subprocess.run([sys.executable, "-m", "market_assets", *args], env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "market_assets", *args], env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_the_read_command_prints_csv_writes_parquet_and_names_what_it_cannot_find(lake, tmp_path):
@@ -155,14 +167,24 @@ def test_the_sql_command_answers_over_views_of_the_lake(lake):
     symbol = lake["splitting"]
     newest = LakeReader(lake["root"]).bars("daily", [symbol])
 
-    done = _cli(lake, "sql", f"SELECT count(*) AS n, max(close) AS top FROM latest_daily_bars WHERE symbol = '{symbol}'",
-                "--format", "csv")
+    done = _cli(
+        lake,
+        "sql",
+        f"SELECT count(*) AS n, max(close) AS top FROM latest_daily_bars WHERE symbol = '{symbol}'",
+        "--format",
+        "csv",
+    )
 
     assert done.returncode == 0, done.stderr
     row = pd.read_csv(io.StringIO(done.stdout)).iloc[0]
     assert row["n"] == len(newest) and row["top"] == pytest.approx(newest["close"].max())
-    as_of = _cli(lake, "sql", f"SELECT max(close) AS top FROM daily_bars_as_of('{lake['first']}') WHERE symbol = '{symbol}'",
-                 "--format", "csv")
+    as_of = _cli(
+        lake,
+        "sql",
+        f"SELECT max(close) AS top FROM daily_bars_as_of('{lake['first']}') WHERE symbol = '{symbol}'",
+        "--format",
+        "csv",
+    )
     assert as_of.returncode == 0, as_of.stderr
     before = LakeReader(lake["root"]).bars("daily", [symbol], as_of=lake["first"])
     assert pd.read_csv(io.StringIO(as_of.stdout)).iloc[0]["top"] == pytest.approx(before["close"].max())
