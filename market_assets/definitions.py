@@ -15,6 +15,7 @@ from market_assets.defs.bars.sensors import close_bars
 from market_assets.defs.compositions.assets import index_composition, index_membership
 from market_assets.defs.compositions.jobs import compositions_job, membership_job
 from market_assets.defs.compositions.schedules import close_schedules
+from market_assets.defs.maintenance.compaction import compact_lake, compaction_schedule
 from market_assets.defs.maintenance.sensors import partition_status_cache
 from market_assets.defs.resources import ClosePlanningResource
 from market_assets.lake.io_manager import ParquetIOManager
@@ -36,8 +37,8 @@ def defs() -> dg.Definitions:
             with_bars_freshness(bars),
             adjustment_events,
         ],
-        jobs=[compositions_job, membership_job, *close_jobs.values()],
-        schedules=close_schedules,
+        jobs=[compositions_job, membership_job, *close_jobs.values(), compact_lake],
+        schedules=[*close_schedules, compaction_schedule],
         sensors=[close_bars, partition_status_cache],
         # Steps run in the run's process: see market_assets/defs/bars/executor.py.
         executor=dg.in_process_executor,

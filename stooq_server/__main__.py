@@ -102,6 +102,7 @@ def generate(args: argparse.Namespace) -> int:
         first_session=args.first_session,
         last_session=args.last_session,
         sizes=args.sizes,
+        dividends=args.dividends,
     )
     counts = ", ".join(f"{len(symbols)} {code}" for code, symbols in universe.symbols.items())
     last = ", ".join(f"{code} {day.date()}" for code, day in universe.last_session.items())
@@ -168,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="last day of the histories (default: each exchange's latest session already closed)",
     )
     add("--sizes", type=parse_sizes, metavar="NAME=COUNT,...", help=f"members per index ({default_sizes})")
+    add("--dividends", action="store_true", help="also quarterly dividends of a quarter of the stocks (dividends.csv)")
     generate_parser.set_defaults(run=generate)
     return parser
 

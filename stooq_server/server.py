@@ -5,6 +5,8 @@ Data directory layout (real saved Stooq files can be dropped in as they are):
 - `d/<symbol lower-case>.csv`: raw (unadjusted) daily history, English or Polish header;
 - `t/<stooq id>.csv`: index membership, `symbol,name,added,removed` (dates or empty);
 - `splits.csv` (optional): `symbol,date,ratio`;
+- `dividends.csv` (optional): `symbol,date,factor`: prices before `date` are multiplied by
+  `factor` (1 - dividend / the close before), as Stooq adjusts them; volumes are left alone;
 - `synthetic.json` (optional): written by the synthetic generator, marks generated data.
 
 The server answers on stooq.com's URLs and in its formats, including its habits that clients
@@ -58,6 +60,7 @@ logger = logging.getLogger(__name__)
 DAILY_DIR = "d"
 MEMBERSHIP_DIR = "t"
 SPLITS_FILE = "splits.csv"
+DIVIDENDS_FILE = "dividends.csv"
 SYNTHETIC_MARKER = "synthetic.json"
 
 PRICE_COLUMNS = ("Open", "High", "Low", "Close")
@@ -82,8 +85,9 @@ _INDICES_BY_ID: dict[int, StockIndex] = {index.stooq_id: index for index in INDI
 T = TypeVar("T")
 _Query = dict[str, list[str]]
 """A parsed query string."""
-_Split = tuple[np.datetime64, float]
-"""A split's date and ratio."""
+_Split = tuple[np.datetime64, float, float]
+"""An adjustment of the past: its date, what earlier prices are divided by and what earlier volumes
+are multiplied by (a split's ratio for both; 1 / factor and 1 for a dividend)."""
 
 
 # --- Stooq's CSV format -------------------------------------------------------------------------
@@ -228,16 +232,19 @@ def read_history(path: Path) -> History | None:
 
 
 def adjust_for_splits(history: History, splits: Iterable[_Split]) -> History:
-    """Split-adjust a raw history the way Stooq does: earlier prices divided, volumes multiplied."""
-    factor = np.ones(len(history))
-    for split_date, ratio in splits:
-        factor[history.dates < split_date] *= ratio
+    """Adjust a raw history the way Stooq does for splits (earlier prices divided, volumes
+    multiplied) and dividends (earlier prices multiplied by the dividend's factor)."""
+    factor, volume_factor = np.ones(len(history)), np.ones(len(history))
+    for split_date, ratio, volume_ratio in splits:
+        earlier = history.dates < split_date
+        factor[earlier] *= ratio
+        volume_factor[earlier] *= volume_ratio
     adjusted = factor != 1.0
     if not adjusted.any():
         return history
     prices = history.prices / factor[:, None]
     prices[adjusted] = np.round(prices[adjusted], _ADJUSTED_DECIMALS)
-    volume = None if history.volume is None else history.volume * factor
+    volume = None if history.volume is None else history.volume * volume_factor
     return History(history.dates, prices, volume)
 
 
@@ -264,14 +271,15 @@ def members_as_of(table: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
     return table[listed].sort_values("symbol", kind="stable").reset_index(drop=True)
 
 
-def read_splits(path: Path) -> pd.DataFrame:
-    """The split table `symbol, date, ratio`; empty when the optional file is absent."""
+def read_splits(path: Path, value: str = "ratio") -> pd.DataFrame:
+    """The split table `symbol, date, ratio` (or the dividend table `symbol, date, factor`);
+    empty when the optional file is absent."""
     if not path.is_file():
-        return pd.DataFrame({"symbol": [], "date": pd.to_datetime([]), "ratio": []})
+        return pd.DataFrame({"symbol": pd.Series([], dtype=str), "date": pd.to_datetime([]), value: []})
     splits = pd.read_csv(path, dtype={"symbol": str})
     splits["symbol"] = splits["symbol"].str.strip().str.upper()
     splits["date"] = pd.to_datetime(splits["date"], format="%Y-%m-%d")
-    splits["ratio"] = splits["ratio"].astype(float)
+    splits[value] = splits[value].astype(float)
     return splits.sort_values(["symbol", "date"], kind="stable").reset_index(drop=True)
 
 
@@ -307,22 +315,26 @@ class DataStore:
             self._cache.clear()
 
     def _splits(self) -> dict[str, tuple[_Split, ...]]:
+        """Each symbol's splits and dividends, in date order."""
+
         def load() -> dict[str, tuple[_Split, ...]]:
-            splits = read_splits(self.data_dir / SPLITS_FILE)
+            splits = read_splits(self.data_dir / SPLITS_FILE).assign(volume_ratio=lambda frame: frame["ratio"])
+            dividends = read_splits(self.data_dir / DIVIDENDS_FILE, "factor")
+            dividends = dividends.assign(ratio=1.0 / dividends["factor"], volume_ratio=1.0)
+            events = pd.concat([splits, dividends[["symbol", "date", "ratio", "volume_ratio"]]], ignore_index=True)
+            events = events.sort_values(["symbol", "date"], kind="stable")
             return {
-                symbol: tuple(zip(group["date"].to_numpy("datetime64[D]"), group["ratio"].tolist()))
-                for symbol, group in splits.groupby("symbol")
+                symbol: tuple(
+                    zip(group["date"].to_numpy("datetime64[D]"), group["ratio"].tolist(), group["volume_ratio"].tolist())
+                )
+                for symbol, group in events.groupby("symbol")
             }
 
         return self._cached(("splits",), load)
 
     def _applied_splits(self, symbol: str, as_of: pd.Timestamp | None) -> tuple[_Split, ...]:
         day = _day(as_of)
-        return tuple(
-            (split_date, ratio)
-            for split_date, ratio in self._splits().get(symbol.upper(), ())
-            if day is None or split_date <= day
-        )
+        return tuple(event for event in self._splits().get(symbol.upper(), ()) if day is None or event[0] <= day)
 
     def history(self, symbol: str, as_of: pd.Timestamp | None) -> History | None:
         """A symbol's whole history, adjusted for its splits dated on or before `as_of` (or all).

@@ -23,6 +23,7 @@ from market_assets.sources.indices import INDICES, StockIndex, get_index
 
 from .server import (
     DAILY_DIR,
+    DIVIDENDS_FILE,
     MEMBERSHIP_DIR,
     SPLITS_FILE,
     SYNTHETIC_MARKER,
@@ -74,6 +75,8 @@ class SyntheticUniverse:
     """Membership per index name: `symbol, name, added, removed` (Timestamps or NaT)."""
     splits: pd.DataFrame
     """`symbol, date, ratio` of the generated splits."""
+    dividends: pd.DataFrame
+    """`symbol, date, factor` of the generated dividends (none unless asked for)."""
 
     def members(self, index_name: str, as_of: date | str | None = None) -> list[str]:
         """Members of an index on `as_of` (default: its calendar's last session), sorted."""
@@ -90,6 +93,7 @@ def generate_synthetic(
     last_session: date | str | None = None,
     sizes: Mapping[str, int] | None = None,
     splits: bool = True,
+    dividends: bool = False,
 ) -> SyntheticUniverse:
     """Write a synthetic universe into `data_dir` in the layout `StooqServer` serves.
 
@@ -111,10 +115,12 @@ def generate_synthetic(
     rng = np.random.default_rng(seed)
     listings, members = _plan(sizes)
     last_sessions: dict[str, pd.Timestamp] = {}
+    sessions_of: dict[str, pd.DatetimeIndex] = {}
     split_rows: list[tuple[str, pd.Timestamp, float]] = []
     compositions: dict[str, pd.DataFrame] = {}
     for calendar, calendar_listings in listings.items():
         sessions = _sessions(calendar, first_session, last_session)
+        sessions_of[calendar] = sessions
         last_sessions[calendar] = sessions[-1]
         indices = _indices_on(calendar)
         calendar_members = [member for index in indices for member in members[index.name]]
@@ -128,6 +134,12 @@ def generate_synthetic(
             _write_index_series(data_dir, seed, index, sessions)
             compositions[index.name] = _composition(members[index.name], sessions)
             _write_composition(data_dir, index, compositions[index.name])
+    dividend_table = _dividends(rng, listings, sessions_of, last_sessions) if dividends else pd.DataFrame(
+        columns=["symbol", "date", "factor"]
+    )
+    (data_dir / DIVIDENDS_FILE).unlink(missing_ok=True)
+    if dividends:
+        dividend_table.to_csv(data_dir / DIVIDENDS_FILE, index=False, date_format="%Y-%m-%d", lineterminator="\n")
     split_table = pd.DataFrame(split_rows, columns=["symbol", "date", "ratio"])
     split_table.sort_values(["symbol", "date"]).to_csv(
         data_dir / SPLITS_FILE, index=False, date_format="%Y-%m-%d", lineterminator="\n"
@@ -138,6 +150,7 @@ def generate_synthetic(
         "last_session": {code: str(day.date()) for code, day in last_sessions.items()},
         "sizes": sizes,
         "splits": splits,
+        "dividends": dividends,
     }
     (data_dir / SYNTHETIC_MARKER).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return SyntheticUniverse(
@@ -146,6 +159,7 @@ def generate_synthetic(
         symbols={code: tuple(item.symbol for item in group) for code, group in listings.items()},
         compositions=compositions,
         splits=split_table.sort_values(["symbol", "date"]).reset_index(drop=True),
+        dividends=dividend_table,
     )
 
 
@@ -196,6 +210,32 @@ def _plan(sizes: Mapping[str, int]) -> tuple[dict[str, list[_Listing]], dict[str
                 rows[-1] = _Member(rows[-1].listing, added_ago=ADDED_SESSIONS_AGO)
                 rows.append(_Member(new(index), removed_ago=REMOVED_SESSIONS_AGO))
     return listings, members
+
+
+DIVIDEND_EVERY = 63
+"""Sessions between two dividends of a payer: quarterly, as most US stocks pay."""
+RECENT_DIVIDEND_SESSIONS_AGO = 1
+"""The first payer's last dividend: the session before the last, so a short run of closes meets one."""
+
+
+def _dividends(
+    rng: np.random.Generator,
+    listings: dict[str, list[_Listing]],
+    sessions_of: dict[str, pd.DatetimeIndex],
+    last_sessions: dict[str, pd.Timestamp],
+) -> pd.DataFrame:
+    """Quarterly dividends of a quarter of the stocks: each a factor of 1 - yield / 4 on the
+    prices before it (a yield of 1 to 4 % a year), which Stooq applies to the adjusted past."""
+    rows = []
+    for calendar, group in listings.items():
+        sessions = sessions_of[calendar]
+        payers = sorted(group, key=lambda listing: listing.symbol)[:: 4]
+        for number, listing in enumerate(payers):
+            last = len(sessions) - 1 - RECENT_DIVIDEND_SESSIONS_AGO - (0 if number == 0 else int(rng.integers(0, 63)))
+            factor = round(1 - float(rng.uniform(0.01, 0.04)) / 4, 6)
+            rows += [(listing.symbol, sessions[row], factor) for row in range(last, 0, -DIVIDEND_EVERY)]
+    table = pd.DataFrame(rows, columns=["symbol", "date", "factor"])
+    return table.sort_values(["symbol", "date"]).reset_index(drop=True)
 
 
 def _events(

@@ -5,6 +5,7 @@
     python -m market_assets read {daily,weekly,monthly} SYMBOL... [--index DJI] [--as-of D]
         [--start D] [--end D] [--format table|csv|parquet] [-o FILE]
     python -m market_assets sql "SELECT ..." [--format table|csv|parquet] [-o FILE]
+    python -m market_assets compact [--dry-run]
     python -m market_assets migrate [--dry-run]
 
 `close` uses the instance at $DAGSTER_HOME and the source and data root of the environment
@@ -13,7 +14,8 @@ MARKET_ASSETS_DATA_ROOT; see market_assets/settings.py). `demo` needs nothing: i
 synthetic data set, serves it on loopback with the project's Stooq-compatible server, and closes all
 three indices for their latest sessions into ./demo. `migrate` moves a lake written in the
 earlier layout (bare date folders, no `symbol` column) into today's, at the data root. `read`
-and `sql` read the lake at the data root (`market_assets/lake/reader.py`, `sql.py`).
+and `sql` read the lake at the data root (`market_assets/lake/reader.py`, `sql.py`); `compact`
+removes the snapshots that can be rebuilt from others (`market_assets/lake/compaction.py`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import argparse
 from pathlib import Path
 
 from market_assets.cli.close import close_indices
+from market_assets.cli.compact import compact_lake
 from market_assets.cli.migrate import migrate_lake
 from market_assets.cli.read import FORMATS, read_bars, run_sql
 from market_assets.lake.reader import KINDS
@@ -49,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     for reading in (read, sql):
         reading.add_argument("--format", choices=FORMATS, default="table", help="default: table")
         reading.add_argument("-o", "--output", type=Path, help="write to FILE instead of the terminal")
+    compacting = commands.add_parser("compact", help="remove the snapshots that can be rebuilt from others")
+    compacting.add_argument("--dry-run", action="store_true", help="only say what would be removed")
     migrate = commands.add_parser("migrate", help="move a lake of the earlier layout into today's")
     migrate.add_argument("--dry-run", action="store_true", help="only say what would move")
     args = parser.parse_args(argv)
@@ -59,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         return read_bars(*query, args.format, args.output)
     if args.command == "sql":
         return run_sql(args.query, args.format, args.output)
+    if args.command == "compact":
+        return compact_lake(args.dry_run)
     if args.command == "migrate":
         return migrate_lake(args.dry_run)
     if args.command == "demo":

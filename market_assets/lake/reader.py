@@ -150,8 +150,12 @@ class LakeReader:
 
         def read(item: tuple[str, str]) -> pa.Table:
             symbol, session = item
-            with fs.open(self.store.file(asset, f"{session}|{symbol}"), "rb") as handle:
-                table = pq.read_table(handle)
+            key = f"{session}|{symbol}"
+            try:
+                with fs.open(self.store.file(asset, key), "rb") as handle:
+                    table = pq.read_table(handle)
+            except FileNotFoundError:  # compacted: rebuilt from the snapshot it derives from
+                table = pa.Table.from_pandas(self.store.read(asset, key), preserve_index=False)
             return table.append_column("session", pa.array([session] * table.num_rows, pa.string()))
 
         with ThreadPoolExecutor(max_workers=8) as pool:

@@ -3,7 +3,8 @@ as table macros.
 
 Views (each row of a bars view also has the `session` of its snapshot):
 
-- `daily_bars`, `weekly_bars`, `monthly_bars`: every stored snapshot;
+- `daily_bars`, `weekly_bars`, `monthly_bars`: every stored snapshot, the compacted ones rebuilt
+  as the store rebuilds them (`*_files`: only the rows of the files that remain);
 - `latest_daily_bars`, `latest_weekly_bars`, `latest_monthly_bars`: each symbol's newest snapshot;
 - `daily_bars_as_of(s)`, `weekly_bars_as_of(s)`, `monthly_bars_as_of(s)`: each symbol's snapshot
   of session `s`, or its newest before `s` (what was known after that close);
@@ -21,6 +22,7 @@ import duckdb
 import pandas as pd
 from fsspec.implementations.local import LocalFileSystem
 
+from market_assets.lake.compacted import TAIL, Manifest
 from market_assets.lake.reader import COMPOSITIONS, KINDS, LakeReader
 from market_assets.lake.store import SESSION_FOLDER
 
@@ -29,6 +31,36 @@ _EMPTY_EVENTS = (
     "NULL::TIMESTAMP AS effective_date, NULL::DOUBLE AS ratio, NULL::BIGINT AS rows_changed, NULL::DATE AS session "
     "WHERE false"
 )
+
+
+def _every_snapshot(connection: duckdb.DuckDBPyConnection, manifest: Manifest, asset: str) -> str:
+    """The query of every snapshot of `asset`: the stored files' rows, and each compacted
+    snapshot rebuilt as the store rebuilds it (its source's first rows, then its tail)."""
+    stored = f"SELECT * EXCLUDE (file_row_number) FROM {asset}_files"
+    entries = manifest.entries.reset_index(drop=True)
+    if entries.empty:
+        return stored
+    heads = entries[["session", "symbol", "source_session", "rows"]].astype({"session": "datetime64[ns]",
+                                                                          "source_session": "datetime64[ns]"})
+    connection.register(f"{asset}_heads_frame", heads)
+    connection.execute(f"""CREATE TABLE {asset}_compacted AS SELECT CAST(session AS DATE) AS session, symbol,
+        CAST(source_session AS DATE) AS source_session, rows FROM {asset}_heads_frame""")
+    connection.unregister(f"{asset}_heads_frame")
+    query = f"""{stored}
+        UNION ALL BY NAME
+        SELECT f.* EXCLUDE (file_row_number, session), c.session FROM {asset}_files f
+        JOIN {asset}_compacted c ON f.symbol = c.symbol AND f.session = c.source_session AND f.file_row_number < c.rows"""
+    with_tail = entries[entries["has_tail"].astype(bool)]
+    if with_tail.empty:
+        return query
+    tails = with_tail[[column for column in with_tail.columns if column.startswith(TAIL)]]
+    tails = tails.rename(columns=lambda column: column[len(TAIL) :]).assign(
+        session=pd.to_datetime(with_tail["session"]).astype("datetime64[ns]")
+    )
+    connection.register(f"{asset}_tails_frame", tails)
+    connection.execute(f"CREATE TABLE {asset}_tails AS SELECT * REPLACE (CAST(session AS DATE) AS session) FROM {asset}_tails_frame")
+    connection.unregister(f"{asset}_tails_frame")
+    return f"{query}\n        UNION ALL BY NAME SELECT * FROM {asset}_tails"
 
 
 def connect(root: str | None = None) -> duckdb.DuckDBPyConnection:
@@ -45,10 +77,9 @@ def connect(root: str | None = None) -> duckdb.DuckDBPyConnection:
     def files(asset: str) -> str:
         return f"'{prefix}{store.asset_folder(asset)}/{SESSION_FOLDER}*/*.parquet'"
 
-    def read(source: str) -> str:
-        return (
-            f"read_parquet({source}, hive_partitioning = true, hive_types = {{'session': DATE}}, union_by_name = true)"
-        )
+    def read(source: str, row_numbers: bool = False) -> str:
+        options = "hive_partitioning = true, hive_types = {'session': DATE}, union_by_name = true"
+        return f"read_parquet({source}, {options}{', file_row_number = true' if row_numbers else ''})"
 
     snapshots = []
     for kind, asset in KINDS.items():
@@ -64,8 +95,9 @@ def connect(root: str | None = None) -> duckdb.DuckDBPyConnection:
     for kind, asset in KINDS.items():
         if not store.stored_sessions(asset):
             continue
-        connection.execute(f"CREATE VIEW {asset} AS SELECT * FROM {read(files(asset))}")
-        newest = reader.snapshots(kind)
+        connection.execute(f"CREATE VIEW {asset}_files AS SELECT * FROM {read(files(asset), row_numbers=True)}")
+        connection.execute(f"CREATE VIEW {asset} AS {_every_snapshot(connection, store.manifest(asset), asset)}")
+        newest = reader.snapshots(kind)  # each symbol's newest snapshot is never compacted
         paths = ", ".join(f"'{prefix}{store.file(asset, f'{session}|{symbol}')}'" for symbol, session in newest.items())
         connection.execute(f"CREATE VIEW latest_{asset} AS SELECT * FROM {read(f'[{paths}]')}")
         connection.execute(

@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 from market_assets import settings
+from market_assets.lake.compacted import COMPACTABLE, COMPACTED_FOLDER, Manifest
 
 SESSION_FOLDER = "session="
 """The prefix of a session's folder: Hive's `key=value` naming, which readers turn into a column."""
@@ -42,6 +43,7 @@ class ParquetStore:
         self.root = (root if "://" in root else str(Path(root).resolve())).rstrip("/")
         self._fs, self._base = fsspec.core.url_to_fs(self.root)
         self._local = isinstance(self._fs, LocalFileSystem)
+        self._manifests: dict[str, tuple[object, Manifest]] = {}
 
     def check_writable(self) -> None:
         """Fail at once, naming the root, when no partition could be written under it.
@@ -74,7 +76,12 @@ class ParquetStore:
         return f"{self.root}/{asset}/{SESSION_FOLDER}{session}/{name}.parquet"
 
     def partition_keys(self, asset: str) -> list[str]:
-        """Keys of the stored two-dimensional partitions of `asset` (`date|symbol`), sorted."""
+        """Keys of the stored two-dimensional partitions of `asset` (`date|symbol`), sorted: those
+        with a file and those compacted."""
+        return sorted(set(self.file_keys(asset)) | set(self.manifest(asset).keys()))
+
+    def file_keys(self, asset: str) -> list[str]:
+        """Keys of the partitions of `asset` that have a file, sorted."""
         base = self.asset_folder(asset)
         found = self._fs.glob(f"{base}/{SESSION_FOLDER}*/*.parquet")
         keys = []
@@ -84,15 +91,23 @@ class ParquetStore:
         return sorted(keys)
 
     def stored_sessions(self, asset: str) -> list[str]:
-        """The sessions (`YYYY-MM-DD`) that `asset` has a folder for, oldest first."""
+        """The sessions (`YYYY-MM-DD`) that `asset` has a folder or a compacted snapshot for,
+        oldest first."""
         base = self.asset_folder(asset)
         if not self._fs.exists(base):
-            return []
+            return sorted(set(self.manifest(asset).entries["session"]))
         folders = (path.rstrip("/").rsplit("/", 1)[-1] for path in self._fs.ls(base, detail=False))
-        return sorted(folder[len(SESSION_FOLDER) :] for folder in folders if folder.startswith(SESSION_FOLDER))
+        sessions = {folder[len(SESSION_FOLDER) :] for folder in folders if folder.startswith(SESSION_FOLDER)}
+        return sorted(sessions | set(self.manifest(asset).entries["session"]))
 
     def stored_names(self, asset: str, session: str) -> list[str]:
-        """The symbols (or indices) stored in `asset`'s folder of `session`, sorted."""
+        """The symbols (or indices) stored for `session` in `asset`, as files or compacted, sorted."""
+        entries = self.manifest(asset).entries
+        compacted = set(entries.loc[entries["session"] == session, "symbol"])
+        return sorted(set(self.file_names(asset, session)) | compacted)
+
+    def file_names(self, asset: str, session: str) -> list[str]:
+        """The symbols (or indices) that have a file in `asset`'s folder of `session`, sorted."""
         folder = f"{self.asset_folder(asset)}/{SESSION_FOLDER}{session}"
         if not self._fs.exists(folder):
             return []
@@ -101,12 +116,20 @@ class ParquetStore:
         return sorted(name[: -len(".parquet")] for name in files if name.endswith(".parquet") and name[0] != ".")
 
     def exists(self, asset: str, partition_key: str | None = None) -> bool:
-        return self._fs.exists(self._fs_path(asset, partition_key))
+        """Whether the partition is stored: as a file, or compacted (rebuilt when read)."""
+        if self._fs.exists(self._fs_path(asset, partition_key)):
+            return True
+        return partition_key is not None and partition_key in self.manifest(asset)
 
     def read(self, asset: str, partition_key: str | None = None) -> pd.DataFrame:
+        """The partition's frame: its file, or, for a compacted snapshot, the rows rebuilt from the
+        stored snapshot its manifest entry names (exactly what was written)."""
         try:
             return self.read_file(self._fs_path(asset, partition_key))
         except FileNotFoundError:
+            manifest = self.manifest(asset) if partition_key is not None else Manifest.empty()
+            if partition_key in manifest:
+                return manifest.rebuild(partition_key, self.read(asset, manifest.source_key(partition_key)))
             raise FileNotFoundError(
                 f"{_name(asset, partition_key)}: nothing stored at {self.path(asset, partition_key)}"
             ) from None
@@ -132,6 +155,29 @@ class ParquetStore:
         """The folder of a partitioned asset as a path on `filesystem` (no URL scheme)."""
         return self._fs_path(asset, None)[: -len(".parquet")]
 
+    def manifest(self, asset: str) -> Manifest:
+        """The compacted snapshots of `asset` (`market_assets/lake/compacted.py`), read again
+        whenever the manifest file changed."""
+        if asset not in COMPACTABLE:
+            return _NO_MANIFEST
+        path = self.manifest_file(asset)
+        if not self._local:
+            self._fs.invalidate_cache(path)
+        try:
+            info = self._fs.info(path)
+        except FileNotFoundError:
+            return _NO_MANIFEST
+        stamp = (info.get("size"), info.get("mtime") or info.get("LastModified") or info.get("ETag"))
+        cached = self._manifests.get(asset)
+        if cached is None or cached[0] != stamp:
+            cached = (stamp, Manifest.of(self.read_file(path)))
+            self._manifests[asset] = cached
+        return cached[1]
+
+    def manifest_file(self, asset: str) -> str:
+        """Where the manifest of `asset` is, as a path on `filesystem`."""
+        return self._fs_path(f"{COMPACTED_FOLDER}/{asset}", None)
+
     def read_asset(self, asset: str) -> pd.DataFrame:
         """Every stored partition of a two-dimensional `asset` as one frame, with the `session` of
         each row from its folder (as a timestamp); empty when nothing is stored."""
@@ -151,11 +197,19 @@ class ParquetStore:
     def write(self, asset: str, partition_key: str | None, frame: pd.DataFrame) -> str:
         """Write `frame`, replacing any previous file only once the new one is complete.
 
+        Compacted snapshots rebuilt from the partition's current file get their own files back
+        first, so that replacing it (a forced re-run) changes nothing else.
+
         A killed run leaves at worst a hidden temporary file beside the target, never a half-written
         target: local files are written aside and renamed (atomic on POSIX); object stores publish
         an object only when its upload completes.
         """
-        path = self._fs_path(asset, partition_key)
+        if partition_key is not None:
+            self._restore_dependents(asset, partition_key)
+        self._write_file(self._fs_path(asset, partition_key), frame)
+        return self.path(asset, partition_key)
+
+    def _write_file(self, path: str, frame: pd.DataFrame) -> None:
         buffer = io.BytesIO()
         # Without dictionary encoding, which prices and dates (nearly all distinct) never use but
         # the writer tries per column: writing takes a third less time, and files are smaller.
@@ -178,7 +232,28 @@ class ParquetStore:
         else:
             with self._fs.open(path, "wb") as handle:
                 handle.write(data)
-        return self.path(asset, partition_key)
+
+    def _restore_dependents(self, asset: str, partition_key: str) -> None:
+        manifest = self.manifest(asset)
+        dependents = manifest.dependents(partition_key)
+        if not dependents or not self._fs.exists(self._fs_path(asset, partition_key)):
+            return
+        source = self.read(asset, partition_key)
+        for key in dependents:
+            self._write_file(self._fs_path(asset, key), manifest.rebuild(key, source))
+        self.write_manifest(asset, Manifest.of(manifest.entries.drop(index=dependents).reset_index(drop=True)))
+
+    def write_manifest(self, asset: str, manifest: Manifest) -> None:
+        """Replace the manifest of `asset` atomically (see `write`)."""
+        self._write_file(self.manifest_file(asset), manifest.entries.reset_index(drop=True))
+
+    def remove(self, asset: str, partition_key: str) -> None:
+        """Remove the partition's file (compaction, once its manifest entry is written)."""
+        self._fs.rm(self._fs_path(asset, partition_key))
+
+    def file_sizes(self, asset: str, keys: list[str]) -> dict[str, int]:
+        """The size in bytes of each partition's file."""
+        return {key: int(self._fs.info(self._fs_path(asset, key))["size"]) for key in keys}
 
     def write_partitions(self, asset: str, frames: Mapping[str, pd.DataFrame]) -> str:
         """Write each partition's frame (see `write`) and say where, for the run's log:
@@ -197,6 +272,9 @@ class ParquetStore:
     def _fs_path(self, asset: str, partition_key: str | None) -> str:
         relative = self.path(asset, partition_key)[len(self.root) :]
         return f"{self._base.rstrip('/')}{relative}"
+
+
+_NO_MANIFEST = Manifest.empty()
 
 
 def _name(asset: str, partition_key: str | None) -> str:

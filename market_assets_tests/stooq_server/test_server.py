@@ -348,6 +348,31 @@ def test_edited_files_are_served_after_a_reload(server_factory: ServerFactory, t
     assert download(server, "ABC.US").text == "No data"
 
 
+def test_a_dividend_adjusts_earlier_prices_but_not_volumes_from_its_date_on(server_factory, tmp_path) -> None:
+    universe = generate_synthetic(tmp_path / "stooq", first_session="2024-01-02", sizes={"DJI": 4, "NDX": 1, "HSI": 1},
+                                  dividends=True)
+    payers = universe.dividends.groupby("symbol")
+    assert len(payers) == sum(-(-len(symbols) // 4) for symbols in universe.symbols.values())  # a quarter
+    assert universe.dividends["factor"].between(0.99, 0.9975).all()
+    symbol, dividends = next(iter(payers))
+    assert dividends["date"].diff().dropna().dt.days.between(80, 100).all()  # quarterly
+    day, factor = dividends["date"].iloc[-1], dividends["factor"].iloc[-1]
+    server = server_factory(universe.data_dir)
+    server.as_of = day - pd.Timedelta(days=1)
+    while frame(download(server, symbol).text)["Date"].iloc[-1] >= day:  # the session before the dividend
+        server.as_of -= pd.Timedelta(days=1)
+    before = frame(download(server, symbol).text)
+    server.as_of = day
+    after = frame(download(server, symbol).text)
+
+    earlier = after["Date"] < day
+    shared = after[earlier].reset_index(drop=True)
+    ratio = shared["Close"] / before["Close"].iloc[: len(shared)]
+    later_dividends = (dividends["date"] > before["Date"].iloc[-1]).sum()
+    assert later_dividends == 1 and np.allclose(ratio, factor, atol=1e-4)
+    assert (shared["Volume"] == before["Volume"].iloc[: len(shared)]).all()
+
+
 def test_history_is_split_adjusted_as_of_the_serving_date(
     stooq_server: StooqServer, synthetic_universe: Universe
 ) -> None:

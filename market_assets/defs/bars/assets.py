@@ -46,6 +46,13 @@ class BarsConfig(dg.Config):
     what is missing)."""
 
 
+_COMPACTED = (
+    " An older partition whose snapshot can be rebuilt exactly from a newer one may be compacted: "
+    "it stays materialized and reads back unchanged, but has no file of its own (the `compact_lake` "
+    "job lists it in `<root>/_compacted/<asset>.parquet`)."
+)
+
+
 def _out(description: str) -> dg.AssetOut:
     return dg.AssetOut(description=description, group_name="bars", kinds={"parquet"}, is_required=False)
 
@@ -56,10 +63,12 @@ def _out(description: str) -> dg.AssetOut:
         "daily_bars": _out(
             "Daily OHLCV history of each symbol as published after the close of the session. Each "
             "snapshot is compared with the symbol's previous one (rewritten past rows are recorded "
-            "in its metadata and as `adjustment_events`) and checked, one result per partition."
+            "in its metadata and as `adjustment_events`) and checked, one result per partition." + _COMPACTED
         ),
-        "weekly_bars": _out("Weekly candles (Monday to Sunday) resampled from the same partition's daily snapshot."),
-        "monthly_bars": _out("Monthly candles resampled from the same partition's daily snapshot."),
+        "weekly_bars": _out(
+            "Weekly candles (Monday to Sunday) resampled from the same partition's daily snapshot." + _COMPACTED
+        ),
+        "monthly_bars": _out("Monthly candles resampled from the same partition's daily snapshot." + _COMPACTED),
     },
     internal_asset_deps={"daily_bars": set(), "weekly_bars": {DAILY}, "monthly_bars": {DAILY}},
     can_subset=True,

@@ -1,0 +1,38 @@
+"""`python -m market_assets compact`: remove the snapshots that can be rebuilt from others
+(`market_assets/lake/compaction.py`), at the data root."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import dagster as dg
+
+from market_assets import settings
+from market_assets.defs.runs import close_in_flight
+from market_assets.lake.compaction import compact
+from market_assets.lake.store import ParquetStore
+
+
+def compact_lake(dry_run: bool) -> int:
+    """Compact the lake at the configured data root, or say what would go (`dry_run`).
+
+    Refused while a close is queued or running on the instance at `$DAGSTER_HOME`: a forced re-run
+    could replace a snapshot while it is being compared.
+    """
+    if not dry_run and os.environ.get("DAGSTER_HOME"):
+        with dg.DagsterInstance.get() as instance:
+            if close_in_flight(instance):
+                print("a close run is queued or running on the instance at $DAGSTER_HOME: compact once it has ended",
+                      file=sys.stderr)
+                return 1
+    store = ParquetStore(settings.DATA_ROOT.value())
+    print(f"lake at {store.root}:", flush=True)
+    try:
+        report = compact(store, dry_run=dry_run, progress=lambda line: print(f"  {line}", flush=True))
+    except (OSError, ValueError, RuntimeError) as error:
+        print(f"compaction of {store.root} stopped: {error}", file=sys.stderr)
+        return 1
+    for line in report.lines(dry_run):
+        print(f"  {line}")
+    return 0

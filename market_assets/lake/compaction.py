@@ -1,0 +1,145 @@
+"""Compaction: storage that grows with symbols x adjustments, not sessions x symbols.
+
+Each close stores every symbol's whole history again. Until a split or a dividend adjustment
+rewrites the past, an older daily snapshot is exactly the first rows of a newer one, and a weekly
+or monthly snapshot is the first bars of a newer one plus its own last bar. Compaction removes
+the files of such snapshots, and keeps, per symbol, the newest snapshot and the last snapshot
+before each rewrite of the past (what cannot be derived). Each removed snapshot gets a manifest
+entry (`market_assets/lake/compacted.py`) from which the store rebuilds it exactly, on demand.
+
+Nothing can become unreadable or different:
+
+1. every candidate is checked value for value: the rebuilt frame must equal the stored one
+   (`DataFrame.equals`: same columns, dtypes and values), or its file stays;
+2. the manifest, with the new entries and the entries of earlier compactions re-pointed to the
+   snapshot they are now rebuilt from, is written atomically and read back, and each new entry is
+   checked again from what was read back;
+3. only then are files removed. A compaction killed at any point leaves each snapshot either in
+   its file or in the manifest (or both, when the file is read first), and running it again
+   finishes the job.
+
+Each symbol's newest snapshot is always kept, so the files of the latest session are never removed,
+and a later close that writes a snapshot some entries are rebuilt from first gives those entries
+their files back (`ParquetStore.write`).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from market_assets.lake.compacted import COMPACTABLE, Manifest, entry_row
+from market_assets.lake.store import ParquetStore
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class CompactionReport:
+    """What a compaction removed (or would remove), asset by asset."""
+
+    removed: dict[str, int] = field(default_factory=dict)
+    kept: dict[str, int] = field(default_factory=dict)
+    bytes_before: int = 0
+    bytes_after: int = 0
+
+    def lines(self, dry_run: bool) -> list[str]:
+        verb = "would remove" if dry_run else "removed"
+        lines = [
+            f"{asset}: {verb} {self.removed.get(asset, 0)} of {self.removed.get(asset, 0) + kept} files, "
+            f"{kept} kept"
+            for asset, kept in self.kept.items()
+        ]
+        after = "would be" if dry_run else "now"
+        return lines + [f"bars files: {_mib(self.bytes_before)} before, {after} {_mib(self.bytes_after)}"]
+
+
+def compact(store: ParquetStore, *, dry_run: bool = False, progress: Progress = lambda line: None) -> CompactionReport:
+    """Compact the bars assets of `store` (see the module's docstring)."""
+    report = CompactionReport()
+    removals: dict[str, list[str]] = {}
+    for asset in COMPACTABLE:
+        manifest, removable, repointed, kept, sizes = _plan(store, asset)
+        report.kept[asset] = kept
+        report.removed[asset] = len(removable)
+        report.bytes_before += sum(sizes.values())
+        report.bytes_after += sum(size for key, size in sizes.items() if key not in removable)
+        progress(f"{asset}: {len(removable)} snapshots can be rebuilt from others, {kept} kept")
+        if dry_run or not removable:
+            continue
+        expected = {key: store.read(asset, key) for key in repointed}  # as rebuilt before they move
+        store.write_manifest(asset, manifest)
+        written = store.manifest(asset)
+        sources: dict[str, pd.DataFrame] = {}
+        for key in sorted([*removable, *repointed], key=written.source_key):
+            source = written.source_key(key)
+            if source not in sources:
+                sources.clear()  # keys are in source order: one source held at a time
+                sources[source] = store.read_file(store.file(asset, source))
+            frame = expected.pop(key) if key in expected else store.read_file(store.file(asset, key))
+            if not written.rebuild(key, sources[source]).equals(frame):
+                raise RuntimeError(f"{asset}[{key}]: the manifest written does not rebuild it; no file removed")
+        progress(f"{asset}: manifest written to {store.manifest_file(asset)}")
+        removals[asset] = removable
+    for asset, keys in removals.items():
+        progress(f"{asset}: removing {len(keys)} files")
+        for key in keys:
+            store.remove(asset, key)
+    return report
+
+
+def _plan(store: ParquetStore, asset: str) -> tuple[Manifest, list[str], list[str], int, dict[str, int]]:
+    """The manifest after compacting `asset`, the keys whose files it lets go, the keys of earlier
+    entries it re-points, how many files stay, and the size of every file."""
+    files = store.file_keys(asset)
+    sizes = store.file_sizes(asset, files)
+    by_symbol: dict[str, list[str]] = defaultdict(list)
+    for key in files:
+        session, symbol = key.split("|")
+        by_symbol[symbol].append(session)
+    rows: list[dict[str, object]] = []
+    moved: dict[str, str] = {}  # the key of a snapshot whose file goes -> the session it is rebuilt from
+    for symbol, sessions in by_symbol.items():
+        sessions.sort(reverse=True)
+        base_session, base = sessions[0], store.read(asset, f"{sessions[0]}|{symbol}")
+        for session in sessions[1:]:
+            key = f"{session}|{symbol}"
+            frame = store.read(asset, key)
+            derived = _derivation(frame, base)
+            if derived is None:
+                base_session, base = session, frame  # it cannot be rebuilt: it is the next base
+                continue
+            rows.append(entry_row(key, base_session, *derived))
+            moved[key] = base_session
+    stored, repointed = set(files), []
+    for key, entry in store.manifest(asset).entries.iterrows():
+        if key in moved or key in stored:  # superseded by a new entry, or its file is authoritative
+            continue
+        row = {name: entry[name] for name in entry.index}
+        source = f"{row['source_session']}|{row['symbol']}"
+        if source in moved:  # its source goes now: it is rebuilt from where that one is
+            row["source_session"] = moved[source]
+            repointed.append(key)
+        rows.append(row)
+    entries = pd.DataFrame(rows) if rows else Manifest.empty().entries.reset_index(drop=True)
+    return Manifest.of(entries), sorted(moved), repointed, len(files) - len(moved), sizes
+
+
+def _derivation(frame: pd.DataFrame, base: pd.DataFrame) -> tuple[int, pd.Series | None] | None:
+    """How `frame` follows from `base`: its first rows are `base`'s, then at most one row of its
+    own. None when it does not (the past was rewritten, or the columns differ)."""
+    if list(frame.columns) != list(base.columns) or len(frame) == 0:
+        return None
+    if len(frame) <= len(base) and frame.equals(base.iloc[: len(frame)].reset_index(drop=True)):
+        return len(frame), None
+    head = len(frame) - 1
+    if head <= len(base) and frame.iloc[:head].equals(base.iloc[:head].reset_index(drop=True)):
+        return head, frame.iloc[-1]
+    return None
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB"
