@@ -14,6 +14,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from market_assets.cli.close import close_index
+from market_assets.lake.compaction import compact
 from market_assets.lake.reader import LakeReader
 from market_assets.lake.sql import connect
 from market_assets.lake.store import ParquetStore
@@ -143,3 +144,24 @@ def test_a_writer_killed_mid_upload_leaves_the_previous_object_whole(object_stor
         assert _objects(bucket) == ["lake/daily_bars/session=2026-11-20/AAPL.US.parquet"]
         uploads = boto3.client("s3").list_multipart_uploads(Bucket=bucket).get("Uploads", [])
         assert all(upload["Key"] == "lake/daily_bars/session=2026-11-20/AAPL.US.parquet" for upload in uploads)
+
+
+def test_compaction_in_the_bucket_removes_objects_and_everything_reads_back(object_store, bucket):
+    store = ParquetStore(f"s3://{bucket}/lake")
+    history = _bars(300, 5.0)
+    sessions = ["2026-11-25", "2026-11-26", "2026-11-27"]
+    written = {}
+    for number, session in enumerate(sessions):
+        key = f"{session}|AAPL.US"
+        written[key] = history.iloc[: 298 + number].reset_index(drop=True)
+        store.write("daily_bars", key, written[key])
+
+    report = compact(store)
+
+    assert report.removed["daily_bars"] == 2
+    assert _objects(bucket) == ["lake/_compacted/daily_bars.parquet", "lake/daily_bars/session=2026-11-27/AAPL.US.parquet"]
+    fresh = ParquetStore(f"s3://{bucket}/lake")
+    for key, frame in written.items():
+        assert fresh.read("daily_bars", key).equals(frame), key
+    as_of = connect(fresh.root).sql("SELECT count(*) FROM daily_bars_as_of('2026-11-25')").fetchall()[0][0]
+    assert as_of == 298
