@@ -57,6 +57,12 @@ class Manifest:
         """The keys of the stored snapshots that entries are rebuilt from."""
         return frozenset(self.entries["source_session"].astype(str) + "|" + self.entries["symbol"].astype(str))
 
+    @cached_property
+    def names_by_session(self) -> dict[str, frozenset[str]]:
+        """The compacted symbols of each session."""
+        groups = self.entries.groupby(self.entries["session"].astype(str))["symbol"]
+        return {session: frozenset(symbols.astype(str)) for session, symbols in groups}
+
     def dependents(self, key: str) -> list[str]:
         """The keys of the entries rebuilt from the stored snapshot `key`."""
         if key not in self.sources:

@@ -95,15 +95,14 @@ class ParquetStore:
         oldest first."""
         base = self.asset_folder(asset)
         if not self._fs.exists(base):
-            return sorted(set(self.manifest(asset).entries["session"]))
+            return sorted(self.manifest(asset).names_by_session)
         folders = (path.rstrip("/").rsplit("/", 1)[-1] for path in self._fs.ls(base, detail=False))
         sessions = {folder[len(SESSION_FOLDER) :] for folder in folders if folder.startswith(SESSION_FOLDER)}
-        return sorted(sessions | set(self.manifest(asset).entries["session"]))
+        return sorted(sessions | set(self.manifest(asset).names_by_session))
 
     def stored_names(self, asset: str, session: str) -> list[str]:
         """The symbols (or indices) stored for `session` in `asset`, as files or compacted, sorted."""
-        entries = self.manifest(asset).entries
-        compacted = set(entries.loc[entries["session"] == session, "symbol"])
+        compacted = self.manifest(asset).names_by_session.get(session, frozenset())
         return sorted(set(self.file_names(asset, session)) | compacted)
 
     def file_names(self, asset: str, session: str) -> list[str]:
