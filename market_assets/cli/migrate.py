@@ -3,13 +3,10 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
-import dagster as dg
-
 from market_assets import settings
-from market_assets.defs.runs import close_in_flight
+from market_assets.defs.runs import close_in_flight_at_dagster_home
 from market_assets.lake.migration import migrate
 from market_assets.lake.store import ParquetStore
 from market_assets.sources.indices import exchange_of
@@ -21,14 +18,10 @@ def migrate_lake(dry_run: bool) -> int:
     Refused while a close is queued or running on the instance at `$DAGSTER_HOME`: its runs would
     write the new layout beside files still being moved.
     """
-    if not dry_run and os.environ.get("DAGSTER_HOME"):
-        with dg.DagsterInstance.get() as instance:
-            if close_in_flight(instance):
-                print(
-                    "a close run is queued or running on the instance at $DAGSTER_HOME: migrate once it has ended",
-                    file=sys.stderr,
-                )
-                return 1
+    if not dry_run and close_in_flight_at_dagster_home():
+        print("a close run is queued or running on the instance at $DAGSTER_HOME: migrate once it has ended",
+              file=sys.stderr)
+        return 1
     store = ParquetStore(settings.DATA_ROOT.value())
     try:
         report = migrate(store, exchange_of, dry_run=dry_run)

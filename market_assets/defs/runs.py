@@ -3,6 +3,8 @@ Dagster's it reads, and which runs are still in flight."""
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 
 INDEX_TAG = "market_assets/index"
@@ -43,6 +45,15 @@ def close_in_flight(instance: dg.DagsterInstance) -> bool:
         SESSION_TAG in record.dagster_run.tags
         for record in instance.get_run_records(dg.RunsFilter(statuses=IN_FLIGHT))
     )
+
+
+def close_in_flight_at_dagster_home() -> bool:
+    """Whether a close run is queued or running on the instance at `$DAGSTER_HOME` (False when the
+    variable is not set): what the lake's maintenance commands wait for."""
+    if not os.environ.get("DAGSTER_HOME"):
+        return False
+    with dg.DagsterInstance.get() as instance:
+        return close_in_flight(instance)
 
 
 def launched(instance: dg.DagsterInstance, run_key: str) -> bool:

@@ -92,7 +92,6 @@ def _current_frame(
             daily = store.read_file(_legacy_path(store, "daily_bars", key))
         else:
             return None
-        daily = daily.drop(columns="symbol", errors="ignore")
         return with_symbol(resample(daily, BARS_PERIODS[asset], pd.Timestamp(session), calendar_of(name)), name)
     frame = store.read_file(old)
     if asset == "daily_bars":

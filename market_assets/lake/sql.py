@@ -22,9 +22,10 @@ import duckdb
 import pandas as pd
 from fsspec.implementations.local import LocalFileSystem
 
+from market_assets import settings
 from market_assets.lake.compacted import TAIL, Manifest
-from market_assets.lake.reader import COMPOSITIONS, KINDS, LakeReader
-from market_assets.lake.store import SESSION_FOLDER
+from market_assets.lake.reader import COMPOSITIONS, KINDS
+from market_assets.lake.store import SESSION_FOLDER, ParquetStore
 
 _EMPTY_EVENTS = (
     "SELECT NULL::VARCHAR AS symbol, NULL::TIMESTAMP AS first_changed_date, NULL::TIMESTAMP AS last_changed_date, "
@@ -65,8 +66,7 @@ def _every_snapshot(connection: duckdb.DuckDBPyConnection, manifest: Manifest, a
 
 def connect(root: str | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection over the lake at `root` (default `$MARKET_ASSETS_DATA_ROOT`)."""
-    reader = LakeReader(root)
-    store = reader.store
+    store = ParquetStore(root or settings.DATA_ROOT.value())
     connection = duckdb.connect()
     fs = store.filesystem
     prefix = ""
@@ -81,10 +81,13 @@ def connect(root: str | None = None) -> duckdb.DuckDBPyConnection:
         options = "hive_partitioning = true, hive_types = {'session': DATE}, union_by_name = true"
         return f"read_parquet({source}, {options}{', file_row_number = true' if row_numbers else ''})"
 
-    snapshots = []
-    for kind, asset in KINDS.items():
-        for session in store.stored_sessions(asset):
-            snapshots += [(kind, symbol, session) for symbol in store.stored_names(asset, session)]
+    # One listing of every snapshot (files and compacted), for `lake_snapshots` and the newest of each symbol.
+    snapshots = [
+        (kind, symbol, session)
+        for kind, asset in KINDS.items()
+        for session in store.stored_sessions(asset)
+        for symbol in store.stored_names(asset, session)
+    ]
     listed = pd.DataFrame(snapshots, columns=["kind", "symbol", "session"]).astype({"session": "datetime64[ns]"})
     connection.register("listed_snapshots", listed)
     connection.execute(
@@ -93,11 +96,13 @@ def connect(root: str | None = None) -> duckdb.DuckDBPyConnection:
     connection.unregister("listed_snapshots")
 
     for kind, asset in KINDS.items():
-        if not store.stored_sessions(asset):
+        # Sessions are listed oldest first, so the last one seen of a symbol is its newest snapshot,
+        # which compaction never removes.
+        newest = {symbol: session for listed_kind, symbol, session in snapshots if listed_kind == kind}
+        if not newest:
             continue
         connection.execute(f"CREATE VIEW {asset}_files AS SELECT * FROM {read(files(asset), row_numbers=True)}")
         connection.execute(f"CREATE VIEW {asset} AS {_every_snapshot(connection, store.manifest(asset), asset)}")
-        newest = reader.snapshots(kind)  # each symbol's newest snapshot is never compacted
         paths = ", ".join(f"'{prefix}{store.file(asset, f'{session}|{symbol}')}'" for symbol, session in newest.items())
         connection.execute(f"CREATE VIEW latest_{asset} AS SELECT * FROM {read(f'[{paths}]')}")
         connection.execute(

@@ -160,7 +160,8 @@ PLAUSIBLE_HISTORY = BarsCheck(
 MATCHES_DAILY = BarsCheck(
     "matches_daily_bars",
     "agrees_with_daily: each bar is its period's daily bars (first open, highest high, lowest "
-    "low, last close, summed volume, dated by its last session; no daily bar left out); "
+    "low, last close, summed volume, its last session and number of sessions, dated by the period's "
+    "last calendar day; no daily bar left out); "
     "incomplete_flag_right: only the last bar, and only when its period has sessions to come, is "
     "flagged incomplete.",
     dg.AssetCheckSeverity.ERROR,
