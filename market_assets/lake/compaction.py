@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pandas as pd
+import pyarrow as pa
 
 from market_assets.lake.compacted import COMPACTABLE, Manifest, entry_row
 from market_assets.lake.store import ParquetStore
@@ -73,14 +74,14 @@ def compact(store: ParquetStore, *, dry_run: bool = False, progress: Progress = 
         expected = {key: store.read(asset, key) for key in repointed}  # as rebuilt before they move
         store.write_manifest(asset, manifest)
         written = store.manifest(asset)
-        sources: dict[str, pd.DataFrame] = {}
+        sources: dict[str, pa.Table] = {}
         for key in sorted([*removable, *repointed], key=written.source_key):
             source = written.source_key(key)
             if source not in sources:
                 sources.clear()  # keys are in source order: one source held at a time
-                sources[source] = store.read_file(store.file(asset, source))
+                sources[source] = store.file_table(store.file(asset, source))
             frame = expected.pop(key) if key in expected else store.read_file(store.file(asset, key))
-            if not written.rebuild(key, sources[source]).equals(frame):
+            if not written.rebuild(key, sources[source]).to_pandas().equals(frame):
                 raise RuntimeError(f"{asset}[{key}]: the manifest written does not rebuild it; no file removed")
         progress(f"{asset}: manifest written to {store.manifest_file(asset)}")
         removals[asset] = removable
@@ -104,10 +105,10 @@ def _plan(store: ParquetStore, asset: str) -> tuple[Manifest, list[str], list[st
     moved: dict[str, str] = {}  # the key of a snapshot whose file goes -> the session it is rebuilt from
     for symbol, sessions in by_symbol.items():
         sessions.sort(reverse=True)
-        base_session, base = sessions[0], store.read(asset, f"{sessions[0]}|{symbol}")
+        base_session, base = sessions[0], store.table(asset, f"{sessions[0]}|{symbol}")
         for session in sessions[1:]:
             key = f"{session}|{symbol}"
-            frame = store.read(asset, key)
+            frame = store.table(asset, key)
             derived = _derivation(frame, base)
             if derived is None:
                 base_session, base = session, frame  # it cannot be rebuilt: it is the next base
@@ -128,16 +129,20 @@ def _plan(store: ParquetStore, asset: str) -> tuple[Manifest, list[str], list[st
     return Manifest.of(entries), sorted(moved), repointed, len(files) - len(moved), sizes
 
 
-def _derivation(frame: pd.DataFrame, base: pd.DataFrame) -> tuple[int, pd.Series | None] | None:
+def _derivation(frame: pa.Table, base: pa.Table) -> tuple[int, pd.Series | None] | None:
     """How `frame` follows from `base`: its first rows are `base`'s, then at most one row of its
-    own. None when it does not (the past was rewritten, or the columns differ)."""
-    if list(frame.columns) != list(base.columns) or len(frame) == 0:
+    own. None when it does not (the past was rewritten, or the columns or their types differ).
+
+    Compared in Arrow, value for value and null for null; a NaN, which the lake's writes store as
+    null, would compare unequal and keep its file."""
+    if frame.schema != base.schema or frame.num_rows == 0:
         return None
-    if len(frame) <= len(base) and frame.equals(base.iloc[: len(frame)].reset_index(drop=True)):
-        return len(frame), None
-    head = len(frame) - 1
-    if head <= len(base) and frame.iloc[:head].equals(base.iloc[:head].reset_index(drop=True)):
-        return head, frame.iloc[-1]
+    rows = frame.num_rows
+    if rows <= base.num_rows and frame.equals(base.slice(0, rows)):
+        return rows, None
+    head = rows - 1
+    if head <= base.num_rows and frame.slice(0, head).equals(base.slice(0, head)):
+        return head, frame.slice(head).to_pandas().iloc[0]
     return None
 
 

@@ -16,7 +16,6 @@ from datetime import date
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from market_assets import settings
 from market_assets.lake.store import ParquetStore
@@ -145,17 +144,12 @@ class LakeReader:
         return next(s for s in self.store.stored_sessions(asset) if symbol in self.store.stored_names(asset, s))
 
     def _read(self, asset: str, chosen: dict[str, str]) -> pd.DataFrame:
-        """The chosen snapshots as one frame, read in threads (parquet decoding releases the GIL)."""
-        fs = self.store.filesystem
+        """The chosen snapshots as one frame, read in threads (parquet decoding releases the GIL);
+        a compacted snapshot is rebuilt from its source."""
 
         def read(item: tuple[str, str]) -> pa.Table:
             symbol, session = item
-            key = f"{session}|{symbol}"
-            try:
-                with fs.open(self.store.file(asset, key), "rb") as handle:
-                    table = pq.read_table(handle)
-            except FileNotFoundError:  # compacted: rebuilt from the snapshot it derives from
-                table = pa.Table.from_pandas(self.store.read(asset, key), preserve_index=False)
+            table = self.store.table(asset, f"{session}|{symbol}")
             return table.append_column("session", pa.array([session] * table.num_rows, pa.string()))
 
         with ThreadPoolExecutor(max_workers=8) as pool:
