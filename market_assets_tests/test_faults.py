@@ -21,7 +21,7 @@ import pytest
 from market_assets.cli import main as cli
 from market_assets.cli.close import CloseFailed, close_index
 from market_assets.defs.bars.planning import plan_close_runs
-from market_assets.defs.partitions import composition_key
+from market_assets.defs.partitions import FIRST_SESSION, composition_key
 from market_assets.lake.store import ParquetStore
 from market_assets_tests.platform import open_platform
 from stooq_server import Fault, FaultKind, StooqServer
@@ -230,11 +230,17 @@ def test_two_closes_of_one_session_at_once_equal_one(platform, synthetic_univers
         (["close", "SPX"], {}, "Unknown index 'SPX': the known indices are DJI, NDX, HSI."),
         (["close", "DJI", "--session", "2026-13-45"], {}, "'2026-13-45' is not a date; write sessions as YYYY-MM-DD"),
         (["close", "DJI", "--session", "2026-11-26"], {}, "2026-11-26 is not a session of XNYS (the exchange is closed"),
+        (
+            ["close", "DJI", "--session", "2023-03-17"],
+            {},
+            f"2023-03-17 is before the partition window, which starts on {FIRST_SESSION} "
+            "(MARKET_ASSETS_PARTITION_DAYS=365); set MARKET_ASSETS_PARTITION_DAYS=",
+        ),
         (["close", "DJI"], {"MARKET_ASSETS_DATA_ROOT": "{file}/lake"}, "data root {file}/lake is not writable (Not a directory)"),
         (["close", "DJI"], {"STOOQ_BASE_URL": "stooq.com"}, "Stooq base URL 'stooq.com' is not an http(s) URL"),
         (["close", "DJI"], {"STOOQ_BASE_URL": "http://127.0.0.1:9"}, "Stooq base URL http://127.0.0.1:9 cannot be reached (Connection refused)"),
     ],
-    ids=["unknown-index", "malformed-date", "not-a-session", "data-root-not-writable", "base-url-not-a-url", "base-url-unreachable"],
+    ids=["unknown-index", "malformed-date", "not-a-session", "before-the-window", "data-root-not-writable", "base-url-not-a-url", "base-url-unreachable"],
 )
 def test_bad_input_is_refused_before_any_work(platform, tmp_path, monkeypatch, capsys, args, env, says):
     a_file = tmp_path / "a-file"

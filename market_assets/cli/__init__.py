@@ -1,6 +1,7 @@
 """`python -m market_assets`: close indices for a session, or run the whole demo.
 
     python -m market_assets close DJI NDX --session 2026-11-20 [--force]
+    python -m market_assets plan DJI NDX --session 2026-11-20 [--json]
     python -m market_assets demo
     python -m market_assets read {daily,weekly,monthly} SYMBOL... [--index DJI] [--as-of D]
         [--start D] [--end D] [--format table|csv|parquet] [-o FILE]
@@ -12,8 +13,10 @@
 (MARKET_ASSETS_SOURCE with STOOQ_BASE_URL and STOOQ_API_KEY, or MARKET_ASSETS_FILES;
 MARKET_ASSETS_DATA_ROOT; see market_assets/settings.py). `demo` needs nothing: it generates the
 synthetic data set, serves it on loopback with the project's Stooq-compatible server, and closes all
-three indices for their latest sessions into ./demo. `migrate` moves a lake written in the
-earlier layout (bare date folders, no `symbol` column) into today's, at the data root. `read`
+three indices for their latest sessions into ./demo. `plan` prints the `dagster job execute`
+commands of the same close, from that instance and lake (`market_assets/cli/plan.py`). `migrate`
+moves a lake written in the earlier layout (bare date folders, no `symbol` column) into today's, at
+the data root. `read`
 and `sql` read the lake at the data root (`market_assets/lake/reader.py`, `sql.py`); `compact`
 removes the snapshots that can be rebuilt from others (`market_assets/lake/compaction.py`).
 """
@@ -26,6 +29,7 @@ from pathlib import Path
 from market_assets.cli.close import close_indices
 from market_assets.cli.compact import compact_lake
 from market_assets.cli.migrate import migrate_lake
+from market_assets.cli.plan import print_plan
 from market_assets.cli.read import FORMATS, read_bars, run_sql
 from market_assets.lake.reader import KINDS
 from market_assets.sources.indices import INDICES
@@ -38,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     close.add_argument("indices", nargs="*", default=list(INDICES), help="default: all")
     close.add_argument("--session", help="YYYY-MM-DD; default: each exchange's latest closed session")
     close.add_argument("--force", action="store_true", help="fetch again what is already stored")
+    plan = commands.add_parser("plan", help="print the `dagster job execute` commands of a close")
+    plan.add_argument("indices", nargs="*", default=list(INDICES), help="default: all")
+    plan.add_argument("--session", help="YYYY-MM-DD; default: each exchange's latest closed session")
+    plan.add_argument("--json", action="store_true", help="one JSON document, for scripts")
     demo = commands.add_parser("demo", help="close all indices against synthetic data on loopback")
     demo.add_argument("--workdir", type=Path, default=Path("demo"), help="default: ./demo")
     read = commands.add_parser("read", help="bars of symbols or of an index, as of a session")
@@ -64,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         return read_bars(*query, args.format, args.output)
     if args.command == "sql":
         return run_sql(args.query, args.format, args.output)
+    if args.command == "plan":
+        return print_plan(args.indices, args.session, args.json)
     if args.command == "compact":
         return compact_lake(args.dry_run)
     if args.command == "migrate":

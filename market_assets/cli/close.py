@@ -20,7 +20,7 @@ from market_assets import definitions
 from market_assets.defs.bars.planning import CloseRun, plan_close_runs
 from market_assets.defs.compositions.assets import index_composition
 from market_assets.defs.compositions.jobs import compositions_job
-from market_assets.defs.partitions import composition_key
+from market_assets.defs.partitions import composition_key, require_in_window
 from market_assets.defs.runs import PROCESS_TAG
 from market_assets.domain.exchange_sessions import latest_closed_session, require_session
 from market_assets.lake.store import ParquetStore
@@ -63,6 +63,7 @@ def close_index(
         else latest_closed_session(stock_index.calendar)
     )
     session_key = f"{day:%Y-%m-%d}"
+    require_in_window(session_key, f"index {stock_index.name}")
     key = str(composition_key(session_key, stock_index.name))
     defs = definitions.defs()
     store, max_symbols = _checked_settings(defs, instance)

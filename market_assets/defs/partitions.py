@@ -39,6 +39,27 @@ session_partitions = dg.TimeWindowPartitionsDefinition(
 )
 """Days that are a session on at least one followed exchange (XNYS or XHKG)."""
 
+
+
+def require_in_window(session: str, what: str) -> None:
+    """Refuse a session that has no date partition, before any run is created, naming the window
+    and the setting that widens it: Dagster would refuse it only inside a run, with a stack trace."""
+    if session_partitions.has_partition_key(session):
+        return
+    if session < FIRST_SESSION:
+        today = pd.Timestamp.now(tz="UTC").tz_localize(None).normalize()
+        setting = settings.PARTITION_DAYS
+        raise ValueError(
+            f"{what}: {session} is before the partition window, which starts on {FIRST_SESSION} "
+            f"({setting.env_var}={setting.value()}); set {setting.env_var}={(today - pd.Timestamp(session)).days} "
+            "or more to load it"
+        )
+    raise ValueError(
+        f"{what}: {session} is after the partition window, which ends on "
+        f"{session_partitions.get_last_partition_key()}: a session can be loaded once it has closed"
+    )
+
+
 index_partitions = dg.StaticPartitionsDefinition(sorted(INDICES))
 
 symbol_partitions = dg.DynamicPartitionsDefinition(name="symbols")

@@ -65,29 +65,44 @@ def _dagster(platform, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+def _plan(platform, *args: str) -> dict:
+    """`python -m market_assets plan ... --json`, as a script calls it."""
+    planned = subprocess.run(
+        [sys.executable, "-m", "market_assets", "plan", *args, "--json"],
+        capture_output=True, text=True, env=platform.env, timeout=300,
+    )
+    assert planned.returncode == 0, planned.stderr[-3000:]
+    return json.loads(planned.stdout)
+
+
+def _execute(platform, command: dict) -> None:
+    assert command["argv"][:3] == ["dagster", "job", "execute"]
+    executed = _dagster(platform, *command["argv"][1:])
+    assert executed.returncode == 0, executed.stderr[-3000:]
+
+
 @pytest.mark.parametrize("index, calendar", [("DJI", "XNYS"), ("NDX", "XNYS"), ("HSI", "XHKG")])
-def test_dagster_job_execute_from_the_command_line(platform, synthetic_universe, index, calendar):
+def test_the_plans_dagster_job_execute_commands_close_an_index(platform, synthetic_universe, index, calendar):
+    """The CI path: the plan's composition command, then (planned again) its close runs."""
     instance, store = platform.instance, platform.store
     session = last_session(synthetic_universe, calendar)
-    composition = _dagster(
-        platform,
-        "job", "execute", "-m", "market_assets", "-j", "index_compositions",
-        "--tags", json.dumps({"dagster/partition": f"{session}|{index}"}),
-    )
-    assert composition.returncode == 0, composition.stderr[-3000:]
+
+    first = _plan(platform, index, "--session", session)
+    assert [c["job"] for c in first["commands"]] == ["index_compositions"]
+    assert first["commands"][0]["tags"] == {"dagster/partition": f"{session}|{index}"}
+    assert first["pending"] == [f"{index} {session}"]
+    _execute(platform, first["commands"][0])
     members = store.read("index_composition", f"{session}|{index}")["symbol"].tolist()
     order = [s for s in instance.get_dynamic_partitions("symbols") if s in members]
 
-    bars = _dagster(
-        platform,
-        "job", "execute", "-m", "market_assets", "-j", f"{index.lower()}_close",
-        "--tags", json.dumps({
-            "dagster/asset_partition_range_start": f"{session}|{order[0]}",
-            "dagster/asset_partition_range_end": f"{session}|{order[-1]}",
-        }),
-    )
+    second = _plan(platform, index, "--session", session)
+    assert second["pending"] == []
+    assert [c["job"] for c in second["commands"]] == [f"{index.lower()}_close"]
+    tags = second["commands"][0]["tags"]
+    assert tags["dagster/asset_partition_range_start"] == f"{session}|{order[0]}"
+    assert tags["dagster/asset_partition_range_end"] == f"{session}|{order[-1]}"
+    _execute(platform, second["commands"][0])
 
-    assert bars.returncode == 0, bars.stderr[-3000:]
     assert sorted(members) == sorted(synthetic_universe.members(index, pd.Timestamp(session)))
     last = order[-1]
     daily = store.read("daily_bars", f"{session}|{last}")
@@ -99,6 +114,46 @@ def test_dagster_job_execute_from_the_command_line(platform, synthetic_universe,
     ].sum()
     materialized = instance.get_materialized_partitions(dg.AssetKey("weekly_bars"))
     assert {f"{session}|{s}" for s in members} <= materialized
+    assert _plan(platform, index, "--session", session) == {"commands": [], "pending": []}
+
+
+def test_the_plan_loads_the_members_two_indices_share_once(platform, synthetic_universe):
+    session = last_session(synthetic_universe, "XNYS")
+    for command in _plan(platform, "DJI", "NDX", "--session", session)["commands"]:
+        _execute(platform, command)
+
+    commands = _plan(platform, "DJI", "NDX", "--session", session)["commands"]
+
+    order = platform.instance.get_dynamic_partitions("symbols")
+    covered = []
+    for command in commands:
+        first, last = (command["tags"][f"dagster/asset_partition_range_{end}"].split("|")[1] for end in ("start", "end"))
+        covered += order[order.index(first) : order.index(last) + 1]
+    dji, ndx = (set(platform.store.read("index_composition", f"{session}|{i}")["symbol"]) for i in ("DJI", "NDX"))
+    assert dji & ndx
+    assert sorted(covered) == sorted(dji | ndx)
+    assert [c["tags"]["market_assets/index"] for c in commands][:1] == ["DJI"]
+
+
+def test_a_close_job_launched_without_partitions_says_what_to_pass(platform):
+    executed = _dagster(platform, "job", "execute", "-m", "market_assets", "-j", "dji_close")
+
+    assert executed.returncode == 1
+    output = executed.stdout + executed.stderr
+    assert "dji_close was launched without partitions" in output
+    assert "python -m market_assets plan DJI --session <session>" in output
+    assert platform.server.stats()["total"] == 0
+
+
+def test_the_plan_refuses_a_session_outside_the_partition_window(platform):
+    planned = subprocess.run(
+        [sys.executable, "-m", "market_assets", "plan", "DJI", "--session", "2023-03-17"],
+        capture_output=True, text=True, env=platform.env, timeout=300,
+    )
+
+    assert planned.returncode == 2
+    assert planned.stderr.startswith("plan: index DJI: 2023-03-17 is before the partition window")
+    assert planned.stdout == ""
 
 
 def test_dagsters_run_monitoring_cannot_see_the_worker_of_a_run_executed_in_process(platform):

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 import dagster as dg
 import pandas as pd
 
+from market_assets.defs.bars.planning import close_job_name
 from market_assets.defs.partitions import bars_partitions, composition_partitions, dimensions
-from market_assets.defs.runs import INDEX_TAG
+from market_assets.defs.runs import INDEX_TAG, PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 from market_assets.domain.exchange_sessions import require_session
 from market_assets.lake.store import ParquetStore
-from market_assets.sources.indices import exchange_of
+from market_assets.sources.indices import INDICES, exchange_of
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class Target:
 
 def step_targets(context: dg.AssetExecutionContext, store: ParquetStore) -> list[Target]:
     """The partitions of this step, refusing any that no schedule would ever ask for."""
+    if not (context.has_partition_key or context.has_partition_key_range):
+        raise dg.Failure(_without_partitions(context.job_name), allow_retries=False)
     targets, problems = [], []
     for key in context.partition_keys:
         dims = dimensions(key, bars_partitions)
@@ -100,3 +103,15 @@ def require_stored_daily(targets: list[Target], store: ParquetStore) -> set[str]
             allow_retries=False,
         )
     return stored
+
+
+def _without_partitions(job: str) -> str:
+    """What a run launched without partitions (`dagster job execute` without tags) must pass."""
+    index = next((name for name in INDICES if close_job_name(name) == job), "INDEX")
+    return (
+        f"{job} was launched without partitions: pass the first and last (session, symbol) of the "
+        f"range as tags, --tags '{{\"{PARTITION_RANGE_START_TAG}\": \"<session>|<first symbol>\", "
+        f"\"{PARTITION_RANGE_END_TAG}\": \"<session>|<last symbol>\"}}'. "
+        f"`python -m market_assets plan {index} --session <session>` prints the exact commands, in the "
+        "order the symbols were registered"
+    )
