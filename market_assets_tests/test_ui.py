@@ -16,11 +16,13 @@ from __future__ import annotations
 import base64
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -272,6 +274,46 @@ def _reload_until(ui: DagsterUI, check: Callable[[], None]) -> None:
             if time.monotonic() > deadline:
                 raise
             ui.page.reload(wait_until="domcontentloaded")
+
+
+def test_the_ui_command_serves_the_demo_to_the_browser(chromium, synthetic_universe, tmp_path, ui_artifacts):
+    """`python -m market_assets ui`: the server and `dagster dev` on the demo's folder, and the URL
+    it prints opens the project's jobs. (First in the module: before its own `dagster dev` starts.)"""
+    workdir = tmp_path / "demo"
+    shutil.copytree(synthetic_universe.data_dir, workdir / "stooq-synthetic")  # as a demo leaves it
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "market_assets", "ui", "--workdir", str(workdir), "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
+    reader.start()
+    try:
+        url = wait_for(lambda: _printed_url(lines, process), WAIT_MS / 1000, "the URL of `ui`", 0.5)
+        assert url == f"http://127.0.0.1:{port}"
+        server_url = re.search(r"server at (http://\S+);", lines[0]).group(1)
+        assert "fth1" in requests.get(f"{server_url}/t/?i=578", timeout=30).text
+        assert (workdir / "dagster_home" / "dagster.yaml").is_file()
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page.set_default_timeout(WAIT_MS)
+            page.goto(f"{url}/locations/market_assets/jobs", wait_until="domcontentloaded")
+            for job in ("dji_close", "ndx_close", "hsi_close", "index_compositions"):
+                expect(page.get_by_text(job, exact=True).first).to_be_visible()
+            page.screenshot(path=ui_artifacts / "00-ui-command-jobs.png", full_page=True)
+            browser.close()
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=120)
+
+
+def _printed_url(lines: list[str], process: subprocess.Popen) -> str | None:
+    if process.poll() is not None:
+        pytest.fail(f"`ui` exited with {process.returncode}: {''.join(lines)[-3000:]}")
+    found = next((re.search(r"Dagster UI at (\S+)", line) for line in lines if "Dagster UI at" in line), None)
+    return found.group(1) if found else None
 
 
 def test_the_asset_graph_shows_every_asset_in_its_group(ui):

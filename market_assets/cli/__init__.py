@@ -3,6 +3,7 @@
     python -m market_assets close DJI NDX --session 2026-11-20 [--force]
     python -m market_assets plan DJI NDX --session 2026-11-20 [--json]
     python -m market_assets demo
+    python -m market_assets ui [--port 3000]
     python -m market_assets read {daily,weekly,monthly} SYMBOL... [--index DJI] [--as-of D]
         [--start D] [--end D] [--format table|csv|parquet] [-o FILE]
     python -m market_assets sql "SELECT ..." [--format table|csv|parquet] [-o FILE]
@@ -11,14 +12,14 @@
 
 `close` uses the instance at $DAGSTER_HOME and the source and data root of the environment
 (MARKET_ASSETS_SOURCE with STOOQ_BASE_URL and STOOQ_API_KEY, or MARKET_ASSETS_FILES;
-MARKET_ASSETS_DATA_ROOT; see market_assets/settings.py). `demo` needs nothing: it generates the
+MARKET_ASSETS_DATA_ROOT; see market_assets/settings.py); `plan` prints the `dagster job execute`
+commands of that close, from the same instance and lake. `demo` needs nothing: it generates the
 synthetic data set, serves it on loopback with the project's Stooq-compatible server, and closes all
-three indices for their latest sessions into ./demo. `plan` prints the `dagster job execute`
-commands of the same close, from that instance and lake (`market_assets/cli/plan.py`). `migrate`
-moves a lake written in the earlier layout (bare date folders, no `symbol` column) into today's, at
-the data root. `read`
-and `sql` read the lake at the data root (`market_assets/lake/reader.py`, `sql.py`); `compact`
-removes the snapshots that can be rebuilt from others (`market_assets/lake/compaction.py`).
+three indices for their latest sessions into ./demo; `ui` serves that data set again and starts
+`dagster dev` on the demo's instance. `migrate` moves a lake written in the earlier layout (bare
+date folders, no `symbol` column) into today's, at the data root. `read` and `sql` read the lake at
+the data root (`market_assets/lake/reader.py`, `sql.py`); `compact` removes the snapshots that can
+be rebuilt from others (`market_assets/lake/compaction.py`).
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     plan.add_argument("--json", action="store_true", help="one JSON document, for scripts")
     demo = commands.add_parser("demo", help="close all indices against synthetic data on loopback")
     demo.add_argument("--workdir", type=Path, default=Path("demo"), help="default: ./demo")
+    ui = commands.add_parser("ui", help="the Dagster UI on the demo's instance, its synthetic data served")
+    ui.add_argument("--workdir", type=Path, default=Path("demo"), help="default: ./demo")
+    ui.add_argument("--port", type=int, default=3000, help="the webserver's port on 127.0.0.1 (default: 3000)")
     read = commands.add_parser("read", help="bars of symbols or of an index, as of a session")
     read.add_argument("kind", choices=list(KINDS))
     read.add_argument("symbols", nargs="*", metavar="SYMBOL")
@@ -84,4 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         from market_assets.cli.demo import run_demo
 
         return run_demo(args.workdir.resolve())
+    if args.command == "ui":
+        from market_assets.cli.ui import run_ui  # (as for the demo: the server)
+
+        return run_ui(args.workdir.resolve(), args.port)
     return close_indices(args.indices, args.session, args.force)
