@@ -67,7 +67,8 @@ def compact(store: ParquetStore, *, dry_run: bool = False, progress: Progress = 
         report.kept[asset] = kept
         report.removed[asset] = len(removable)
         report.bytes_before += sum(sizes.values())
-        report.bytes_after += sum(size for key, size in sizes.items() if key not in removable)
+        gone = set(removable)
+        report.bytes_after += sum(size for key, size in sizes.items() if key not in gone)
         progress(f"{asset}: {len(removable)} snapshots can be rebuilt from others, {kept} kept")
         if dry_run or not removable:
             continue
