@@ -24,7 +24,7 @@ from market_assets.defs.partitions import composition_key, require_in_window
 from market_assets.defs.runs import PROCESS_TAG
 from market_assets.domain.exchange_sessions import latest_closed_session, require_session
 from market_assets.lake.store import ParquetStore
-from market_assets.sources.indices import get_index
+from market_assets.sources.indices import StockIndex, get_index
 
 # Runs in this process log to the instance (and the UI) in full; the terminal gets warnings only.
 _QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -57,16 +57,10 @@ def close_index(
     definitions are built for this call, from the environment as it is now.
     """
     stock_index = get_index(index)
-    day = (
-        require_session(stock_index.calendar, session, f"index {stock_index.name}")
-        if session
-        else latest_closed_session(stock_index.calendar)
-    )
-    session_key = f"{day:%Y-%m-%d}"
-    require_in_window(session_key, f"index {stock_index.name}")
+    session_key = close_session(stock_index, session)
     key = str(composition_key(session_key, stock_index.name))
     defs = definitions.defs()
-    store, max_symbols = _checked_settings(defs, instance)
+    store, max_symbols = close_settings(defs, instance)
     fail_abandoned_runs(instance)
     outcome = CloseOutcome(stock_index.name, session_key, members=[])
     tags = {PROCESS_TAG: f"{socket.gethostname()}:{os.getpid()}"}
@@ -99,14 +93,28 @@ def close_index(
     return outcome
 
 
-def _checked_settings(defs: dg.Definitions, instance: dg.DagsterInstance) -> tuple[ParquetStore, int]:
-    """The lake and the run size of the close, after refusing, before any work starts, settings
-    that would fail every request or write (a source out of reach, a root that cannot be written)."""
+def close_session(index: StockIndex, session: str | None) -> str:
+    """The session key a close of `index` loads: `session`, or its exchange's latest closed one,
+    refused (before any run is created) when the exchange was closed or the date has no partition."""
+    what = f"index {index.name}"
+    day = require_session(index.calendar, session, what) if session else latest_closed_session(index.calendar)
+    session_key = f"{day:%Y-%m-%d}"
+    require_in_window(session_key, what)
+    return session_key
+
+
+def close_settings(
+    defs: dg.Definitions, instance: dg.DagsterInstance, *, check: bool = True
+) -> tuple[ParquetStore, int]:
+    """The lake and the run size of a close. With `check`, settings that would fail every request
+    or write (a source out of reach, a root that cannot be written) are refused first, before any
+    work starts."""
+    names = ("stooq", "lake", "close") if check else ("lake", "close")
     try:
-        configured = {name: defs.resources[name] for name in ("stooq", "lake", "close")}
-        with dg.build_resources(configured, instance=instance) as resources:
-            resources.stooq.check_ready()
-            resources.lake.store.check_writable()
+        with dg.build_resources({name: defs.resources[name] for name in names}, instance=instance) as resources:
+            if check:
+                resources.stooq.check_ready()
+                resources.lake.store.check_writable()
             return resources.lake.store, resources.close.max_symbols_per_run
     except dg.DagsterResourceFunctionError as error:  # a setting its resource refused when set up
         raise ValueError(str(error.user_exception)) from None

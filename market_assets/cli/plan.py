@@ -21,12 +21,11 @@ from dataclasses import dataclass
 import dagster as dg
 
 from market_assets import definitions
+from market_assets.cli.close import close_session, close_settings
 from market_assets.defs.bars.planning import plan_close_runs
 from market_assets.defs.compositions.assets import index_composition
 from market_assets.defs.compositions.jobs import compositions_job
-from market_assets.defs.partitions import composition_key, require_in_window
-from market_assets.domain.exchange_sessions import latest_closed_session, require_session
-from market_assets.lake.store import ParquetStore
+from market_assets.defs.partitions import composition_key
 from market_assets.sources.indices import get_index
 
 PARTITION_TAG = "dagster/partition"
@@ -59,16 +58,14 @@ class Plan:
 def plan_indices(instance: dg.DagsterInstance, indices: list[str], session: str | None) -> Plan:
     """The commands that close `indices` for `session` (default: each exchange's latest closed
     session) on `instance`, compositions first. Symbols shared by two indices are loaded once."""
-    store, max_symbols = _lake_and_run_size(instance)
+    # The source is not asked anything here: whoever runs the commands needs it, not the plan.
+    store, max_symbols = close_settings(definitions.defs(), instance, check=False)
     stored_compositions = instance.get_materialized_partitions(index_composition.key)
     plan, planned = Plan([], []), {}
     compositions, bars = [], []
     for name in indices:
         index = get_index(name)
-        what = f"index {index.name}"
-        day = require_session(index.calendar, session, what) if session else latest_closed_session(index.calendar)
-        day_key = f"{day:%Y-%m-%d}"
-        require_in_window(day_key, what)
+        day_key = close_session(index, session)
         key = str(composition_key(day_key, index.name))
         if key not in stored_compositions:
             what = f"composition of {index.name} for {day_key}"
@@ -85,15 +82,6 @@ def plan_indices(instance: dg.DagsterInstance, indices: list[str], session: str 
             bars.append(Command(run.job_name, run.tags, what))
     plan.commands = compositions + bars
     return plan
-
-
-def _lake_and_run_size(instance: dg.DagsterInstance) -> tuple[ParquetStore, int]:
-    defs = definitions.defs()
-    try:
-        with dg.build_resources({name: defs.resources[name] for name in ("lake", "close")}, instance=instance) as built:
-            return built.lake.store, built.close.max_symbols_per_run
-    except dg.DagsterResourceFunctionError as error:  # a setting its resource refused
-        raise ValueError(str(error.user_exception)) from None
 
 
 def print_plan(indices: list[str], session: str | None, as_json: bool) -> int:

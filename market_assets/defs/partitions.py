@@ -40,7 +40,6 @@ session_partitions = dg.TimeWindowPartitionsDefinition(
 """Days that are a session on at least one followed exchange (XNYS or XHKG)."""
 
 
-
 def require_in_window(session: str, what: str) -> None:
     """Refuse a session that has no date partition, before any run is created, naming the window
     and the setting that widens it: Dagster would refuse it only inside a run, with a stack trace."""

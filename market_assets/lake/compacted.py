@@ -101,6 +101,7 @@ class Manifest:
         tail = self._tails.slice(row, 1).select([f"{TAIL}{column}" for column in source.column_names])
         return pa.concat_tables([head, tail.rename_columns(source.column_names).cast(source.schema)])
 
+
 def entry_row(key: str, source_session: str, rows: int, tail: pd.Series | None) -> dict[str, object]:
     """The manifest row of snapshot `key`: the first `rows` rows of `source_session`'s, then `tail`."""
     session, symbol = key.split("|")
