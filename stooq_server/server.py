@@ -390,6 +390,7 @@ class _Stats:
             self._by_symbol: Counter[str] = Counter()
             self._by_index: Counter[str] = Counter()
             self._faults: Counter[str] = Counter()
+            self._bytes_by_route: Counter[str] = Counter()
             self._in_flight = 0
             self._peak_in_flight = 0
 
@@ -402,6 +403,11 @@ class _Stats:
     def leave(self) -> None:
         with self._lock:
             self._in_flight -= 1
+
+    def sent(self, route: str, size: int) -> None:
+        """`size` bytes of body were answered on `route` (what a client downloaded)."""
+        with self._lock:
+            self._bytes_by_route[route] += size
 
     def count(self, route: str, key: str | None, fault: Fault | None) -> None:
         with self._lock:
@@ -422,6 +428,7 @@ class _Stats:
                 "by_symbol": dict(sorted(self._by_symbol.items())),
                 "by_index": dict(sorted(self._by_index.items())),
                 "faults": dict(sorted(self._faults.items())),
+                "bytes_by_route": dict(sorted(self._bytes_by_route.items())),
                 "peak_in_flight": self._peak_in_flight,
             }
 
@@ -774,7 +781,7 @@ class _Handler(BaseHTTPRequestHandler):
         if response is None:
             self._reset()
         else:
-            self._send(response)
+            stats.sent(route, self._send(response))
 
     def do_POST(self) -> None:
         path = urlsplit(self.path).path.rstrip("/")
@@ -783,7 +790,8 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(Response(404, HTTPStatus.NOT_FOUND.phrase))
 
-    def _send(self, response: Response) -> None:
+    def _send(self, response: Response) -> int:
+        """Answer `response`; the size of its body."""
         body = response.body.encode("utf-8")
         try:
             self.send_response(response.status)
@@ -796,6 +804,7 @@ class _Handler(BaseHTTPRequestHandler):
         except ConnectionError:
             # The client gave up (a timeout shorter than a slow answer): nothing left to tell it.
             self.close_connection = True
+        return len(body)
 
     def _reset(self) -> None:
         # A zero linger time makes close() send a TCP RST: the client sees "connection reset".
