@@ -35,6 +35,11 @@ class MarketDataSource(dg.ConfigurableResource):
         """`date, open, high, low, close, volume` of `symbol`, oldest first, up to `session`."""
         raise NotImplementedError
 
+    def recent_history(self, symbol: str, session: pd.Timestamp, since: pd.Timestamp) -> pd.DataFrame | None:
+        """The bars of `daily_history` from `since` on, or None from a source that reads whole
+        histories anyway (files): asking for less then saves nothing."""
+        return None
+
     @contextmanager
     def worker_slot(self, context: dg.AssetExecutionContext, worker: int, priority: int = 0) -> Iterator[None]:
         """Held by each worker of a step while it has symbols to read: a source with a budget of
@@ -86,6 +91,9 @@ class StooqResource(MarketDataSource):
 
     def daily_history(self, symbol: str, session: pd.Timestamp) -> pd.DataFrame:
         return self._client.history(symbol, "d", end=session)
+
+    def recent_history(self, symbol: str, session: pd.Timestamp, since: pd.Timestamp) -> pd.DataFrame:
+        return self._client.history(symbol, "d", start=since, end=session)
 
     @contextmanager
     def worker_slot(self, context: dg.AssetExecutionContext, worker: int, priority: int = 0) -> Iterator[None]:

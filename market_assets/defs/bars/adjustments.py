@@ -24,7 +24,7 @@ from market_assets.defs.bars.keys import ADJUSTMENT_EVENTS, DAILY
 from market_assets.defs.bars.targets import Target
 from market_assets.defs.metadata import table_preview
 from market_assets.defs.partitions import bars_key, bars_partitions
-from market_assets.domain.adjustment_detection import Adjustment, adjustment_rows, detect_adjustment
+from market_assets.domain.adjustment_detection import Adjustment, adjustment_rows
 from market_assets.domain.exchange_sessions import calendar
 from market_assets.lake.store import ParquetStore
 
@@ -42,8 +42,9 @@ adjustment_events = dg.AssetSpec(
 )
 
 
-def previous_snapshot(store: ParquetStore, target: Target) -> tuple[str, pd.DataFrame] | None:
-    """The key and frame of the latest stored `daily_bars` snapshot before `target`'s session."""
+def previous_daily(store: ParquetStore, target: Target) -> pd.DataFrame | None:
+    """The latest stored `daily_bars` snapshot of `target`'s symbol before its session, as stored:
+    what a new snapshot is compared with, and what an incremental download extends."""
     exchange = calendar(target.exchange)
     day = target.session
     for _ in range(_LOOK_BACK):
@@ -52,14 +53,8 @@ def previous_snapshot(store: ParquetStore, target: Target) -> tuple[str, pd.Data
         day = exchange.previous_session(day)
         previous = str(bars_key(f"{day:%Y-%m-%d}", target.symbol))
         if store.exists("daily_bars", previous):
-            return previous, store.read("daily_bars", previous)
+            return store.read("daily_bars", previous)
     return None
-
-
-def detect_adjustment_of(store: ParquetStore, target: Target, frame: pd.DataFrame) -> Adjustment | None:
-    """The adjustment the snapshot `frame` of `target` made to its previous snapshot."""
-    previous = previous_snapshot(store, target)
-    return None if previous is None else detect_adjustment(previous[1], frame)
 
 
 def adjustment_metadata(adjustment: Adjustment | None) -> dict[str, dg.MetadataValue]:

@@ -23,7 +23,7 @@ from collections.abc import Iterator, Mapping
 import dagster as dg
 import pandas as pd
 
-from market_assets.defs.bars.adjustments import record_adjustments
+from market_assets.defs.bars.adjustments import previous_daily, record_adjustments
 from market_assets.defs.bars.building import Built, PartitionBuilder
 from market_assets.defs.bars.checks import Findings, check_evaluations, check_outputs, check_specs
 from market_assets.defs.bars.executor import bars_step_k8s_tags
@@ -44,6 +44,10 @@ class BarsConfig(dg.Config):
     force: bool = False
     """Fetch again even when the partition is already stored (by default a re-run only fetches
     what is missing)."""
+    full_history: bool = False
+    """Download each symbol's whole history, even when its previous snapshot is stored (by default
+    only the bars from a few before that snapshot's end are asked for and compared with it, see
+    `market_assets.domain.incremental_history`)."""
 
 
 _COMPACTED = (
@@ -100,11 +104,13 @@ def bars(
         stored = set() if config.force else stored_daily(targets, store)
     else:
         stored = require_stored_daily(targets, store)
-    built = {t.key: build(t, store.read("daily_bars", t.key)) for t in targets if t.key in stored}
+    built = {
+        t.key: build(t, store.read("daily_bars", t.key), previous_daily(store, t)) for t in targets if t.key in stored
+    }
     missing = [t for t in targets if t.key not in stored]
     if missing:
         wait_for_publication(context, {(t.exchange, t.session) for t in missing})
-    fetched, failures = fetch_all(context, missing, stooq, build)
+    fetched, failures = fetch_all(context, missing, stooq, store, build, whole=config.full_history)
     built.update(fetched)
     if DAILY in selected:
         context.log.info(

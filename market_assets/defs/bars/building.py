@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import dagster as dg
 import pandas as pd
 
-from market_assets.defs.bars.adjustments import adjustment_metadata, detect_adjustment_of
+from market_assets.defs.bars.adjustments import adjustment_metadata
 from market_assets.defs.bars.checks import (
     BLOCKING_RULES,
     Findings,
@@ -25,7 +25,7 @@ from market_assets.defs.bars.keys import DAILY, PERIODS
 from market_assets.defs.bars.metadata import bars_metadata
 from market_assets.defs.bars.resources import DataQualityResource
 from market_assets.defs.bars.targets import Target
-from market_assets.domain.adjustment_detection import Adjustment
+from market_assets.domain.adjustment_detection import Adjustment, detect_adjustment
 from market_assets.domain.candles import resample, with_symbol
 from market_assets.lake.store import ParquetStore
 
@@ -59,14 +59,20 @@ class PartitionBuilder:
         self._store = store
         self._quality = quality
 
-    def __call__(self, target: Target, daily: pd.DataFrame) -> Built:
+    def __call__(
+        self, target: Target, daily: pd.DataFrame, previous: pd.DataFrame | None, download: str | None = None
+    ) -> Built:
+        """The partition `target` from its daily snapshot `daily`, compared with the symbol's
+        `previous` stored snapshot (None for its first); `download` says how `daily` was fetched
+        (None when it was read from the lake)."""
         frames, metadata, findings, adjustment = {}, {}, {}, None
         if DAILY in self._selected:
-            adjustment = detect_adjustment_of(self._store, target, daily)
+            adjustment = None if previous is None else detect_adjustment(previous, daily)
             frames[DAILY] = with_symbol(daily, target.symbol)
             metadata[DAILY] = {
                 **bars_metadata(frames[DAILY], self._store.path(DAILY.path[-1], target.key)),
                 **adjustment_metadata(adjustment),
+                **({} if download is None else {"download": dg.MetadataValue.text(download)}),
             }
             findings[DAILY] = daily_findings(target, daily, self._quality, adjustment)
         blocked = blocking_failures(

@@ -1,0 +1,70 @@
+"""Incremental daily histories (pure pandas): a symbol's new snapshot from its previous one and the
+few bars Stooq publishes from shortly before that snapshot's end.
+
+Stooq rewrites a symbol's whole past after a split or a dividend: every bar before the event is
+multiplied by the event's factor. The bars just before the previous snapshot's end are part of
+that past, so asking for them again (the overlap) and finding them unchanged, value for value,
+shows that nothing before them was rewritten either; the new snapshot is then the previous one
+followed by the bars after it, exactly what the whole history would have given. When the overlap
+differs, or the answer is not what was asked for, `extend` declines and the caller downloads the
+whole history instead.
+
+What the overlap cannot see: a rewrite confined to bars older than the overlap (a correction of
+old bars alone, with the recent ones untouched), or one whose factor is too close to 1 to change
+any overlap value at the precision Stooq prints. A whole download (the bars step's `full_history`
+config) finds those, and the adjustment detection then records them as it records any other.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+OVERLAP_BARS = 5
+"""Bars of the previous snapshot asked for again and compared: a rewrite of the past changes all of them."""
+
+_VALUES = ["open", "high", "low", "close", "volume"]
+
+
+def overlap_start(previous: pd.DataFrame) -> pd.Timestamp | None:
+    """The date from which to ask for bars again: the first of `previous`'s last `OVERLAP_BARS`
+    (None when it has no bar: there is nothing to extend)."""
+    if previous.empty:
+        return None
+    return pd.Timestamp(previous["date"].iloc[max(0, len(previous) - OVERLAP_BARS)])
+
+
+def extend(previous: pd.DataFrame, recent: pd.DataFrame, since: pd.Timestamp) -> pd.DataFrame | None:
+    """`previous` followed by the bars of `recent` after its last bar, when `recent` (the bars
+    published from `since` on) holds `previous`'s bars from `since` to its end unchanged, date for
+    date and value for value; None otherwise (the past was rewritten, or the answer is not the one
+    asked for: it starts elsewhere, misses a bar, or its dates do not increase).
+
+    The result has `previous`'s columns, in its order: `date, open, high, low, close, volume`."""
+    columns = ["date", *_VALUES]
+    last = previous["date"].iloc[-1]
+    stored = previous.loc[previous["date"] >= since, columns].reset_index(drop=True)
+    dates = recent["date"].to_numpy()
+    if len(dates) < len(stored) or (len(dates) > 1 and not (dates[1:] > dates[:-1]).all()):
+        return None
+    again = recent.iloc[: len(stored)].reset_index(drop=True)
+    if not _same_bars(stored, again) or (len(recent) > len(stored) and recent["date"].iloc[len(stored)] <= last):
+        return None
+    added = recent.iloc[len(stored) :][columns]
+    if added.empty:
+        return previous[columns].reset_index(drop=True)
+    return pd.concat([previous[columns], added.astype(previous[columns].dtypes.to_dict())], ignore_index=True)
+
+
+def _same_bars(stored: pd.DataFrame, again: pd.DataFrame) -> bool:
+    """The same dates and the same values (a missing volume equals a missing volume)."""
+    if not np.array_equal(stored["date"].to_numpy("datetime64[ns]"), again["date"].to_numpy("datetime64[ns]")):
+        return False
+    return all(
+        np.array_equal(
+            stored[column].to_numpy("float64", na_value=np.nan),
+            again[column].to_numpy("float64", na_value=np.nan),
+            equal_nan=True,
+        )
+        for column in _VALUES
+    )
