@@ -1,6 +1,6 @@
 """`python -m market_assets`: close indices for a session, or run the whole demo.
 
-    python -m market_assets close DJI NDX --session 2026-11-20 [--force]
+    python -m market_assets close DJI NDX --session 2026-11-20 [--force] [--full-history]
     python -m market_assets plan DJI NDX --session 2026-11-20 [--json]
     python -m market_assets demo
     python -m market_assets ui [--port 3000]
@@ -43,6 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     close.add_argument("indices", nargs="*", default=list(INDICES), help="default: all")
     close.add_argument("--session", help="YYYY-MM-DD; default: each exchange's latest closed session")
     close.add_argument("--force", action="store_true", help="fetch again what is already stored")
+    close.add_argument(
+        "--full-history",
+        action="store_true",
+        help="download whole histories, even where the previous snapshot is stored (default: the new bars only)",
+    )
     plan = commands.add_parser("plan", help="print the `dagster job execute` commands of a close")
     plan.add_argument("indices", nargs="*", default=list(INDICES), help="default: all")
     plan.add_argument("--session", help="YYYY-MM-DD; default: each exchange's latest closed session")
@@ -92,4 +97,4 @@ def main(argv: list[str] | None = None) -> int:
         from market_assets.cli.ui import run_ui  # (as for the demo: the server)
 
         return run_ui(args.workdir.resolve(), args.port)
-    return close_indices(args.indices, args.session, args.force)
+    return close_indices(args.indices, args.session, args.force, args.full_history)

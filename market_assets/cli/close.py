@@ -49,12 +49,15 @@ def close_index(
     session: str | None = None,
     *,
     force: bool = False,
+    full_history: bool = False,
 ) -> CloseOutcome:
     """Load `index` for `session` (default: its exchange's latest closed session).
 
     What is already stored is not fetched again, the composition included, unless `force`: a
-    re-run of a session that succeeded launches nothing and asks Stooq for nothing. The
-    definitions are built for this call, from the environment as it is now.
+    re-run of a session that succeeded launches nothing and asks Stooq for nothing. With
+    `full_history`, every symbol's whole history is downloaded, rather than the bars after its
+    stored previous snapshot. The definitions are built for this call, from the environment as it
+    is now.
     """
     stock_index = get_index(index)
     session_key = close_session(stock_index, session)
@@ -81,7 +84,7 @@ def close_index(
         result = defs.resolve_job_def(run.job_name).execute_in_process(
             instance=instance,
             tags={**run.tags, **tags},
-            run_config={**_QUIET, "ops": {"bars": {"config": {"force": force}}}},
+            run_config={**_QUIET, "ops": {"bars": {"config": {"force": force, "full_history": full_history}}}},
             raise_on_error=False,
         )
         outcome.run_ids.append(result.run_id)
@@ -120,7 +123,7 @@ def close_settings(
         raise ValueError(str(error.user_exception)) from None
 
 
-def close_indices(indices: list[str], session: str | None, force: bool) -> int:
+def close_indices(indices: list[str], session: str | None, force: bool, full_history: bool = False) -> int:
     """Close each index for `session` on the instance at $DAGSTER_HOME, printing one line each;
     1 when any failed."""
     instance = dg.DagsterInstance.get()
@@ -128,7 +131,7 @@ def close_indices(indices: list[str], session: str | None, force: bool) -> int:
     for index in indices:
         started = time.perf_counter()
         try:
-            outcome = close_index(instance, index, session, force=force)
+            outcome = close_index(instance, index, session, force=force, full_history=full_history)
         except (CloseFailed, ValueError) as error:
             print(f"{index}: FAILED\n{error}", file=sys.stderr)
             status = 1

@@ -572,9 +572,10 @@ def test_admin_endpoints(stooq_server: StooqServer) -> None:
     fault = {"kind": "http_503", "symbols": ["SYNU001.US"], "rate": 1.0, "count": 1, "delay": 0, "routes": ["download"]}
     response = requests.post(f"{url}/_admin/faults", json=[fault], timeout=10)
     assert response.status_code == 200 and response.json()["faults"][0]["kind"] == "http_503"
-    assert download(stooq_server, "SYNU001.US").status_code == 503
-    assert download(stooq_server, "SYNU001.US").status_code == 200
-    get(stooq_server, "/t/", i="580")
+    refused, answered = download(stooq_server, "SYNU001.US"), download(stooq_server, "SYNU001.US")
+    assert refused.status_code == 503
+    assert answered.status_code == 200
+    page = get(stooq_server, "/t/", i="580")
     stats = requests.get(f"{url}/_admin/stats", timeout=10).json()
     assert stats == stooq_server.stats()
     assert stats["total"] == 3
@@ -582,6 +583,8 @@ def test_admin_endpoints(stooq_server: StooqServer) -> None:
     assert stats["by_symbol"] == {"SYNU001.US": 2}
     assert stats["by_index"] == {"580": 1}
     assert stats["faults"] == {"http_503": 1}
+    downloaded = len(refused.content) + len(answered.content)
+    assert stats["bytes_by_route"] == {"download": downloaded, "composition": len(page.content)}
 
     requests.post(f"{url}/_admin/faults", json=[{"kind": "http_500"}], timeout=10)
     assert download(stooq_server, "SYNU001.US").status_code == 500
