@@ -2,8 +2,10 @@
 
 Each rule takes frames as stored (`date, open, high, low, close, volume`) and returns a `Finding`:
 whether the rule holds, the offending dates, and one sentence saying what is wrong. The Dagster
-wiring (which rules exist as asset checks, which of them block) is `market_assets.defs.bars.checks`;
-kept free of Dagster here so that the rules are tested on hand-made frames.
+wiring (which rules exist as asset checks, which of them block, which bars each judges) is
+`market_assets.defs.bars.checks`; kept free of Dagster here so that the rules are tested on
+hand-made frames. A rule judges the frame it is given: which bars of a snapshot those are is
+`market_assets.domain.judged_rows`'s concern.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from market_assets.domain.candles import (
     run_starts,
 )
 from market_assets.domain.exchange_sessions import calendar, next_session
+from market_assets.domain.judged_rows import Judged
 
 _PRICES = ["open", "high", "low", "close"]
 _SHOWN_DATES = 10
@@ -38,6 +41,8 @@ class Finding:
     description: str
     dates: list[pd.Timestamp] = field(default_factory=list)
     """The offending dates (of bars, or of sessions missing from them), oldest first."""
+    judged: Judged | None = None
+    """The bars of the snapshot the rule judged, when the checks say it (they do for daily bars)."""
 
     @classmethod
     def of(cls, dates: Iterable[pd.Timestamp], noun: str, problem: str, fine: str) -> Finding:

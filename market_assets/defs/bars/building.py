@@ -74,9 +74,11 @@ class PartitionBuilder:
                 **adjustment_metadata(adjustment),
                 **({} if download is None else {"download": dg.MetadataValue.text(download)}),
             }
-            findings[DAILY] = daily_findings(target, daily, self._quality, adjustment)
+            findings[DAILY] = daily_findings(target, daily, previous, self._quality, adjustment)
         blocked = blocking_failures(
-            findings[DAILY] if DAILY in findings else daily_findings(target, daily, None, None, BLOCKING_RULES)
+            findings[DAILY]
+            if DAILY in findings
+            else daily_findings(target, daily, previous, None, None, BLOCKING_RULES)
         )
         for asset, period in PERIODS.items():
             if asset in self._selected and not blocked:

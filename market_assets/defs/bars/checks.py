@@ -24,6 +24,18 @@ what traded), `no_unexplained_jumps` (a real crash or rally exceeds any threshol
 `close_not_repeated` (an illiquid stock can close unchanged for days). They are shown in the UI on
 the partition but do not stop its weekly and monthly bars.
 
+**What is judged.** The warning rules judge what a snapshot brings against the symbol's previous
+snapshot (`market_assets.domain.judged_rows`): the bars added after its last bar, or, when the past
+was rewritten, the bars from the first changed one on; a symbol's first snapshot is judged whole,
+once. Each rule sees the bars before the new ones that it needs (`Rule.context`). Judged whole
+every session, real histories would repeat decades-old findings forever (a real crash, adjusted
+prices rounded into repeated closes, a session Stooq never had), and a warning always there is
+one nobody looks at. The blocking rules judge the whole snapshot: the weekly and monthly bars are
+resampled from all of it, so a bad bar of any age would make them wrong; they take milliseconds,
+and real histories pass them, so they do not warn forever. Each daily result says in its metadata
+which bars it covered: `judged` (what they are), `judged_from`, `judged_to`, `judged_rows` (the
+widest of its rules' windows).
+
 **Blocking per partition.** A close run covers hundreds of symbols in one step. Dagster 1.13's
 `blocking=True` acts per step: one failing symbol would fail the step and skip the weekly and
 monthly bars of every symbol in the run. So the specs are not `blocking` in Dagster's sense;
@@ -44,7 +56,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import dagster as dg
 import pandas as pd
@@ -55,6 +67,7 @@ from market_assets.defs.bars.targets import Target
 from market_assets.defs.partitions import bars_partitions
 from market_assets.domain.adjustment_detection import Adjustment
 from market_assets.domain.candles import Period
+from market_assets.domain.judged_rows import Judged, judged_rows, new_rows
 from market_assets.domain.quality_rules import (
     Finding,
     close_not_repeated,
@@ -68,7 +81,6 @@ from market_assets.domain.quality_rules import (
     resampled_agree_with_daily,
     volume_not_negative,
 )
-from market_assets.sources.indices import exchange_of
 
 _LISTED_DATES = 100
 """Offending dates listed in a result's metadata (the count is always complete)."""
@@ -76,18 +88,15 @@ _LISTED_DATES = 100
 
 @dataclass(frozen=True)
 class Snapshot:
-    """What the daily rules look at: one partition's bars and what is known about them."""
+    """What a daily rule looks at: the bars of one partition it judges and what is known about them."""
 
     bars: pd.DataFrame
-    symbol: str
+    calendar: str
+    """The exchange_calendars code of the symbol's exchange."""
     session: pd.Timestamp
     quality: DataQualityResource | None
     """The thresholds of the warning checks (the blocking ones take none)."""
     adjustment: Adjustment | None = None
-
-    @property
-    def calendar(self) -> str:
-        return exchange_of(self.symbol)
 
 
 @dataclass(frozen=True)
@@ -96,6 +105,9 @@ class Rule:
 
     name: str
     verify: Callable[[Snapshot], Finding]
+    context: Callable[[Snapshot], int] | None = None
+    """The bars before a snapshot's new ones that the rule judges with them; None: the rule judges
+    the whole snapshot (see the module docstring)."""
 
 
 @dataclass(frozen=True)
@@ -123,7 +135,9 @@ BLOCKING_RULES: tuple[Rule, ...] = (
 """Rules whose failure keeps a partition's weekly and monthly bars from being built."""
 
 WARNING_RULES: tuple[Rule, ...] = (
-    Rule("no_missing_sessions", lambda s: no_missing_sessions(s.bars, s.calendar)),
+    # A session missing after the last old bar lies between it and the first new one.
+    Rule("no_missing_sessions", lambda s: no_missing_sessions(s.bars, s.calendar), lambda s: 1),
+    # A new close moves from the close before it.
     Rule(
         "no_unexplained_jumps",
         lambda s: no_unexplained_jumps(
@@ -131,13 +145,21 @@ WARNING_RULES: tuple[Rule, ...] = (
             s.quality.max_daily_move,
             [] if s.adjustment is None or s.adjustment.effective_date is None else [s.adjustment.effective_date],
         ),
+        lambda s: 1,
     ),
-    Rule("close_not_repeated", lambda s: close_not_repeated(s.bars, s.quality.stale_sessions)),
+    # A new bar can complete a stale run begun by up to stale_sessions - 1 old ones.
+    Rule(
+        "close_not_repeated",
+        lambda s: close_not_repeated(s.bars, s.quality.stale_sessions),
+        lambda s: s.quality.stale_sessions - 1,
+    ),
 )
+"""Rules whose failure only warns, each judging a snapshot's new bars with the `context` before them."""
 
 VALID_BARS = BarsCheck(
     "valid_bars",
-    "Every bar is sound, and the snapshot is the session's. high_low_consistent: high >= max(open, "
+    "Every bar of the whole snapshot is sound, and the snapshot is the session's: the weekly and "
+    "monthly bars are resampled from all of it. high_low_consistent: high >= max(open, "
     "close) and low <= min(open, close); prices_positive: open, high, low, close > 0; "
     "volume_not_negative: volume >= 0 where present; dates_unique_and_increasing: each date once, "
     "in increasing order; ends_at_session: the last bar is the partition's session (an older one "
@@ -148,11 +170,14 @@ VALID_BARS = BarsCheck(
 
 PLAUSIBLE_HISTORY = BarsCheck(
     "plausible_history",
-    "The history looks like a live market's. no_missing_sessions: no session of the exchange "
-    "calendar missing between the first and last bar; no_unexplained_jumps: no close moves beyond "
-    "the `quality` resource's max_daily_move, except where a detected split takes effect; "
-    "close_not_repeated: no close repeated on stale_sessions bars in a row (a stale feed). "
-    "Warns only.",
+    "What the snapshot brings looks like a live market's. Judged: the bars added after the symbol's "
+    "previous snapshot, or from the first changed bar on when the past was rewritten, or the whole "
+    "history of a symbol's first snapshot (the metadata's judged, judged_from, judged_to, "
+    "judged_rows). no_missing_sessions: no session of the exchange calendar missing between the "
+    "last old bar and the newest; no_unexplained_jumps: no new close moves from the close before it "
+    "beyond the `quality` resource's max_daily_move, except where a detected split takes effect; "
+    "close_not_repeated: no run of stale_sessions bars with the same close that takes in a new bar "
+    "(a stale feed). Warns only.",
     dg.AssetCheckSeverity.WARN,
     tuple(rule.name for rule in WARNING_RULES),
 )
@@ -203,13 +228,25 @@ Findings = dict[str, Finding]
 def daily_findings(
     target: Target,
     bars: pd.DataFrame,
+    previous: pd.DataFrame | None,
     quality: DataQualityResource | None,
     adjustment: Adjustment | None,
     rules: Iterable[Rule] = (*BLOCKING_RULES, *WARNING_RULES),
 ) -> Findings:
-    """The findings of the daily snapshot `bars` of the partition `target`."""
-    snapshot = Snapshot(bars, target.symbol, target.session, quality, adjustment)
-    return {rule.name: rule.verify(snapshot) for rule in rules}
+    """The findings of the daily snapshot `bars` of the partition `target`, each saying which bars
+    it judged: the whole snapshot, or what it brings against the symbol's `previous` stored
+    snapshot (None for its first) with the rule's context."""
+    snapshot = Snapshot(bars, target.exchange, target.session, quality, adjustment)
+    new = new_rows(previous, bars)
+    findings = {}
+    for rule in rules:
+        if rule.context is None:
+            judged, window = Judged.of(bars, "the whole snapshot"), snapshot
+        else:
+            bars_judged, judged = judged_rows(bars, new, rule.context(snapshot))
+            window = replace(snapshot, bars=bars_judged)
+        findings[rule.name] = replace(rule.verify(window), judged=judged)
+    return findings
 
 
 def resampled_findings(target: Target, daily: pd.DataFrame, bars: pd.DataFrame, period: Period) -> Findings:
@@ -263,7 +300,8 @@ def _evaluation(
     """A check's result on a partition: failed when any of its rules is, saying which and where.
 
     Metadata: `failed_rules`, `offending_dates` (`{rule: [dates]}` of the failed rules, the first
-    `_LISTED_DATES` of each), `offending_count` and `first_offending_date` over all of them.
+    `_LISTED_DATES` of each), `offending_count` and `first_offending_date` over all of them; for
+    daily bars, which bars the result covered (`_judged_metadata`).
     """
     failed = {rule: by_rule[rule] for rule in check.rules if not by_rule[rule].passed}
     dates = sorted(day for finding in failed.values() for day in finding.dates)
@@ -276,6 +314,7 @@ def _evaluation(
     }
     if dates:
         metadata["first_offending_date"] = dg.MetadataValue.text(f"{dates[0]:%Y-%m-%d}")
+    metadata.update(_judged_metadata([by_rule[rule].judged for rule in check.rules if by_rule[rule].judged]))
     description = (
         "; ".join(f"{rule}: {finding.description}" for rule, finding in failed.items())
         if failed
@@ -291,6 +330,22 @@ def _evaluation(
         severity=check.severity,
         target_materialization_data=target,
     )
+
+
+def _judged_metadata(judged: list[Judged]) -> dict[str, dg.MetadataValue]:
+    """Which bars a result covered: the widest of its rules' windows (they all end at the newest
+    bar), what they are, and from and to which date."""
+    if not judged:
+        return {}
+    widest = max(judged, key=lambda window: window.rows)
+    metadata = {
+        "judged": dg.MetadataValue.text(widest.describe()),
+        "judged_rows": dg.MetadataValue.int(widest.rows),
+    }
+    if widest.rows:
+        metadata["judged_from"] = dg.MetadataValue.text(f"{widest.first:%Y-%m-%d}")
+        metadata["judged_to"] = dg.MetadataValue.text(f"{widest.last:%Y-%m-%d}")
+    return metadata
 
 
 def _latest_materializations(

@@ -116,6 +116,7 @@ def test_bad_histories_fail_their_checks_and_block_only_their_own_bars(platform,
     missing = failed("no_missing_sessions", gap)
     assert offending("no_missing_sessions", gap) == [_day(originals[gap]["Date"].iloc[-10])]
     assert missing.check_name == "plausible_history" and missing.severity == dg.AssetCheckSeverity.WARN
+    assert missing.metadata["judged"].value == "the whole history (first snapshot)"
     assert offending("close_not_repeated", flat) == [_day(d) for d in originals[flat]["Date"].iloc[-6:]]
     assert offending("no_unexplained_jumps", jump) == [_day(originals[jump]["Date"].iloc[-3])]
 
@@ -184,7 +185,11 @@ def test_a_split_is_recorded_as_an_adjustment_event_not_a_jump(platform, univers
     assert metadata["adjustment_ratio"].value == 2.0
     assert f"past rows from {_day(previous['date'].iloc[0])} to {before} changed by a ratio of 2" in metadata["adjusted_past"].value
     evaluations = _evaluations(instance, [run.run_id for run in instance.get_runs()])
-    assert evaluations["daily_bars", "plausible_history", f"{session}|{splitting}"].passed
+    rewritten = evaluations["daily_bars", "plausible_history", f"{session}|{splitting}"]
+    assert rewritten.passed and rewritten.metadata["judged_rows"].value == len(previous) + 1  # judged whole again
+    extended = evaluations["daily_bars", "plausible_history", f"{session}|{members[1]}"].metadata
+    assert extended["judged"].value == f"the 1 bar added after {before}, with the 4 bars before it"
+    assert (extended["judged_to"].value, extended["judged_rows"].value) == (session, 5)
 
 
 def test_a_failing_daily_step_records_the_checks_of_what_it_stored(platform, universe):
