@@ -1,6 +1,6 @@
 """What a snapshot brings (pure pandas): the bars of a daily snapshot that its warning rules judge.
 
-A symbol's history is downloaded again every session, and the warning rules of real histories
+Every session's snapshot holds a symbol's whole history, and the warning rules of real histories
 fail on things decades old (a real crash, adjusted prices rounded into repeated closes, a session
 Stooq never had). Judged whole, every later snapshot would repeat those warnings, and a warning
 shown on every partition is one nobody reads. So a snapshot is judged by what it brings against
