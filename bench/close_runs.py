@@ -1,7 +1,7 @@
 """How close the close runs come to the physical limit, measured in one run of this script.
 
-    .venv/bin/python bench/close_runs.py                 # everything (about 10 minutes)
-    .venv/bin/python bench/close_runs.py --sizes ""      # without the 100/300/1,000-symbol scale runs
+    .venv/bin/python bench/close_runs.py                 # everything (about 20 minutes)
+    .venv/bin/python bench/close_runs.py --sizes ""      # without the 100/300/1,000/3,000-symbol scale runs
 
 Everything runs on loopback against the project's Stooq-compatible server, with synthetic data
 (daily history from 2004, over 20 years per symbol) and `--latency-ms` (200) added to every answer,
@@ -10,16 +10,24 @@ in fresh temporary `DAGSTER_HOME`s and data roots:
 1. baseline: the old flow's plain sequential loop (composition, then per symbol: fetch, write daily,
    resample and write weekly and monthly), for the three indices;
 2. platform: the real `dagster-daemon` with the project's `dagster.yaml`, in the steady state of a
-   daily close (the previous session's compositions are stored); both exchanges' sessions are
-   published at the same minute (their delays are set so), the close schedules and the sensor
-   launch the runs a head start ahead as they do every day, and the time runs from the
-   publication (the "tick": when the old flow could have started) to the end of the last run;
+   daily close (the previous session's compositions and bars are stored, so symbols are downloaded
+   incrementally); both exchanges' sessions are published at the same minute (their delays are
+   set so), the close schedules and the sensor launch the runs a head start ahead as they do
+   every day, and the time runs from the publication (the "tick": when the old flow could have
+   started) to the end of the last run;
 3. limit: requests x latency / allowed requests in flight (the `stooq` pool), plus the CPU time
-   of parsing, resampling and writing the same symbols measured alone in this process.
+   of parsing, resampling and writing the same symbols measured alone in this process; the pure
+   request time is its first term;
+4. CI: the README's CI path, `python -m market_assets plan | sh` twice, on an instance of its own in
+   the same steady state, from the first command to the last file written (and to the end of the
+   second `plan`).
 
-It then re-runs the session (nothing may be fetched), fails k symbols of another session and
-re-runs it (exactly k may be fetched), times the daemon path on universes of 100, 300 and 1,000
-symbols, and prints the peak memory of every process involved.
+It prints the bytes a close downloads (the server's composition and download routes) from scratch
+(the previous session, on empty instances) and in the steady state; re-runs the session (nothing
+may be fetched), fails k symbols of another session and re-runs it (exactly k may be fetched),
+times the daemon path on universes of 100, 300, 1,000 and 3,000 symbols (seconds per 100
+symbols), and prints the peak memory of every process involved. Each target is one line,
+`name: value (target <= X) met` or `NOT MET`.
 """
 
 from __future__ import annotations
@@ -56,8 +64,12 @@ SCALE_SIZES = {
     100: {"DJI": 30, "NDX": 40, "HSI": 40},
     300: {"DJI": 30, "NDX": 130, "HSI": 150},
     1000: {"DJI": 30, "NDX": 480, "HSI": 500},
+    3000: {"DJI": 30, "NDX": 1480, "HSI": 1500},
 }
-"""Member counts giving 100, 300 and 1,000 distinct symbols (DJI and NDX share 10)."""
+"""Member counts giving 100, 300, 1,000 and 3,000 distinct symbols (DJI and NDX share 10)."""
+
+DOWNLOADED_ROUTES = ("composition", "download")
+"""The server's routes whose answers a close downloads: composition pages and CSV histories."""
 
 BIN = Path(sys.executable).parent
 
@@ -197,13 +209,32 @@ class Platform:
         return dg.DagsterInstance.get()
 
     def previous_session_loaded(self) -> None:
-        """The steady state of a daily close: the previous session is loaded, compositions included."""
+        """The steady state of a daily close: the previous session is loaded, compositions and bars."""
         from market_assets.cli.close import close_index
 
         with self.instance() as instance:
             for name, index in INDICES.items():
                 previous = calendar(index.calendar).previous_session(latest_closed_session(index.calendar))
                 close_index(instance, name, f"{previous:%Y-%m-%d}")
+
+    def close_by_plan(self) -> dict[str, float]:
+        """The README's CI path: `plan | sh`, twice, with the `dagster` of this interpreter. Timed
+        from the first command to the last file written in the lake and to the end of the second
+        `plan`; each plan's commands are kept for the output."""
+        env = {**self.env, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+        started, scripts = time.time(), []
+        for _ in range(2):
+            script = subprocess.run(
+                [sys.executable, "-m", "market_assets", "plan"],
+                env=env, cwd=self.home, capture_output=True, text=True, check=True,
+            ).stdout
+            scripts.append([line[2:] for line in script.splitlines() if line.startswith("# ")])
+            executed = subprocess.run(["sh"], input=script, env=env, cwd=self.home, capture_output=True, text=True)
+            if executed.returncode != 0:
+                raise RuntimeError(f"plan | sh failed:\n{executed.stderr[-3000:]}")
+        ended = time.time()
+        last_file = max(path.stat().st_mtime for path in self.lake.rglob("*") if path.is_file())
+        return {"seconds": last_file - started, "to_the_end": ended - started, "plans": scripts}
 
     def close_by_schedule(self, expected: set[str], verbose: bool = False) -> dict[str, float]:
         """Publish both exchanges' sessions at a minute after the head start; wait for the last run;
@@ -338,6 +369,17 @@ def session_keys(symbols: list[str], sessions: dict[str, pd.Timestamp]) -> set[s
     return {f"{sessions[exchange_of(symbol)]:%Y-%m-%d}|{symbol}" for symbol in symbols}
 
 
+def downloaded(stats: dict) -> int:
+    """Bytes the server answered on the routes a close downloads from."""
+    return sum(stats["bytes_by_route"].get(route, 0) for route in DOWNLOADED_ROUTES)
+
+
+def target(name: str, value: float, limit: float, unit: str = "", digits: int = 3) -> None:
+    """One target's line: `name: value (target <= limit) met` or `NOT MET`."""
+    verdict = "met" if value <= limit else "NOT MET"
+    print(f"{name}: {value:.{digits}f}{unit} (target <= {limit:g}{unit}) {verdict}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--latency-ms", type=float, default=200)
@@ -354,10 +396,17 @@ def main() -> int:
         with StooqServer(universe.data_dir, latency=latency) as server:
             base_seconds, base_symbols = baseline(server, work)
             platform = Platform(work / "platform", server)
+            server.reset_stats()
             platform.previous_session_loaded()
+            scratch_bytes = downloaded(server.stats())
             server.reset_stats()
             result = platform.close_by_schedule(session_keys(symbols, sessions), verbose=True)
             stats = server.stats()
+            ci_platform = Platform(work / "ci", server)
+            ci_platform.previous_session_loaded()
+            server.reset_stats()
+            ci = ci_platform.close_by_plan()
+            ci_bytes = downloaded(server.stats())
             with platform.instance() as instance:
                 slots = instance.event_log_storage.get_concurrency_info(POOL).slot_count
             extra = rerun_and_failures(platform, server, args.failures)
@@ -365,6 +414,7 @@ def main() -> int:
         requests_made = stats["total"]
         network = requests_made * latency / slots
         limit = network + cpu
+        steady_bytes = downloaded(stats)
 
         print(f"\nuniverse: {len(symbols)} symbols, {requests_made} requests, latency {args.latency_ms:.0f} ms, "
               f"pool '{POOL}' = {slots} requests in flight (server saw at most {stats['peak_in_flight']})")
@@ -372,20 +422,35 @@ def main() -> int:
         print(f"(2) platform, publication -> last run: {result['seconds']:4.1f} s  ({result['runs']} runs; "
               f"the first started {-result['first_run_start']:.1f} s before the publication)")
         print(f"(3) limit = {requests_made} x {latency:.3f} s / {slots} + CPU alone {cpu:.1f} s = {limit:7.1f} s")
-        print(f"    (2)/(1) = {result['seconds'] / base_seconds:.3f}   (target <= 0.25)")
-        print(f"    (2)/(3) = {result['seconds'] / limit:.3f}   (target <= 1.5)")
-        print(f"    peak memory of any process: {result['peak_mib']:.0f} MiB ({result['peak_process']}) (target <= 1024)")
+        print(f"(4) CI, plan | sh twice: {ci['seconds']:.1f} s to the last file written, {ci['to_the_end']:.1f} s "
+              "to the end of the second plan")
+        for number, lines in enumerate(ci["plans"], 1):
+            print(f"    plan {number}: " + "; ".join(lines))
+        print(f"bytes downloaded per close: from scratch {scratch_bytes:,}, steady state {steady_bytes:,} "
+              f"(daemon), {ci_bytes:,} (CI)")
+        print(f"    peak memory: {result['peak_mib']:.0f} MiB ({result['peak_process']})")
         print("    CPU seconds by process (from the daemon's start): " + ", ".join(
             f"{role} {cpu:.1f} ({count} processes)" for role, (count, cpu) in sorted(result["cpu_by_role"].items())
         ))
         print("    CPU seconds by process from the publication to the end: " + ", ".join(
             f"{role} {cpu:.1f}" for role, (count, cpu) in sorted(result["cpu_after_publication"].items())
         ))
-        print(f"re-run of the loaded session: {extra['rerun_seconds']:.1f} s, {extra['rerun_requests']} requests "
-              f"= {extra['rerun_seconds'] / result['seconds']:.3f} x the first run (target <= 0.1, 0 requests)")
+        print(f"re-run of the loaded session: {extra['rerun_seconds']:.1f} s, {extra['rerun_requests']} requests")
         print(f"{args.failures} symbols failed ({extra['victims']}); the re-run downloaded "
               f"{extra['failed_rerun_downloads']} ({extra['failed_rerun_symbols']})")
 
+        print("\ntargets:")
+        target("daemon path / old loop, (2)/(1)", result["seconds"] / base_seconds, 0.15)
+        target("daemon path / pure request time (requests x latency / in flight)", result["seconds"] / network, 1.3)
+        target("CI path / old loop, (4)/(1)", ci["seconds"] / base_seconds, 0.3)
+        target("steady-state close bytes / from-scratch close bytes (daemon)", steady_bytes / scratch_bytes, 0.05)
+        target("steady-state close bytes / from-scratch close bytes (CI)", ci_bytes / scratch_bytes, 0.05)
+        target("re-run of the loaded session / the close", extra["rerun_seconds"] / result["seconds"], 0.1)
+        target("re-run of the loaded session, requests", extra["rerun_requests"], 0, digits=0)
+        target("3 failed symbols, re-run downloads", extra["failed_rerun_downloads"], args.failures, digits=0)
+        peaks = [result["peak_mib"]]
+
+        per_100 = {}
         sizes = [int(size) for size in args.sizes.split(",") if size.strip()]
         for size in sizes:
             scale_dir = work / f"scale-{size}"
@@ -396,9 +461,14 @@ def main() -> int:
                 scale_platform = Platform(scale_dir / "platform", server)
                 scale_platform.previous_session_loaded()
                 run = scale_platform.close_by_schedule(session_keys(scaled_symbols, sessions))
-            print(f"scale {count:5d} symbols: {run['seconds']:6.1f} s = {run['seconds'] / count * 100:5.2f} s per 100 "
+            per_100[size] = run["seconds"] / count * 100
+            peaks.append(run["peak_mib"])
+            print(f"scale {count:5d} symbols: {run['seconds']:6.1f} s = {per_100[size]:5.2f} s per 100 "
                   f"symbols ({run['runs']} runs, peak {run['peak_mib']:.0f} MiB)")
             shutil.rmtree(scale_dir, ignore_errors=True)
+        if 1000 in per_100 and 3000 in per_100:
+            target("scale, s per 100 symbols at 3,000 / at 1,000", per_100[3000] / per_100[1000], 1.0)
+        target("peak memory of any process", max(peaks), 1024, " MiB", digits=0)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

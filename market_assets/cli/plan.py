@@ -4,11 +4,17 @@ session, for CI and scripts.
 A close job's partitions are a range from the first to the last (session, symbol) in the order the
 symbols were registered on the instance, which nobody can write down by hand: `plan` reads that
 order and the stored compositions, leaves out what is stored already, and prints one command per
-run, in the order to run them, exactly as the schedules would launch them (the same tags).
+run, with the tags the schedules and the `close_bars` sensor would give them.
 
-An index whose composition of the session is not stored yet gets its composition command only:
-its constituents, and so its bars runs, are known once that has run, and a second `plan` prints
-them.
+The commands of a plan are independent of each other, and its shell script runs them at once: each
+`dagster job execute` is a process that spends about 3 s of CPU starting (importing Dagster and the
+definitions), so one after the other they would take longer than their requests. As the daemon
+does at the close, the compositions still missing are fetched in as few runs as their partitions
+allow (one per block of neighbouring indices of a session, `composition_blocks`) while the bars
+runs load the members of each index's latest stored composition; the `stooq` pool caps the
+requests in flight of all of them together. An index with no stored composition gets its
+composition command only: its constituents, and so its bars runs, are known once that has run.
+Either way a second `plan` prints what the new compositions add (nothing, most days).
 """
 
 from __future__ import annotations
@@ -25,7 +31,8 @@ from market_assets.cli.close import close_session, close_settings
 from market_assets.defs.bars.planning import plan_close_runs
 from market_assets.defs.compositions.assets import index_composition
 from market_assets.defs.compositions.jobs import compositions_job
-from market_assets.defs.partitions import composition_key
+from market_assets.defs.partitions import composition_blocks, composition_key, composition_partitions, dimensions
+from market_assets.defs.runs import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 from market_assets.sources.indices import get_index
 
 PARTITION_TAG = "dagster/partition"
@@ -52,7 +59,8 @@ class Command:
 class Plan:
     commands: list[Command]
     pending: list[str]
-    """Indices whose bars runs wait for their composition (a second `plan` prints them)."""
+    """`<index> <session>` of the compositions this plan fetches: a second `plan` prints the bars
+    runs of what they add to the members the plan went by (all of them on a first close)."""
 
 
 def plan_indices(instance: dg.DagsterInstance, indices: list[str], session: str | None) -> Plan:
@@ -60,33 +68,64 @@ def plan_indices(instance: dg.DagsterInstance, indices: list[str], session: str 
     session) on `instance`, compositions first. Symbols shared by two indices are loaded once."""
     # The source is not asked anything here: whoever runs the commands needs it, not the plan.
     store, max_symbols = close_settings(definitions.defs(), instance, check=False)
-    stored_compositions = instance.get_materialized_partitions(index_composition.key)
-    plan, planned = Plan([], []), {}
-    compositions, bars = [], []
+    stored = instance.get_materialized_partitions(index_composition.key)
+    plan, planned, missing = Plan([], []), {}, []
     for name in indices:
         index = get_index(name)
         day_key = close_session(index, session)
         key = str(composition_key(day_key, index.name))
-        if key not in stored_compositions:
-            what = f"composition of {index.name} for {day_key}"
-            compositions.append(Command(compositions_job.name, {PARTITION_TAG: key}, what))
+        by = key
+        if key not in stored:
+            missing.append(key)
             plan.pending.append(f"{index.name} {day_key}")
-            continue
-        members = list(store.read("index_composition", key)["symbol"])
+            earlier = sorted(k for k in stored if k.endswith(f"|{index.name}") and k < f"{day_key}|")
+            if not earlier:
+                continue
+            by = earlier[-1]
+        members = list(store.read("index_composition", by)["symbol"])
         runs = plan_close_runs(
-            instance, index.name, day_key, members, max_symbols=max_symbols, planned=planned.get(day_key, set())
+            instance,
+            index.name,
+            day_key,
+            members,
+            max_symbols=max_symbols,
+            planned=planned.get(day_key, set()),
+            composition=by,
         )
+        listed = "" if by == key else f" (as listed after {dimensions(by, composition_partitions)['date']})"
         for run in runs:
             planned.setdefault(day_key, set()).update(run.symbols)
-            what = f"bars of {len(run.symbols)} {index.name} constituents for {day_key}"
-            bars.append(Command(run.job_name, run.tags, what))
-    plan.commands = compositions + bars
+            what = f"bars of {len(run.symbols)} {index.name} constituents for {day_key}{listed}"
+            plan.commands.append(Command(run.job_name, run.tags, what))
+    plan.commands[:0] = [_compositions(block) for block in composition_blocks(missing)]
     return plan
 
 
+def _compositions(block: list[str]) -> Command:
+    """The run of the compositions of `block` (neighbouring indices of one session)."""
+    dims = [dimensions(key, composition_partitions) for key in block]
+    what = f"composition of {', '.join(d['index'] for d in dims)} for {dims[0]['date']}"
+    if len(block) == 1:
+        return Command(compositions_job.name, {PARTITION_TAG: block[0]}, what)
+    tags = {PARTITION_RANGE_START_TAG: block[0], PARTITION_RANGE_END_TAG: block[-1]}
+    return Command(compositions_job.name, tags, what)
+
+
+def print_script(commands: list[Command]) -> None:
+    """A shell script of `commands` (with `#` lines saying what each does), all running at once when
+    there are several; it exits 1 once they have all ended if any failed."""
+    if len(commands) == 1:
+        print(f"# {commands[0].what}\n{shlex.join(commands[0].argv)}")
+        return
+    for command in commands:
+        print(f"# {command.what}\n{shlex.join(command.argv)} & pids=\"$pids $!\"")
+    if commands:
+        print('status=0; for pid in $pids; do wait "$pid" || status=1; done; [ "$status" = 0 ]')
+
+
 def print_plan(indices: list[str], session: str | None, as_json: bool) -> int:
-    """Print the plan for the instance at $DAGSTER_HOME: a shell line per command (with `#` lines
-    saying what each does), or one JSON document; 2 when the input is refused."""
+    """Print the plan for the instance at $DAGSTER_HOME: a shell script (`print_script`), or one
+    JSON document; 2 when the input is refused."""
     try:
         plan = plan_indices(dg.DagsterInstance.get(), indices, session)
     except ValueError as error:
@@ -95,12 +134,9 @@ def print_plan(indices: list[str], session: str | None, as_json: bool) -> int:
     if as_json:
         print(json.dumps({"commands": [c.as_dict() for c in plan.commands], "pending": plan.pending}, indent=2))
         return 0
-    for command in plan.commands:
-        print(f"# {command.what}\n{shlex.join(command.argv)}")
+    print_script(plan.commands)
     if plan.pending:
-        print(
-            f"# then run plan again for the bars of {', '.join(plan.pending)}: they follow from the compositions"
-        )
+        print(f"# then run plan again for what the compositions of {', '.join(plan.pending)} add")
     elif not plan.commands:
         print("# nothing to run: every constituent of these sessions is stored")
     return 0

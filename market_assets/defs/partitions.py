@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 import dagster as dg
@@ -59,7 +60,10 @@ def require_in_window(session: str, what: str) -> None:
     )
 
 
-index_partitions = dg.StaticPartitionsDefinition(sorted(INDICES))
+index_partitions = dg.StaticPartitionsDefinition(list(INDICES))
+"""The followed indices exchange by exchange (DJI, NDX, HSI), not alphabetically: a run over several
+compositions is a range, a rectangle in this order, so the indices that share a session (those of one
+exchange) must be neighbours for one run to cover them (see `composition_blocks`)."""
 
 symbol_partitions = dg.DynamicPartitionsDefinition(name="symbols")
 """Stooq download symbols, filled from the compositions. A symbol that leaves an index stays here,
@@ -77,6 +81,23 @@ def bars_key(session: str, symbol: str) -> dg.MultiPartitionKey:
 
 def composition_key(session: str, index: str) -> dg.MultiPartitionKey:
     return dg.MultiPartitionKey({"date": session, "index": index})
+
+
+def composition_blocks(keys: Iterable[str]) -> list[list[str]]:
+    """`keys` (`<date>|<index>`) in the fewest blocks that one run each can cover: per date, each
+    run of neighbouring indices in the index dimension's order. A run's range is a rectangle (date
+    range x index range), so a block may not span an index that is not wanted, nor two dates."""
+    wanted = {(dims["date"], dims["index"]) for dims in (dimensions(key, composition_partitions) for key in keys)}
+    blocks = []
+    for day in sorted({day for day, _ in wanted}):
+        block: list[str] = []
+        for index in [*index_partitions.get_partition_keys(), None]:
+            if index is not None and (day, index) in wanted:
+                block.append(str(composition_key(day, index)))
+            elif block:
+                blocks.append(block)
+                block = []
+    return blocks
 
 
 def dimensions(key: str, definition: dg.MultiPartitionsDefinition) -> dict[str, str]:

@@ -13,6 +13,11 @@ INDEX_TAG = "market_assets/index"
 SESSION_TAG = "market_assets/session"
 """The session a close run loads, to find the runs of a session in flight."""
 
+COMPOSITION_TAG = "market_assets/composition"
+"""The composition (`<date>|<index>`) a close run's symbols were planned by. A run planned by the
+previous session's list may start after the session's own is stored: it is held to the list it was
+planned by, not to a newer one that may have dropped a symbol."""
+
 PROCESS_TAG = "market_assets/process"
 """`<host>:<pid>` of the process that executes a run in process (`python -m market_assets close`),
 to recognise its runs once that process has died."""

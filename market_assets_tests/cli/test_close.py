@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from market_assets.cli.close import CloseFailed, close_index
+from market_assets.domain.exchange_sessions import calendar
 from market_assets.settings import MAX_SYMBOLS_PER_RUN
 from market_assets_tests.universe import last_session
 from stooq_server import Fault, FaultKind
@@ -133,6 +134,43 @@ def test_the_plan_loads_the_members_two_indices_share_once(platform, synthetic_u
     assert dji & ndx
     assert sorted(covered) == sorted(dji | ndx)
     assert [c["tags"]["market_assets/index"] for c in commands][:1] == ["DJI"]
+
+
+def test_the_plans_script_closes_the_next_session_in_one_go(platform, synthetic_universe):
+    """The steady state of CI: with the previous session stored, one plan holds one composition run
+    for DJI and NDX and their bars runs by the previous session's lists, and its script runs them at
+    once; a second plan has nothing left to run."""
+    instance, store, server = platform.instance, platform.store, platform.server
+    session = last_session(synthetic_universe, "XNYS")
+    previous = f"{calendar('XNYS').previous_session(pd.Timestamp(session)):%Y-%m-%d}"
+    for index in ("DJI", "NDX"):
+        close_index(instance, index, previous)
+    server.reset_stats()
+
+    planned = _plan(platform, "DJI", "NDX", "--session", session)
+    assert [c["job"] for c in planned["commands"]] == ["index_compositions", "dji_close", "ndx_close"]
+    assert planned["commands"][0]["tags"] == {
+        "dagster/asset_partition_range_start": f"{session}|DJI",
+        "dagster/asset_partition_range_end": f"{session}|NDX",
+    }
+    assert [c["tags"]["market_assets/composition"] for c in planned["commands"][1:]] == [
+        f"{previous}|DJI",
+        f"{previous}|NDX",
+    ]
+    script = subprocess.run(
+        [sys.executable, "-m", "market_assets", "plan", "DJI", "NDX", "--session", session],
+        capture_output=True, text=True, env=platform.env, timeout=300, check=True,
+    ).stdout
+    path = f"{Path(sys.executable).parent}:{platform.env.get('PATH', '')}"
+    executed = subprocess.run(
+        ["sh"], input=script, capture_output=True, text=True, env={**platform.env, "PATH": path}, timeout=600
+    )
+
+    assert executed.returncode == 0, executed.stderr[-3000:]
+    members = {s for i in ("DJI", "NDX") for s in synthetic_universe.members(i, pd.Timestamp(session))}
+    assert all(store.exists("monthly_bars", f"{session}|{symbol}") for symbol in members)
+    assert server.stats()["by_route"]["download"] == len(members)
+    assert _plan(platform, "DJI", "NDX", "--session", session) == {"commands": [], "pending": []}
 
 
 def test_a_close_job_launched_without_partitions_says_what_to_pass(platform):

@@ -19,6 +19,7 @@ import dagster as dg
 from market_assets.defs.bars.keys import BARS_ASSETS
 from market_assets.defs.partitions import bars_key, bars_partitions, dimensions, symbol_partitions
 from market_assets.defs.runs import (
+    COMPOSITION_TAG,
     IN_FLIGHT,
     INDEX_TAG,
     PARTITION_RANGE_END_TAG,
@@ -39,6 +40,8 @@ class CloseRun:
     index: str
     session: str
     symbols: tuple[str, ...]
+    composition: str | None = None
+    """The key of the composition the symbols come from, when the planner names it."""
 
     @property
     def job_name(self) -> str:
@@ -59,6 +62,7 @@ class CloseRun:
             SESSION_TAG: self.session,
             # Bars runs are the long ones: launched before the compositions queued with them.
             PRIORITY_TAG: "1",
+            **({COMPOSITION_TAG: self.composition} if self.composition else {}),
         }
 
 
@@ -71,6 +75,7 @@ def plan_close_runs(
     max_symbols: int,
     force: bool = False,
     planned: Iterable[str] = (),
+    composition: str | None = None,
 ) -> list[CloseRun]:
     """The runs that load `members` of `index` for `session`; none when all are already stored.
 
@@ -78,7 +83,8 @@ def plan_close_runs(
     is split into runs of equal size (82 symbols by at most 40: 27, 28 and 27), so no run is a straggler.
 
     `planned` symbols are being loaded for the session by runs already requested (another index
-    sharing them), so they are left out too.
+    sharing them), so they are left out too. `composition` names the stored composition `members`
+    come from: the runs' steps then check their symbols against it (`COMPOSITION_TAG`).
     """
     wanted = set(members)
     order = instance.get_dynamic_partitions(symbol_partitions.name)
@@ -103,7 +109,7 @@ def plan_close_runs(
     for block in blocks:
         count = math.ceil(len(block) / max_symbols)
         bounds = [round(len(block) * part / count) for part in range(count + 1)]
-        runs += [CloseRun(index, session, tuple(block[a:b])) for a, b in itertools.pairwise(bounds)]
+        runs += [CloseRun(index, session, tuple(block[a:b]), composition) for a, b in itertools.pairwise(bounds)]
     return runs
 
 

@@ -56,7 +56,9 @@ def close_bars(
     for record in records:
         dims = dimensions(record.partition_key, composition_partitions)
         members = list(lake.store.read("index_composition", record.partition_key)["symbol"])
-        requests += planner.requests(dims["index"], dims["date"], members, f"{record.partition_key}|{record.storage_id}")
+        requests += planner.requests(
+            dims["index"], dims["date"], members, f"{record.partition_key}|{record.storage_id}", record.partition_key
+        )
     requests = requests or _membership(context)
     cursor = str(records[-1].storage_id) if records else context.cursor
     if not requests:
@@ -75,11 +77,20 @@ class _Planner:
         self._max_symbols = close.max_symbols_per_run
         self._planned: dict[str, set[str]] = {}
 
-    def requests(self, index: str, session: str, members: list[str], key: str) -> list[dg.RunRequest]:
+    def requests(
+        self, index: str, session: str, members: list[str], key: str, composition: str
+    ) -> list[dg.RunRequest]:
+        """The runs of `members` (listed by the stored `composition`), their run keys from `key`."""
         if session not in self._planned:
             self._planned[session] = in_flight_symbols(self._instance, session)
         runs = plan_close_runs(
-            self._instance, index, session, members, max_symbols=self._max_symbols, planned=self._planned[session]
+            self._instance,
+            index,
+            session,
+            members,
+            max_symbols=self._max_symbols,
+            planned=self._planned[session],
+            composition=composition,
         )
         self._planned[session].update(members)
         return [
@@ -109,7 +120,7 @@ def _at_the_close(
                 if f"{day}|{index}" in loaded or not earlier or launched(context.instance, f"{key}|0"):
                     continue
                 members = list(lake.store.read("index_composition", earlier[-1])["symbol"])
-                requests += planner.requests(index, day, members, key)
+                requests += planner.requests(index, day, members, key, earlier[-1])
     return requests
 
 

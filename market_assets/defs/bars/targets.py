@@ -15,7 +15,7 @@ import pandas as pd
 
 from market_assets.defs.bars.planning import close_job_name
 from market_assets.defs.partitions import bars_partitions, composition_partitions, dimensions
-from market_assets.defs.runs import INDEX_TAG, PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
+from market_assets.defs.runs import COMPOSITION_TAG, INDEX_TAG, PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 from market_assets.domain.exchange_sessions import require_session
 from market_assets.lake.store import ParquetStore
 from market_assets.sources.indices import INDICES, exchange_of
@@ -50,7 +50,7 @@ def step_targets(context: dg.AssetExecutionContext, store: ParquetStore) -> list
         targets.append(Target(str(key), symbol, session))
     index = context.run.tags.get(INDEX_TAG)
     if index and not problems:
-        problems = _not_in_index(index, targets, store)
+        problems = _not_in_index(index, targets, store, context.run.tags.get(COMPOSITION_TAG))
     if problems:
         raise dg.Failure(
             "Asked for partitions that cannot be loaded:\n" + "\n".join(f"- {p}" for p in problems),
@@ -59,17 +59,19 @@ def step_targets(context: dg.AssetExecutionContext, store: ParquetStore) -> list
     return targets
 
 
-def _not_in_index(index: str, targets: list[Target], store: ParquetStore) -> list[str]:
-    """Symbols not listed by the index's latest composition stored at or before their session.
+def _not_in_index(index: str, targets: list[Target], store: ParquetStore, planned_by: str | None) -> list[str]:
+    """Symbols not listed by the index's latest composition stored at or before their session,
+    or by the composition the run was `planned_by`, at or before it.
 
     At the close, the bars run starts alongside the session's own composition run (see
-    `sensors.py`), so the previous session's list may be the latest one there is.
+    `sensors.py` and `plan`), so the previous session's list may be the latest one there is, or the
+    one the run was planned by when the session's own was stored first.
     """
     stored = sorted(key for key in store.partition_keys("index_composition") if key.endswith(f"|{index}"))
     problems = []
     for session in sorted({t.session for t in targets}):
         day = f"{session:%Y-%m-%d}"
-        known = [key for key in stored if key <= f"{day}|{index}"]
+        known = [key for key in stored if key <= f"{day}|{index}" and (planned_by is None or key <= planned_by)]
         if not known:
             return [
                 f"index {index} has no stored composition for {day} or before "

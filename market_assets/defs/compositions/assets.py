@@ -1,18 +1,21 @@
 """`index_composition` (which symbols an index holds after a session) and `index_membership` (which
 symbols each index held, session by session)."""
 
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
 import dagster as dg
 import pandas as pd
 
 from market_assets.defs.metadata import table_preview
-from market_assets.defs.partitions import composition_partitions, dimensions, symbol_partitions
+from market_assets.defs.partitions import composition_partitions, dimensions, index_partitions, symbol_partitions
 from market_assets.defs.publication import wait_for_publication
 from market_assets.defs.retry import STOOQ_RETRY
 from market_assets.domain.exchange_sessions import require_session
 from market_assets.domain.membership_spells import membership_spells
 from market_assets.lake.resource import DataLakeResource
 from market_assets.sources.errors import StooqError
-from market_assets.sources.indices import get_index
+from market_assets.sources.indices import StockIndex, get_index
 from market_assets.sources.resources import MarketDataSource
 
 _FORBIDDEN_IN_SYMBOLS = ("|", "/", "\\", " ", ",")
@@ -22,50 +25,89 @@ _FORBIDDEN_IN_SYMBOLS = ("|", "/", "\\", " ", ",")
     partitions_def=composition_partitions,
     group_name="compositions",
     retry_policy=STOOQ_RETRY,
+    # A range of (session, index) partitions in one run: `plan` closes the indices of a session with
+    # one composition run, not one process per index.
+    backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"parquet"},
 )
 def index_composition(
     context: dg.AssetExecutionContext, stooq: MarketDataSource, lake: DataLakeResource
-) -> pd.DataFrame:
+) -> dict[str, pd.DataFrame]:
     """Constituents of one index (DJI, NDX, HSI) as seen after the close of one session.
 
     Stooq's composition page only shows today's members, so a partition records who was listed
     when it was fetched (`fetched_at`). New members are added to the `symbols` partitions here, so
     the bars of a session can be materialized as soon as its composition is known; members that
-    left keep their partitions and history.
+    left keep their partitions and history. A run over several partitions fetches their pages at
+    once, each index within the `stooq` request budget, and stores all of them or none.
     """
-    keys = dimensions(context.partition_key, composition_partitions)
-    stock_index = get_index(keys["index"])
-    session = require_session(stock_index.calendar, keys["date"], f"index {stock_index.name}")
-    wait_for_publication(context, [(stock_index.calendar, session)])
+    order = index_partitions.get_partition_keys()
+    wanted = sorted(
+        (_Wanted.of(str(key)) for key in context.partition_keys), key=lambda w: (w.session, order.index(w.index.name))
+    )
+    wait_for_publication(context, [(w.index.calendar, w.session) for w in wanted])
+    with ThreadPoolExecutor(max_workers=len(wanted)) as pool:
+        fetched = list(pool.map(lambda numbered: _fetch(context, stooq, *numbered), enumerate(wanted)))
+    errors = [result for result in fetched if isinstance(result, StooqError)]
+    if errors:
+        raise dg.Failure(
+            "\n".join(str(error) for error in errors), allow_retries=all(error.retryable for error in errors)
+        )
+    compositions = dict(zip((w.key for w in wanted), fetched, strict=True))
+    # Registered in the index dimension's order, whichever answer came first: one run's symbols
+    # are then ordered as one run per index would have registered them.
+    known = set(context.instance.get_dynamic_partitions(symbol_partitions.name))
+    for key, members in compositions.items():
+        new_symbols = [symbol for symbol in members["symbol"] if symbol not in known]
+        if new_symbols:
+            context.instance.add_dynamic_partitions(symbol_partitions.name, new_symbols)
+            known.update(new_symbols)
+        context.add_asset_metadata(
+            {
+                "members": len(members),
+                "path": dg.MetadataValue.path(lake.store.path("index_composition", key)),
+                "new_symbols": dg.MetadataValue.text(", ".join(new_symbols) or "none"),
+                "preview": table_preview(members[["symbol", "name"]].head(10)),
+            },
+            partition_key=key,
+        )
+    return compositions
+
+
+@dataclass(frozen=True)
+class _Wanted:
+    """One (session, index) partition of the step, its session checked against the index's exchange."""
+
+    key: str
+    index: StockIndex
+    session: pd.Timestamp
+
+    @classmethod
+    def of(cls, key: str) -> "_Wanted":
+        dims = dimensions(key, composition_partitions)
+        index = get_index(dims["index"])
+        return cls(key, index, require_session(index.calendar, dims["date"], f"index {index.name}"))
+
+
+def _fetch(
+    context: dg.AssetExecutionContext, stooq: MarketDataSource, worker: int, wanted: _Wanted
+) -> pd.DataFrame | StooqError:
+    """The constituents of `wanted` as the partition stores them, or the source's error."""
     try:
-        with stooq.worker_slot(context, 0):
-            members = stooq.composition(stock_index.name)
+        with stooq.worker_slot(context, worker):
+            members = stooq.composition(wanted.index.name)
     except StooqError as error:
-        raise dg.Failure(str(error), allow_retries=error.retryable) from error
+        return error
     bad = [symbol for symbol in members["symbol"] if any(c in symbol for c in _FORBIDDEN_IN_SYMBOLS)]
     if bad:
         raise dg.Failure(
-            f"index {stock_index.name}: symbols {bad} cannot be partition keys "
+            f"index {wanted.index.name}: symbols {bad} cannot be partition keys "
             f"(they contain one of {_FORBIDDEN_IN_SYMBOLS})",
             allow_retries=False,
         )
     # The session is the partition's folder (`session=...`), not a column.
-    members.insert(0, "index", stock_index.name)
+    members.insert(0, "index", wanted.index.name)
     members["fetched_at"] = pd.Timestamp.now(tz="UTC")
-
-    known = set(context.instance.get_dynamic_partitions(symbol_partitions.name))
-    new_symbols = [symbol for symbol in members["symbol"] if symbol not in known]
-    if new_symbols:
-        context.instance.add_dynamic_partitions(symbol_partitions.name, new_symbols)
-    context.add_output_metadata(
-        {
-            "members": len(members),
-            "path": dg.MetadataValue.path(lake.store.path("index_composition", context.partition_key)),
-            "new_symbols": dg.MetadataValue.text(", ".join(new_symbols) or "none"),
-            "preview": table_preview(members[["symbol", "name"]].head(10)),
-        }
-    )
     return members
 
 
