@@ -64,6 +64,17 @@ def bar_columns(bars: pd.DataFrame) -> dict[str, np.ndarray]:
     return columns
 
 
+def equal_bars(a: pd.DataFrame, b: pd.DataFrame) -> np.ndarray:
+    """Position by position, whether two equally long frames of bars hold the same bar: the same
+    date, prices and volume exactly (a missing volume equals a missing volume). Other columns (the
+    stored `symbol`) are ignored. How a snapshot is recognised as another one plus new bars."""
+    left, right = bar_columns(a), bar_columns(b)
+    same = left.pop("date") == right.pop("date")
+    for name, values in left.items():
+        same &= (values == right[name]) | (np.isnan(values) & np.isnan(right[name]))
+    return same
+
+
 def candles(daily: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
     """One candle per run of equal consecutive `labels` of the daily bars, indexed by its label:
     the date of its last bar, the first open, the highest high, the lowest low, the last close and

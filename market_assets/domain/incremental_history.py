@@ -17,14 +17,12 @@ config) finds those, and the adjustment detection then records them as it record
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
+
+from market_assets.domain.candles import equal_bars
 
 OVERLAP_BARS = 5
 """Bars of the previous snapshot asked for again and compared: a rewrite of the past changes all of them."""
-
-_VALUES = ["open", "high", "low", "close", "volume"]
-
 
 def overlap_start(previous: pd.DataFrame) -> pd.Timestamp | None:
     """The date from which to ask for bars again: the first of `previous`'s last `OVERLAP_BARS`
@@ -41,30 +39,17 @@ def extend(previous: pd.DataFrame, recent: pd.DataFrame, since: pd.Timestamp) ->
     asked for: it starts elsewhere, misses a bar, or its dates do not increase).
 
     The result has `previous`'s columns, in its order: `date, open, high, low, close, volume`."""
-    columns = ["date", *_VALUES]
+    columns = ["date", "open", "high", "low", "close", "volume"]
     last = previous["date"].iloc[-1]
     stored = previous.loc[previous["date"] >= since, columns].reset_index(drop=True)
     dates = recent["date"].to_numpy()
     if len(dates) < len(stored) or (len(dates) > 1 and not (dates[1:] > dates[:-1]).all()):
         return None
     again = recent.iloc[: len(stored)].reset_index(drop=True)
-    if not _same_bars(stored, again) or (len(recent) > len(stored) and recent["date"].iloc[len(stored)] <= last):
+    if not equal_bars(stored, again).all() or (len(recent) > len(stored) and recent["date"].iloc[len(stored)] <= last):
         return None
     added = recent.iloc[len(stored) :][columns]
     if added.empty:
         return previous[columns].reset_index(drop=True)
     return pd.concat([previous[columns], added.astype(previous[columns].dtypes.to_dict())], ignore_index=True)
 
-
-def _same_bars(stored: pd.DataFrame, again: pd.DataFrame) -> bool:
-    """The same dates and the same values (a missing volume equals a missing volume)."""
-    if not np.array_equal(stored["date"].to_numpy("datetime64[ns]"), again["date"].to_numpy("datetime64[ns]")):
-        return False
-    return all(
-        np.array_equal(
-            stored[column].to_numpy("float64", na_value=np.nan),
-            again[column].to_numpy("float64", na_value=np.nan),
-            equal_nan=True,
-        )
-        for column in _VALUES
-    )

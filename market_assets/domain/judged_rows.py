@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-_VALUES = ["open", "high", "low", "close", "volume"]
+from market_assets.domain.candles import equal_bars
 
 
 @dataclass(frozen=True)
@@ -92,17 +92,11 @@ def new_rows(previous: pd.DataFrame | None, current: pd.DataFrame) -> NewRows:
         return NewRows(0, None)
     since = pd.Timestamp(previous["date"].iloc[-1])
     both = min(len(previous), len(current))
-    old, new = previous.iloc[:both], current.iloc[:both]
-    old_dates, new_dates = old["date"].to_numpy("datetime64[ns]"), new["date"].to_numpy("datetime64[ns]")
-    same = old_dates == new_dates
-    for column in _VALUES:
-        a = old[column].to_numpy("float64", na_value=np.nan)
-        b = new[column].to_numpy("float64", na_value=np.nan)
-        same &= (a == b) | (np.isnan(a) & np.isnan(b))
-    differing = np.flatnonzero(~same)
+    differing = np.flatnonzero(~equal_bars(previous.iloc[:both], current.iloc[:both]))
     if differing.size:
         at = int(differing[0])
-        return NewRows(at, since, pd.Timestamp(min(old_dates[at], new_dates[at])))
+        rewritten_from = min(pd.Timestamp(previous["date"].iloc[at]), pd.Timestamp(current["date"].iloc[at]))
+        return NewRows(at, since, rewritten_from)
     if len(current) < len(previous):
         return NewRows(len(current), since, pd.Timestamp(previous["date"].iloc[len(current)]))
     return NewRows(len(previous), since)
