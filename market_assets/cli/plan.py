@@ -31,7 +31,13 @@ from market_assets.cli.close import close_session, close_settings
 from market_assets.defs.bars.planning import plan_close_runs
 from market_assets.defs.compositions.assets import index_composition
 from market_assets.defs.compositions.jobs import compositions_job
-from market_assets.defs.partitions import composition_blocks, composition_key, composition_partitions, dimensions
+from market_assets.defs.partitions import (
+    composition_blocks,
+    composition_key,
+    composition_partitions,
+    dimensions,
+    latest_composition_before,
+)
 from market_assets.defs.runs import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 from market_assets.sources.indices import get_index
 
@@ -78,10 +84,9 @@ def plan_indices(instance: dg.DagsterInstance, indices: list[str], session: str 
         if key not in stored:
             missing.append(key)
             plan.pending.append(f"{index.name} {day_key}")
-            earlier = sorted(k for k in stored if k.endswith(f"|{index.name}") and k < f"{day_key}|")
-            if not earlier:
+            by = latest_composition_before(stored, day_key, index.name)
+            if by is None:
                 continue
-            by = earlier[-1]
         members = list(store.read("index_composition", by)["symbol"])
         runs = plan_close_runs(
             instance,

@@ -83,6 +83,13 @@ def composition_key(session: str, index: str) -> dg.MultiPartitionKey:
     return dg.MultiPartitionKey({"date": session, "index": index})
 
 
+def latest_composition_before(stored: Iterable[str], session: str, index: str) -> str | None:
+    """The key of `index`'s latest composition among `stored` keys dated before `session`: the list a
+    close goes by while the session's own is not stored yet."""
+    earlier = [key for key in stored if key.endswith(f"|{index}") and key < f"{session}|"]
+    return max(earlier, default=None)
+
+
 def composition_blocks(keys: Iterable[str]) -> list[list[str]]:
     """`keys` (`<date>|<index>`) in the fewest blocks that one run each can cover: per date, each
     run of neighbouring indices in the index dimension's order. A run's range is a rectangle (date

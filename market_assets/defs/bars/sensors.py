@@ -26,7 +26,7 @@ from market_assets.defs.bars.planning import in_flight_symbols, plan_close_runs
 from market_assets.defs.compositions.assets import index_composition
 from market_assets.defs.compositions.jobs import membership_job
 from market_assets.defs.compositions.schedules import due_closes
-from market_assets.defs.partitions import composition_partitions, dimensions
+from market_assets.defs.partitions import composition_partitions, dimensions, latest_composition_before
 from market_assets.defs.resources import ClosePlanningResource
 from market_assets.defs.runs import close_in_flight, launched
 from market_assets.lake.resource import DataLakeResource
@@ -115,12 +115,12 @@ def _at_the_close(
         for session in due_closes(code, now, close.catch_up_sessions, loaded):
             day = f"{session:%Y-%m-%d}"
             for index in indices_on(code):
-                earlier = sorted(key for key in loaded if key.endswith(f"|{index}") and key < f"{day}|")
+                earlier = latest_composition_before(loaded, day, index)
                 key = f"{day}|{index}|close"
-                if f"{day}|{index}" in loaded or not earlier or launched(context.instance, f"{key}|0"):
+                if f"{day}|{index}" in loaded or earlier is None or launched(context.instance, f"{key}|0"):
                     continue
-                members = list(lake.store.read("index_composition", earlier[-1])["symbol"])
-                requests += planner.requests(index, day, members, key, earlier[-1])
+                members = list(lake.store.read("index_composition", earlier)["symbol"])
+                requests += planner.requests(index, day, members, key, earlier)
     return requests
 
 
