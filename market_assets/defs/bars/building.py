@@ -21,12 +21,14 @@ from market_assets.defs.bars.checks import (
     daily_findings,
     resampled_findings,
 )
+from market_assets.defs.bars.fetching import Download
 from market_assets.defs.bars.keys import DAILY, PERIODS
 from market_assets.defs.bars.metadata import bars_metadata
 from market_assets.defs.bars.resources import DataQualityResource
 from market_assets.defs.bars.targets import Target
 from market_assets.domain.adjustment_detection import Adjustment, detect_adjustment
 from market_assets.domain.candles import resample, with_symbol
+from market_assets.domain.judged_rows import NewRows
 from market_assets.lake.store import ParquetStore
 
 
@@ -60,21 +62,27 @@ class PartitionBuilder:
         self._quality = quality
 
     def __call__(
-        self, target: Target, daily: pd.DataFrame, previous: pd.DataFrame | None, download: str | None = None
+        self, target: Target, daily: pd.DataFrame, previous: pd.DataFrame | None, download: Download | None = None
     ) -> Built:
         """The partition `target` from its daily snapshot `daily`, compared with the symbol's
         `previous` stored snapshot (None for its first); `download` says how `daily` was fetched
-        (None when it was read from the lake)."""
+        (None when it was read from the lake).
+
+        An incremental download has compared the past with `previous` already and found it
+        unchanged: the snapshot brings its new bars only, and there is no adjustment to look for."""
         frames, metadata, findings, adjustment = {}, {}, {}, None
+        known = None
+        if download is not None and download.incremental and previous is not None:
+            known = NewRows(len(previous), pd.Timestamp(previous["date"].iloc[-1]))
         if DAILY in self._selected:
-            adjustment = None if previous is None else detect_adjustment(previous, daily)
+            adjustment = None if previous is None or known is not None else detect_adjustment(previous, daily)
             frames[DAILY] = with_symbol(daily, target.symbol)
             metadata[DAILY] = {
                 **bars_metadata(frames[DAILY], self._store.path(DAILY.path[-1], target.key)),
                 **adjustment_metadata(adjustment),
-                **({} if download is None else {"download": dg.MetadataValue.text(download)}),
+                **({} if download is None else {"download": dg.MetadataValue.text(download.description)}),
             }
-            findings[DAILY] = daily_findings(target, daily, previous, self._quality, adjustment)
+            findings[DAILY] = daily_findings(target, daily, previous, self._quality, adjustment, new=known)
         blocked = blocking_failures(
             findings[DAILY]
             if DAILY in findings

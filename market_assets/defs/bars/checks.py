@@ -67,7 +67,7 @@ from market_assets.defs.bars.targets import Target
 from market_assets.defs.partitions import bars_partitions
 from market_assets.domain.adjustment_detection import Adjustment
 from market_assets.domain.candles import Period
-from market_assets.domain.judged_rows import Judged, judged_rows, new_rows
+from market_assets.domain.judged_rows import Judged, NewRows, judged_rows, new_rows
 from market_assets.domain.quality_rules import (
     Finding,
     close_not_repeated,
@@ -232,12 +232,14 @@ def daily_findings(
     quality: DataQualityResource | None,
     adjustment: Adjustment | None,
     rules: Iterable[Rule] = (*BLOCKING_RULES, *WARNING_RULES),
+    new: NewRows | None = None,
 ) -> Findings:
     """The findings of the daily snapshot `bars` of the partition `target`, each saying which bars
     it judged: the whole snapshot, or what it brings against the symbol's `previous` stored
-    snapshot (None for its first) with the rule's context."""
+    snapshot (None for its first) with the rule's context; `new` when the caller knows it already
+    (an incremental download compared the past)."""
     snapshot = Snapshot(bars, target.exchange, target.session, quality, adjustment)
-    new = new_rows(previous, bars)
+    new = new if new is not None else new_rows(previous, bars)
     findings = {}
     for rule in rules:
         if rule.context is None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import queue
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TypeVar
 
 import dagster as dg
@@ -52,12 +53,23 @@ class NotAsked(Exception):
     retryable = False
 
 
+@dataclass(frozen=True)
+class Download:
+    """How a daily snapshot was downloaded."""
+
+    incremental: bool
+    """The snapshot is the previous one followed by new bars, its overlap published unchanged:
+    nothing in the past was rewritten."""
+    description: str
+    """A sentence for the materialization's `download` metadata."""
+
+
 def fetch_all(
     context: dg.AssetExecutionContext,
     targets: list[Target],
     source: MarketDataSource,
     store: ParquetStore,
-    build: Callable[[Target, pd.DataFrame, pd.DataFrame | None, str], B],
+    build: Callable[[Target, pd.DataFrame, pd.DataFrame | None, Download], B],
     whole: bool = False,
 ) -> tuple[dict[str, B], dict[str, Exception]]:
     """`build(target, snapshot, previous snapshot, how it was downloaded)` of every target that
@@ -104,9 +116,11 @@ def fetch_all(
     return fetched, failures
 
 
-def _download(source: MarketDataSource, target: Target, previous: pd.DataFrame | None) -> tuple[pd.DataFrame, str]:
+def _download(
+    source: MarketDataSource, target: Target, previous: pd.DataFrame | None
+) -> tuple[pd.DataFrame, Download]:
     """The daily snapshot of `target`, from the bars after `previous` when the source can tell
-    them and they extend it, else from the whole history; and a sentence saying which it was."""
+    them and they extend it, else from the whole history; and how it was downloaded."""
     since = None if previous is None else overlap_start(previous)
     recent = None if since is None else _recent(source, target, since)
     why = ""
@@ -115,13 +129,14 @@ def _download(source: MarketDataSource, target: Target, previous: pd.DataFrame |
         daily = extend(previous, recent, since)
         if daily is not None:
             added = len(daily) - len(previous)
-            return daily, (
+            return daily, Download(
+                True,
                 f"incremental: {added} new bar(s) after {previous['date'].iloc[-1]:%Y-%m-%d}; the "
-                f"{len(recent) - added} stored bars from {since:%Y-%m-%d} were published unchanged"
+                f"{len(recent) - added} stored bars from {since:%Y-%m-%d} were published unchanged",
             )
         why = f": the bars from {since:%Y-%m-%d} differ from the stored ones (the past was rewritten)"
     daily = snapshot(source.daily_history(target.symbol, target.session), target.session)
-    return daily, f"whole history, {len(daily)} bars{why}"
+    return daily, Download(False, f"whole history, {len(daily)} bars{why}")
 
 
 def _recent(source: MarketDataSource, target: Target, since: pd.Timestamp) -> pd.DataFrame | None:
