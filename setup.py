@@ -5,6 +5,8 @@ setup(
     version="0.1.0",
     description="Index compositions and daily, weekly and monthly bars from Stooq as Dagster assets",
     packages=find_packages(exclude=["market_assets_tests", "market_assets_tests.*"]),
+    # The indices followed by default (MARKET_ASSETS_INDICES_FILE replaces them).
+    package_data={"market_assets.sources": ["indices.yaml"]},
     python_requires=">=3.11",
     install_requires=[
         # dagster-k8s has no release matching dagster 1.13.28: pin the trio together.
@@ -16,6 +18,7 @@ setup(
         "lxml==6.1.3",
         "requests==2.34.2",
         "exchange-calendars==4.13.2",
+        "pyyaml==6.0.4",
         "fsspec==2026.9.0",
         # SQL over the lake (market_assets/lake/sql.py): parquet is built into its wheel.
         "duckdb==2.0.0",

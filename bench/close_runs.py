@@ -53,8 +53,8 @@ from market_assets.domain.candles import resample, snapshot, with_symbol  # noqa
 from market_assets.domain.exchange_sessions import calendar, latest_closed_session  # noqa: E402
 from market_assets.lake.store import ParquetStore  # noqa: E402
 from market_assets.sources.indices import (
-    INDICES,  # noqa: E402
     exchange_of,  # noqa: E402
+    followed_indices,  # noqa: E402
 )
 from market_assets.sources.parsing import parse_composition_page, parse_history_csv  # noqa: E402
 from market_assets.sources.request_budget import POOL  # noqa: E402
@@ -148,7 +148,7 @@ def baseline(server: StooqServer, workdir: Path) -> tuple[float, int]:
     store = workdir / "baseline"
     session = requests.Session()
     started, symbols = time.perf_counter(), 0
-    for name, index in INDICES.items():
+    for name, index in followed_indices().items():
         url = f"{server.url}/t/?i={index.stooq_id}"
         first, pages = parse_composition_page(session.get(url, timeout=30).text, name, url)
         frames = [first] + [
@@ -213,7 +213,7 @@ class Platform:
         from market_assets.cli.close import close_index
 
         with self.instance() as instance:
-            for name, index in INDICES.items():
+            for name, index in followed_indices().items():
                 previous = calendar(index.calendar).previous_session(latest_closed_session(index.calendar))
                 close_index(instance, name, f"{previous:%Y-%m-%d}")
 
@@ -331,7 +331,7 @@ def rerun_and_failures(platform: Platform, server: StooqServer, k: int) -> dict[
     with platform.instance() as instance:
         server.reset_stats()
         started = time.perf_counter()
-        for index in INDICES:
+        for index in followed_indices():
             close_index(instance, index)
         out["rerun_seconds"] = time.perf_counter() - started
         out["rerun_requests"] = server.stats()["total"]
@@ -361,7 +361,7 @@ def server_members(platform: Platform, index: str) -> list[str]:
 
 
 def universe_symbols(universe, sessions: dict[str, pd.Timestamp]) -> list[str]:
-    return sorted({s for index in INDICES for s in universe.members(index, sessions[INDICES[index].calendar])})
+    return sorted({s for index in followed_indices() for s in universe.members(index, sessions[followed_indices()[index].calendar])})
 
 
 def session_keys(symbols: list[str], sessions: dict[str, pd.Timestamp]) -> set[str]:

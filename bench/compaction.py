@@ -52,7 +52,7 @@ from market_assets.domain.exchange_sessions import calendar  # noqa: E402
 from market_assets.lake.compaction import compact  # noqa: E402
 from market_assets.lake.reader import LakeReader  # noqa: E402
 from market_assets.lake.store import ParquetStore  # noqa: E402
-from market_assets.sources.indices import INDICES, exchange_of  # noqa: E402
+from market_assets.sources.indices import exchange_of, followed_indices  # noqa: E402
 from market_assets.sources.parsing import parse_history_csv  # noqa: E402
 from stooq_server import StooqServer, generate_synthetic  # noqa: E402
 from stooq_server.server import DataStore, csv_header  # noqa: E402
@@ -154,7 +154,7 @@ def real_close(lake: Path, home: Path, server_url: str, sessions: dict[str, str]
     }
     started = time.perf_counter()
     for code, session in sessions.items():
-        indices = [name for name, index in INDICES.items() if index.calendar == code]
+        indices = [name for name, index in followed_indices().items() if index.calendar == code]
         command = [sys.executable, "-m", "market_assets", "close", *indices, "--session", session]
         subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
     seconds = time.perf_counter() - started

@@ -36,7 +36,7 @@ import close_runs  # noqa: E402  (beside this script)
 
 from market_assets.cli.close import CloseFailed, close_index  # noqa: E402
 from market_assets.domain.exchange_sessions import calendar  # noqa: E402
-from market_assets.sources.indices import INDICES  # noqa: E402
+from market_assets.sources.indices import followed_indices  # noqa: E402
 from stooq_server import Fault, FaultKind, StooqServer, generate_synthetic  # noqa: E402
 
 BARS = ("daily_bars", "weekly_bars", "monthly_bars")
@@ -118,8 +118,8 @@ def main() -> int:
             closed: set[tuple[str, str]] = set()
             started = time.monotonic()
             while time.monotonic() - started < args.seconds and requests_made < args.max_requests:
-                index = rng.choice(list(INDICES))
-                code = INDICES[index].calendar
+                index = rng.choice(list(followed_indices()))
+                code = followed_indices()[index].calendar
                 sessions = calendar(code).sessions_in_range(
                     universe.last_session[code] - pd.Timedelta(days=14), universe.last_session[code]
                 )[-args.sessions:]

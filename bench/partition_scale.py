@@ -73,7 +73,7 @@ def seed(home: Path, years: int, symbol_count: int) -> dict[str, int]:
     from market_assets.defs.partitions import session_partitions, symbol_partitions
     from market_assets.domain.exchange_sessions import latest_closed_session
     from market_assets.lake.store import ParquetStore
-    from market_assets.sources.indices import INDICES
+    from market_assets.sources.indices import followed_indices
 
     # Everything up to the session before the latest close is loaded: the latest one is due.
     latest = min(latest_closed_session(code) for code in ("XNYS", "XHKG"))
@@ -105,7 +105,7 @@ def seed(home: Path, years: int, symbol_count: int) -> dict[str, int]:
         ).fetchall()
     rows = {"daily_bars": [], "index_composition": []}
     for session in sessions:
-        for asset, seconds in (("daily_bars", symbols), ("index_composition", list(INDICES))):
+        for asset, seconds in (("daily_bars", symbols), ("index_composition", list(followed_indices()))):
             for second in seconds:
                 if asset == "daily_bars" and session == sessions[0] and second == "TEMPLATE.US":
                     continue

@@ -8,15 +8,16 @@ Two kinds, by who needs the value and when:
   shows the variable (or the default) and takes an override, and a run resolves the variable in
   its own process, as a run pod on Kubernetes does.
 - **Load settings** shape the definitions themselves, so Dagster needs them when the code location
-  loads: the source that answers (the `stooq` resource's class), the executor of the close jobs,
-  the date partitions' window, and the close delay and head start from which the schedules' crons
-  and the freshness deadline are derived. A launchpad override could not move a cron, so these are
-  read here, from the environment of the process that loads the code; the code server, the run
-  workers and the step pods of a deployment all load it with the same environment. The delay and
-  head start are read again when a tick or a step needs them, never cached.
+  loads: the followed indices, the source that answers (the `stooq` resource's class), the executor
+  of the close jobs, the date partitions' window, and the close delay and head start from which the
+  schedules' crons and the freshness deadline are derived. A launchpad override could not move a
+  cron, so these are read here, from the environment of the process that loads the code; the code
+  server, the run workers and the step pods of a deployment all load it with the same environment.
+  The delay and head start are read again when a tick or a step needs them, never cached.
 
 Nothing reads the environment at import time: `partitions.py`, the jobs and the schedules ask for
-their load settings when their own modules are imported, which only loading the definitions does.
+their load settings when their own modules are imported, which only loading the definitions does
+(the followed indices are read on first use, `market_assets.sources.indices.followed_indices`).
 """
 
 from __future__ import annotations
@@ -102,12 +103,15 @@ CLOSE_DELAY = Setting(
 HEAD_START = Setting(
     "MARKET_ASSETS_HEAD_START_SECONDS", 60.0, "how long before the publication a close's runs start", _at_least(0, "seconds")
 )
+INDICES_FILE = Setting(
+    "MARKET_ASSETS_INDICES_FILE", "", "the YAML file of the followed indices (default: DJI, NDX, HSI, shipped in the package)"
+)
 FRESHNESS_GRACE = Setting(
     "MARKET_ASSETS_FRESHNESS_GRACE_MINUTES", 60.0, "minutes after the publication before the bars count as late", _at_least(0, "minutes")
 )
 
 RESOURCE_SETTINGS = (STOOQ_BASE_URL, STOOQ_API_KEY, STOOQ_COOKIES, FILES, DATA_ROOT, MAX_SYMBOLS_PER_RUN, CATCH_UP_SESSIONS)
-LOAD_SETTINGS = (SOURCE, EXECUTOR, PARTITION_DAYS, CLOSE_DELAY, HEAD_START, FRESHNESS_GRACE)
+LOAD_SETTINGS = (SOURCE, EXECUTOR, PARTITION_DAYS, CLOSE_DELAY, HEAD_START, FRESHNESS_GRACE, INDICES_FILE)
 
 
 def close_delay(exchange: str) -> timedelta:

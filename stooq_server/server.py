@@ -39,7 +39,7 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 import pandas as pd
 
-from market_assets.sources.indices import INDICES, StockIndex
+from market_assets.sources.indices import StockIndex, followed_indices
 
 from . import pages
 from .faults import (
@@ -80,7 +80,9 @@ _SHORT_DOWNLOAD_ROWS = 300
 """Daily downloads up to this many rows (incremental updates) are rendered on the fly; longer
 ones are sliced from a rendering of the whole history, made once and cached."""
 _HTML = "text/html; charset=utf-8"
-_INDICES_BY_ID: dict[int, StockIndex] = {index.stooq_id: index for index in INDICES.values()}
+def _index_by_id(stooq_id: int) -> StockIndex | None:
+    """The followed index whose composition page is `/t/?i=<stooq_id>`."""
+    return next((index for index in followed_indices().values() if index.stooq_id == stooq_id), None)
 
 T = TypeVar("T")
 _Query = dict[str, list[str]]
@@ -568,7 +570,7 @@ class StooqServer:
             keys = frozenset({key})
         elif route == "composition":
             key = (_param(query, "i") or "").strip()
-            index = _INDICES_BY_ID.get(int(key)) if key.isdigit() else None
+            index = _index_by_id(int(key)) if key.isdigit() else None
             keys = frozenset({key} if index is None else {key, index.name})
         else:
             key, keys = None, frozenset()
@@ -630,7 +632,7 @@ class StooqServer:
             self._member_row(symbol, name, as_of)
             for symbol, name in shown[["symbol", "name"]].itertuples(index=False)
         ]
-        index = _INDICES_BY_ID.get(stooq_id)
+        index = _index_by_id(stooq_id)
         body = pages.composition_page(
             brand=self.brand,
             stooq_id=stooq_id,

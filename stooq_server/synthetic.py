@@ -19,7 +19,7 @@ import exchange_calendars as xc
 import numpy as np
 import pandas as pd
 
-from market_assets.sources.indices import INDICES, StockIndex, get_index
+from market_assets.sources.indices import StockIndex, followed_indices, get_index
 
 from .server import (
     DAILY_DIR,
@@ -165,9 +165,9 @@ def generate_synthetic(
 
 def _check_sizes(sizes: Mapping[str, int] | None) -> dict[str, int]:
     merged = {**DEFAULT_SIZES, **{name.upper(): size for name, size in (sizes or {}).items()}}
-    unknown = set(merged) - set(INDICES)
+    unknown = set(merged) - set(followed_indices())
     if unknown:
-        raise ValueError(f"sizes name unknown indices {sorted(unknown)}; known: {list(INDICES)}")
+        raise ValueError(f"sizes name unknown indices {sorted(unknown)}; known: {list(followed_indices())}")
     small = {name: size for name, size in merged.items() if size < 1}
     if small:
         raise ValueError(f"every index needs at least one member, got {small}")
@@ -175,7 +175,7 @@ def _check_sizes(sizes: Mapping[str, int] | None) -> dict[str, int]:
 
 
 def _indices_on(calendar: str) -> list[StockIndex]:
-    return [index for index in INDICES.values() if index.calendar == calendar]
+    return [index for index in followed_indices().values() if index.calendar == calendar]
 
 
 def _symbol(suffix: str, position: int) -> str:
@@ -189,7 +189,7 @@ def _plan(sizes: Mapping[str, int]) -> tuple[dict[str, list[_Listing]], dict[str
     """Symbols per calendar and members per index, before any date is known."""
     listings: dict[str, list[_Listing]] = {}
     members: dict[str, list[_Member]] = {}
-    for calendar in dict.fromkeys(index.calendar for index in INDICES.values()):
+    for calendar in dict.fromkeys(index.calendar for index in followed_indices().values()):
         listed = listings.setdefault(calendar, [])
 
         def new(index: StockIndex) -> _Listing:

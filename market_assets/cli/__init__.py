@@ -33,14 +33,14 @@ from market_assets.cli.migrate import migrate_lake
 from market_assets.cli.plan import print_plan
 from market_assets.cli.read import FORMATS, read_bars, run_sql
 from market_assets.lake.reader import KINDS
-from market_assets.sources.indices import INDICES
+from market_assets.sources.indices import followed_indices
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m market_assets", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     close = commands.add_parser("close", help="close indices for one session")
-    close.add_argument("indices", nargs="*", default=list(INDICES), help="default: all")
+    close.add_argument("indices", nargs="*", default=list(followed_indices()), help="default: all")
     close.add_argument("--session", help="YYYY-MM-DD; default: each exchange's latest closed session")
     close.add_argument("--force", action="store_true", help="fetch again what is already stored")
     close.add_argument(
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         help="download whole histories, even where the previous snapshot is stored (default: the new bars only)",
     )
     plan = commands.add_parser("plan", help="print the `dagster job execute` commands of a close")
-    plan.add_argument("indices", nargs="*", default=list(INDICES), help="default: all")
+    plan.add_argument("indices", nargs="*", default=list(followed_indices()), help="default: all")
     plan.add_argument("--session", help="YYYY-MM-DD; default: each exchange's latest closed session")
     plan.add_argument("--json", action="store_true", help="one JSON document, for scripts")
     demo = commands.add_parser("demo", help="close all indices against synthetic data on loopback")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from market_assets.cli.close import close_indices
-from market_assets.sources.indices import INDICES
+from market_assets.sources.indices import followed_indices
 from stooq_server import StooqServer, generate_synthetic
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -46,7 +46,7 @@ def run_demo(workdir: Path) -> int:
     with StooqServer(folders.source) as server:
         os.environ.update(folders.environment(server.url))
         print(f"Synthetic Stooq-compatible server at {server.url}; Dagster instance in {folders.home}")
-        status = close_indices(list(INDICES), None, False)
+        status = close_indices(list(followed_indices()), None, False)
     print(f"\nParquet written under {lake}:")
     for folder in sorted(path for path in lake.glob("*/*") if path.is_dir()):
         files = sorted(folder.glob("*.parquet"))

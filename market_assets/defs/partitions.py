@@ -10,7 +10,7 @@ import pandas as pd
 
 from market_assets import settings
 from market_assets.domain.exchange_sessions import closed_weekdays
-from market_assets.sources.indices import EXCHANGES, INDICES
+from market_assets.sources.indices import followed_exchanges, followed_indices
 
 
 def window_start(today: pd.Timestamp | None = None) -> str:
@@ -36,7 +36,7 @@ session_partitions = dg.TimeWindowPartitionsDefinition(
     start=FIRST_SESSION,
     # Today's key exists from midnight UTC, so a session can be loaded minutes after its close.
     end_offset=1,
-    exclusions=[datetime.strptime(day, "%Y-%m-%d") for day in closed_weekdays(FIRST_SESSION, EXCHANGES)],
+    exclusions=[datetime.strptime(day, "%Y-%m-%d") for day in closed_weekdays(FIRST_SESSION, followed_exchanges())],
 )
 """Days that are a session on at least one followed exchange (XNYS or XHKG)."""
 
@@ -60,7 +60,7 @@ def require_in_window(session: str, what: str) -> None:
     )
 
 
-index_partitions = dg.StaticPartitionsDefinition(list(INDICES))
+index_partitions = dg.StaticPartitionsDefinition(list(followed_indices()))
 """The followed indices exchange by exchange (DJI, NDX, HSI), not alphabetically: a run over several
 compositions is a range, a rectangle in this order, so the indices that share a session (those of one
 exchange) must be neighbours for one run to cover them (see `composition_blocks`)."""

@@ -22,13 +22,20 @@ from market_assets.sources.errors import (
     UnknownIndexError,
 )
 from market_assets.sources.http_client import DEFAULT_BASE_URL, INTERVALS, StooqClient, check_reachable
-from market_assets.sources.indices import EXCHANGES, INDICES, StockIndex, exchange_of, get_index, indices_on
+from market_assets.sources.indices import (
+    StockIndex,
+    exchange_of,
+    followed_exchanges,
+    followed_indices,
+    get_index,
+    indices_on,
+)
 from market_assets.sources.saved_files import StooqFiles
 
 __all__ = [
     "DEFAULT_BASE_URL",
-    "EXCHANGES",
-    "INDICES",
+    "followed_exchanges",
+    "followed_indices",
     "INTERVALS",
     "StockIndex",
     "StooqApiKeyRequired",

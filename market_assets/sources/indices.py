@@ -1,14 +1,44 @@
 """The indices the platform follows, where Stooq publishes them, and which exchange each symbol trades on.
 
-One table, so that the client, the Stooq-compatible server, partitions and schedules agree on the
-same ids, exchanges and calendars.
+They come from one file, `MARKET_ASSETS_INDICES_FILE` (by default `indices.yaml` beside this
+module: DJI, NDX, HSI), read once per process, so that the client, the Stooq-compatible server,
+partitions and schedules agree on the same ids, exchanges and calendars. A bad file is refused
+with an error naming the file, the entry and what is wrong, before anything is loaded or stored.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
 
+import yaml
+
+from market_assets import settings
 from market_assets.sources.errors import UnknownIndexError
+
+DEFAULT_FILE = Path(__file__).with_name("indices.yaml")
+"""The indices shipped with the package."""
+
+CALENDAR_SUFFIXES = {
+    "XNYS": ".US",
+    "XNAS": ".US",
+    "XHKG": ".HK",
+    "XLON": ".UK",
+    "XETR": ".DE",
+    "XTKS": ".JP",
+    "XWAR": "",
+}
+"""The suffix Stooq gives the download symbols of stocks trading on each exchange (none in Poland)."""
+
+_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
+"""An index name: a partition key and, in lower case, part of a job's name (`dji_close`)."""
+
+
+class IndicesFileError(ValueError):
+    """The indices file cannot be used: names the file, the entry and what is wrong."""
 
 
 @dataclass(frozen=True)
@@ -26,40 +56,117 @@ class StockIndex:
     """The index's own series on Stooq."""
 
 
-INDICES: dict[str, StockIndex] = {
-    index.name: index
-    for index in (
-        StockIndex("DJI", "Dow Jones Industrial Average", 578, "XNYS", ".US", "^DJI"),
-        StockIndex("NDX", "Nasdaq-100", 580, "XNYS", ".US", "^NDX"),
-        StockIndex("HSI", "Hang Seng Index", 616, "XHKG", ".HK", "^HSI"),
+def followed_indices() -> dict[str, StockIndex]:
+    """The followed indices by name, in the file's order (the index partitions' order)."""
+    return load_indices(Path(settings.INDICES_FILE.value() or DEFAULT_FILE))
+
+
+@cache
+def load_indices(path: Path) -> dict[str, StockIndex]:
+    """The indices listed in the YAML file `path`, or an `IndicesFileError` saying what is wrong."""
+    try:
+        document = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise IndicesFileError(f"{settings.INDICES_FILE.env_var}: cannot read {path} ({error.strerror})") from None
+    except yaml.YAMLError as error:
+        raise IndicesFileError(f"{path}: not YAML ({error})") from None
+    entries = document.get("indices") if isinstance(document, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise IndicesFileError(f"{path}: expected a list of indices under `indices:`")
+    indices: dict[str, StockIndex] = {}
+    for number, entry in enumerate(entries, 1):
+        index = _index(path, number, entry)
+        where = f"{path}: index {number} ({index.name})"
+        if index.name in indices:
+            raise IndicesFileError(f"{where}: the name {index.name} is listed twice")
+        for other in indices.values():
+            if other.stooq_id == index.stooq_id:
+                raise IndicesFileError(f"{where}: stooq_id {index.stooq_id} is {other.name}'s too")
+            if other.symbol_suffix == index.symbol_suffix and other.calendar != index.calendar:
+                raise IndicesFileError(
+                    f"{where}: symbol_suffix {index.symbol_suffix!r} is {other.name}'s too, on "
+                    f"{other.calendar}: a symbol's suffix must tell its exchange"
+                )
+        indices[index.name] = index
+    return indices
+
+
+_FIELDS = {"name", "stooq_id", "calendar", "title", "symbol_suffix", "stooq_symbol"}
+
+
+def _index(path: Path, number: int, entry: Any) -> StockIndex:
+    """One entry of the file as a `StockIndex`, or the error naming it and what is wrong."""
+    where = f"{path}: index {number}"
+    if not isinstance(entry, dict):
+        raise IndicesFileError(f"{where}: expected name, stooq_id and calendar, found {entry!r}")
+    if isinstance(entry.get("name"), str):
+        where += f" ({entry['name']})"
+    missing = [field for field in ("name", "stooq_id", "calendar") if field not in entry]
+    if missing:
+        raise IndicesFileError(f"{where}: missing {', '.join(missing)}")
+    unknown = sorted(set(entry) - _FIELDS)
+    if unknown:
+        raise IndicesFileError(f"{where}: unknown field {', '.join(unknown)} (known: {', '.join(sorted(_FIELDS))})")
+    name, stooq_id, calendar = str(entry["name"]), entry["stooq_id"], str(entry["calendar"])
+    if not _NAME.match(name):
+        raise IndicesFileError(
+            f"{where}: name {name!r} is not a valid partition key here: capitals, digits and _, "
+            "beginning with a capital (it names the index's partitions and its job)"
+        )
+    if not isinstance(stooq_id, int) or isinstance(stooq_id, bool) or stooq_id <= 0:
+        raise IndicesFileError(f"{where}: stooq_id {stooq_id!r} is not the positive number of a page /t/?i=<id>")
+    if calendar not in _calendar_codes():
+        raise IndicesFileError(
+            f"{where}: calendar {calendar!r} is not an exchange_calendars code (for example XNYS, XHKG, XWAR)"
+        )
+    suffix = entry.get("symbol_suffix", CALENDAR_SUFFIXES.get(calendar))
+    if suffix is None:
+        raise IndicesFileError(
+            f"{where}: no symbol_suffix known for {calendar}: give the suffix of its constituents' Stooq symbols"
+        )
+    return StockIndex(
+        name=name,
+        title=str(entry.get("title", name)),
+        stooq_id=stooq_id,
+        calendar=calendar,
+        symbol_suffix=str(suffix).upper(),
+        stooq_symbol=str(entry.get("stooq_symbol", f"^{name}")),
     )
-}
+
+
+@cache
+def _calendar_codes() -> frozenset[str]:
+    import exchange_calendars as xcals
+
+    return frozenset(xcals.get_calendar_names(include_aliases=False))
 
 
 def get_index(name: str) -> StockIndex:
     """Look an index up by name (case-insensitive), naming the known ones when it is unknown."""
+    indices = followed_indices()
     try:
-        return INDICES[name.strip().upper()]
+        return indices[name.strip().upper()]
     except KeyError:
-        known = ", ".join(INDICES)
+        known = ", ".join(indices)
         raise UnknownIndexError(f"Unknown index {name!r}: the known indices are {known}.") from None
 
 
-EXCHANGES: tuple[str, ...] = tuple(sorted({index.calendar for index in INDICES.values()}))
-"""The exchange_calendars codes of the followed exchanges."""
-
-_SUFFIX_EXCHANGES = {index.symbol_suffix: index.calendar for index in INDICES.values()}
+def followed_exchanges() -> tuple[str, ...]:
+    """The exchange_calendars codes of the followed exchanges."""
+    return tuple(sorted({index.calendar for index in followed_indices().values()}))
 
 
 def indices_on(exchange: str) -> list[str]:
     """The followed indices whose constituents trade on `exchange`."""
-    return [name for name, index in INDICES.items() if index.calendar == exchange]
+    return [name for name, index in followed_indices().items() if index.calendar == exchange]
 
 
 def exchange_of(symbol: str) -> str:
-    """The exchange a Stooq download symbol trades on, from its suffix (`.US`, `.HK`)."""
-    for suffix, code in _SUFFIX_EXCHANGES.items():
+    """The exchange a Stooq download symbol trades on, from its suffix (`.US`, `.HK`; the longest
+    that matches, so that an exchange whose symbols have none takes only the others')."""
+    suffixes = {index.symbol_suffix: index.calendar for index in followed_indices().values()}
+    for suffix in sorted(suffixes, key=len, reverse=True):
         if symbol.upper().endswith(suffix):
-            return code
-    known = ", ".join(_SUFFIX_EXCHANGES)
+            return suffixes[suffix]
+    known = ", ".join(suffixes)
     raise ValueError(f"{symbol}: no exchange calendar for this symbol (known suffixes: {known})")

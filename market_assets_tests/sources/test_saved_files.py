@@ -11,7 +11,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from market_assets.sources import INDICES, StooqClient, StooqFileError, StooqFileMissing, StooqFiles, StooqStaleFile
+from market_assets.sources import (
+    StooqClient,
+    StooqFileError,
+    StooqFileMissing,
+    StooqFiles,
+    StooqStaleFile,
+    followed_indices,
+)
 from market_assets.sources.parsing import BULK_HEADER, parse_history_csv
 from market_assets_tests.sources.user_files import ARCHIVES, saved_csv_symbol
 from market_assets_tests.universe import FIXTURES
@@ -30,7 +37,7 @@ def _http_history(server: StooqServer, symbol: str, session: pd.Timestamp) -> pd
         return client.history(symbol, "d", end=session)
 
 
-@pytest.mark.parametrize("index", list(INDICES))
+@pytest.mark.parametrize("index", list(followed_indices()))
 def test_composition_from_saved_pages_equals_the_served_one(files, stooq_server, index):
     with StooqClient(stooq_server.url, retries=0) as client:
         served = client.composition(index)

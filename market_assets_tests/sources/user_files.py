@@ -5,7 +5,7 @@ from pathlib import Path
 
 import requests
 
-from market_assets.sources import INDICES
+from market_assets.sources import followed_indices
 from stooq_server import StooqServer
 from stooq_server.bulk import write_bulk_archive
 from stooq_server.server import DataStore
@@ -27,7 +27,7 @@ def save_like_a_user(folder: Path, synthetic_universe) -> Path:
         write_bulk_archive(folder / name, {symbol: served.history(symbol, None) for symbol in symbols})
     (folder / "pages").mkdir()
     with StooqServer(synthetic_universe.data_dir) as server:
-        for index in INDICES.values():
+        for index in followed_indices().values():
             url = f"{server.url}/t/?i={index.stooq_id}"
             first = requests.get(url, timeout=30).text
             (folder / "pages" / f"{index.name}.html").write_text(first)

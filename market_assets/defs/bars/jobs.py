@@ -8,7 +8,7 @@ from market_assets.defs.bars.assets import bars
 from market_assets.defs.bars.executor import close_executor
 from market_assets.defs.bars.planning import close_job_name
 from market_assets.defs.runs import INDEX_TAG
-from market_assets.sources.indices import INDICES
+from market_assets.sources.indices import followed_indices
 
 close_jobs = {
     name: dg.define_asset_job(
@@ -25,5 +25,5 @@ close_jobs = {
             "symbol's snapshot as soon as it is fetched."
         ),
     )
-    for name, stock_index in INDICES.items()
+    for name, stock_index in followed_indices().items()
 }

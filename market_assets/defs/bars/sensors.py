@@ -30,7 +30,7 @@ from market_assets.defs.partitions import composition_partitions, dimensions, la
 from market_assets.defs.resources import ClosePlanningResource
 from market_assets.defs.runs import close_in_flight, launched
 from market_assets.lake.resource import DataLakeResource
-from market_assets.sources.indices import EXCHANGES, indices_on
+from market_assets.sources.indices import followed_exchanges, indices_on
 
 
 @dg.sensor(
@@ -111,7 +111,7 @@ def _at_the_close(
     now = pd.Timestamp.now(tz="UTC") + settings.head_start()
     loaded = context.instance.get_materialized_partitions(index_composition.key)
     requests = []
-    for code in EXCHANGES:
+    for code in followed_exchanges():
         for session in due_closes(code, now, close.catch_up_sessions, loaded):
             day = f"{session:%Y-%m-%d}"
             for index in indices_on(code):

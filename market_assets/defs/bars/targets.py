@@ -18,7 +18,7 @@ from market_assets.defs.partitions import bars_partitions, composition_partition
 from market_assets.defs.runs import COMPOSITION_TAG, INDEX_TAG, PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 from market_assets.domain.exchange_sessions import require_session
 from market_assets.lake.store import ParquetStore
-from market_assets.sources.indices import INDICES, exchange_of
+from market_assets.sources.indices import exchange_of, followed_indices
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ def require_stored_daily(targets: list[Target], store: ParquetStore) -> set[str]
 
 def _without_partitions(job: str) -> str:
     """What a run launched without partitions (`dagster job execute` without tags) must pass."""
-    index = next((name for name in INDICES if close_job_name(name) == job), "INDEX")
+    index = next((name for name in followed_indices() if close_job_name(name) == job), "INDEX")
     return (
         f"{job} was launched without partitions: pass the first and last (session, symbol) of the "
         f"range as tags, --tags '{{\"{PARTITION_RANGE_START_TAG}\": \"<session>|<first symbol>\", "

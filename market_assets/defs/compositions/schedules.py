@@ -20,7 +20,7 @@ from market_assets.defs.resources import ClosePlanningResource
 from market_assets.defs.runs import INDEX_TAG
 from market_assets.domain.close_timing import due_sessions, lead, nothing_due_reason, tick_crons
 from market_assets.domain.exchange_sessions import calendar
-from market_assets.sources.indices import EXCHANGES, indices_on
+from market_assets.sources.indices import followed_exchanges, indices_on
 
 
 def due_closes(code: str, now: pd.Timestamp, catch_up: int, stored: set[str]) -> list[pd.Timestamp]:
@@ -70,4 +70,4 @@ def build_close_schedule(code: str) -> dg.ScheduleDefinition:
     return close_schedule
 
 
-close_schedules = [build_close_schedule(code) for code in EXCHANGES]
+close_schedules = [build_close_schedule(code) for code in followed_exchanges()]

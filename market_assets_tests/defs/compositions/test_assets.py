@@ -9,7 +9,7 @@ from market_assets.defs.partitions import composition_blocks, index_partitions
 from market_assets.defs.runs import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 from market_assets.domain.exchange_sessions import calendar
 from market_assets.domain.membership_spells import members_on
-from market_assets.sources.indices import INDICES
+from market_assets.sources.indices import followed_indices
 from market_assets_tests.universe import last_session
 
 
@@ -53,7 +53,7 @@ def test_one_run_stores_the_compositions_of_a_range_of_indices(platform, synthet
     assert store.read("index_composition", f"{session}|NDX")["symbol"].tolist() == ndx
     assert instance.get_dynamic_partitions("symbols") == list(dict.fromkeys(dji + ndx))
     assert instance.get_materialized_partitions(index_composition.key) == {f"{session}|DJI", f"{session}|NDX"}
-    assert set(server.stats()["by_index"]) == {str(INDICES[index].stooq_id) for index in ("DJI", "NDX")}
+    assert set(server.stats()["by_index"]) == {str(followed_indices()[index].stooq_id) for index in ("DJI", "NDX")}
 
 
 def test_composition_blocks_are_rectangles_of_wanted_partitions_only():
