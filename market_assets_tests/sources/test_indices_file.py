@@ -132,7 +132,7 @@ def test_the_code_location_follows_the_file(platform, tmp_path):
         "from market_assets.defs.partitions import index_partitions\n"
         "d = defs()\n"
         "print(sorted(job.name for job in d.resolve_all_job_defs() if job.name.endswith('_close')))\n"
-        "print(sorted(s.name for s in d.resolve_all_schedule_defs() if s.name.endswith('_close')))\n"
+        "print(sorted(s.name for s in d.schedules if s.name.endswith('_close')))\n"
         "print(index_partitions.get_partition_keys())\n"
     )
     loaded = subprocess.run(
