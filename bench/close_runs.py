@@ -361,7 +361,8 @@ def server_members(platform: Platform, index: str) -> list[str]:
 
 
 def universe_symbols(universe, sessions: dict[str, pd.Timestamp]) -> list[str]:
-    return sorted({s for index in followed_indices() for s in universe.members(index, sessions[followed_indices()[index].calendar])})
+    indices = followed_indices()
+    return sorted({s for name, index in indices.items() for s in universe.members(name, sessions[index.calendar])})
 
 
 def session_keys(symbols: list[str], sessions: dict[str, pd.Timestamp]) -> set[str]:

@@ -115,11 +115,12 @@ def main() -> int:
         universe = generate_synthetic(work / "stooq")
         with StooqServer(universe.data_dir) as server:
             platform, reference = Platform(work / "faulty", server), Platform(work / "reference", server)
+            indices = followed_indices()
             closed: set[tuple[str, str]] = set()
             started = time.monotonic()
             while time.monotonic() - started < args.seconds and requests_made < args.max_requests:
-                index = rng.choice(list(followed_indices()))
-                code = followed_indices()[index].calendar
+                index = rng.choice(list(indices))
+                code = indices[index].calendar
                 sessions = calendar(code).sessions_in_range(
                     universe.last_session[code] - pd.Timedelta(days=14), universe.last_session[code]
                 )[-args.sessions:]

@@ -38,7 +38,7 @@ session_partitions = dg.TimeWindowPartitionsDefinition(
     end_offset=1,
     exclusions=[datetime.strptime(day, "%Y-%m-%d") for day in closed_weekdays(FIRST_SESSION, followed_exchanges())],
 )
-"""Days that are a session on at least one followed exchange (XNYS or XHKG)."""
+"""Days that are a session on at least one followed exchange (XNYS and XHKG by default)."""
 
 
 def require_in_window(session: str, what: str) -> None:
