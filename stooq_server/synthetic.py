@@ -33,6 +33,8 @@ from .server import (
 )
 
 DEFAULT_SIZES: dict[str, int] = {"DJI": 30, "NDX": 100, "HSI": 82}
+OTHER_INDEX_SIZE = 20
+"""Members of a followed index that `DEFAULT_SIZES` does not name (one added in the indices file)."""
 SHARED_MEMBERS = 10
 """Members the first index on a calendar shares with each later one (DJI and NDX overlap)."""
 CHANGING_INDICES = ("DJI", "NDX")
@@ -99,10 +101,12 @@ def generate_synthetic(
 
     `last_session=None` ends each exchange at its latest session already closed now, like a real
     download would; a date ends each at its latest session on or before it. `sizes` gives the
-    member count per index (missing indices keep their default).
+    member count per index (missing indices keep their default). The indices are the followed
+    ones (`MARKET_ASSETS_INDICES_FILE`), each with members on its own exchange's calendar.
 
     What is in it: US symbols `SYNU001.US`... (the second is `SYNU-B.US`) on XNYS sessions, HK
-    symbols `9001.HK`... on XHKG sessions; DJI and NDX share 10 members. DJI and NDX each have
+    symbols `9001.HK`... on XHKG sessions, and on another exchange `SYN<code>001<suffix>` (on
+    XWAR, with no suffix, `SYNWAR001`...); DJI and NDX share 10 members. DJI and NDX each have
     their last member added 5 sessions before the last session and one extra member removed 10
     sessions before it. About one symbol in 60 per exchange splits (at least one; the first split
     15 sessions before the last session), about one in 40 lists late; neither happens to a member
@@ -164,7 +168,8 @@ def generate_synthetic(
 
 
 def _check_sizes(sizes: Mapping[str, int] | None) -> dict[str, int]:
-    merged = {**DEFAULT_SIZES, **{name.upper(): size for name, size in (sizes or {}).items()}}
+    defaults = {name: DEFAULT_SIZES.get(name, OTHER_INDEX_SIZE) for name in followed_indices()}
+    merged = {**defaults, **{name.upper(): size for name, size in (sizes or {}).items()}}
     unknown = set(merged) - set(followed_indices())
     if unknown:
         raise ValueError(f"sizes name unknown indices {sorted(unknown)}; known: {list(followed_indices())}")
@@ -178,11 +183,14 @@ def _indices_on(calendar: str) -> list[StockIndex]:
     return [index for index in followed_indices().values() if index.calendar == calendar]
 
 
-def _symbol(suffix: str, position: int) -> str:
-    """`SYNU001.US`-style US symbols (the second has a dash: `SYNU-B.US`), `9001.HK` elsewhere."""
+def _symbol(calendar: str, suffix: str, position: int) -> str:
+    """`SYNU001.US`-style US symbols (the second has a dash: `SYNU-B.US`), `9001.HK` in Hong Kong,
+    `SYNWAR001` (the calendar's code without its X, then the suffix) elsewhere."""
     if suffix == ".US":
         return "SYNU-B.US" if position == 2 else f"SYNU{position:03d}.US"
-    return f"{9000 + position}{suffix}"
+    if suffix == ".HK":
+        return f"{9000 + position}{suffix}"
+    return f"SYN{calendar[1:]}{position:03d}{suffix}"
 
 
 def _plan(sizes: Mapping[str, int]) -> tuple[dict[str, list[_Listing]], dict[str, list[_Member]]]:
@@ -195,7 +203,7 @@ def _plan(sizes: Mapping[str, int]) -> tuple[dict[str, list[_Listing]], dict[str
         def new(index: StockIndex) -> _Listing:
             position = len(listed) + 1
             name = f"Synthetic {_SECTORS.get(index.name, index.name)} {position:03d}"
-            listed.append(_Listing(_symbol(index.symbol_suffix, position), name))
+            listed.append(_Listing(_symbol(calendar, index.symbol_suffix, position), name))
             return listed[-1]
 
         first: list[_Listing] | None = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,8 @@ class StockIndex:
     """Suffix Stooq gives the constituents' download symbols (`AAPL.US`, `0005.HK`)."""
     stooq_symbol: str
     """The index's own series on Stooq."""
+    publication_delay: timedelta | None = None
+    """How long after its exchange's close Stooq has its session; None: `MARKET_ASSETS_CLOSE_DELAY_MINUTES`."""
 
 
 def followed_indices() -> dict[str, StockIndex]:
@@ -91,7 +94,7 @@ def load_indices(path: Path) -> dict[str, StockIndex]:
     return indices
 
 
-_FIELDS = {"name", "stooq_id", "calendar", "title", "symbol_suffix", "stooq_symbol"}
+_FIELDS = {"name", "stooq_id", "calendar", "title", "symbol_suffix", "stooq_symbol", "publication_delay_minutes"}
 
 
 def _index(path: Path, number: int, entry: Any) -> StockIndex:
@@ -124,6 +127,9 @@ def _index(path: Path, number: int, entry: Any) -> StockIndex:
         raise IndicesFileError(
             f"{where}: no symbol_suffix known for {calendar}: give the suffix of its constituents' Stooq symbols"
         )
+    delay = entry.get("publication_delay_minutes")
+    if delay is not None and (not isinstance(delay, (int, float)) or isinstance(delay, bool) or delay < 0):
+        raise IndicesFileError(f"{where}: publication_delay_minutes {delay!r} is not a number of minutes >= 0")
     return StockIndex(
         name=name,
         title=str(entry.get("title", name)),
@@ -131,6 +137,7 @@ def _index(path: Path, number: int, entry: Any) -> StockIndex:
         calendar=calendar,
         symbol_suffix=str(suffix).upper(),
         stooq_symbol=str(entry.get("stooq_symbol", f"^{name}")),
+        publication_delay=None if delay is None else timedelta(minutes=delay),
     )
 
 
@@ -159,6 +166,20 @@ def followed_exchanges() -> tuple[str, ...]:
 def indices_on(exchange: str) -> list[str]:
     """The followed indices whose constituents trade on `exchange`."""
     return [name for name, index in followed_indices().items() if index.calendar == exchange]
+
+
+def publication_delay(exchange: str) -> timedelta:
+    """How long after `exchange`'s close its session is loaded: the longest delay of its indices,
+    each its own `publication_delay_minutes` or else `MARKET_ASSETS_CLOSE_DELAY_MINUTES`.
+
+    An exchange's indices share its schedule ticks and their constituents' bars runs (a symbol in
+    two of them is fetched once), so they are loaded together, once the last of them is published.
+    """
+    delays = [index.publication_delay for index in followed_indices().values() if index.calendar == exchange]
+    configured = [delay for delay in delays if delay is not None]
+    if len(configured) < len(delays) or not delays:
+        configured.append(settings.close_delay(exchange))
+    return max(configured)
 
 
 def exchange_of(symbol: str) -> str:

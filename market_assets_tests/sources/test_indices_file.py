@@ -5,6 +5,7 @@ the entry and what is wrong, and the code location does not load."""
 import re
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from market_assets.sources.indices import (
     followed_indices,
     get_index,
     load_indices,
+    publication_delay,
 )
 from market_assets_tests.conftest import PROJECT_ROOT
 
@@ -61,6 +63,22 @@ def test_a_file_adds_an_index_on_another_exchange(monkeypatch, tmp_path):
     assert [exchange_of(symbol) for symbol in ("PKN", "AAPL.US", "0005.HK")] == ["XWAR", "XNYS", "XHKG"]
 
 
+def test_an_exchange_is_loaded_after_the_longest_delay_of_its_indices(monkeypatch, tmp_path):
+    """An index's own publication delay wins over the setting; the indices of one exchange share
+    its schedule's ticks, so the exchange waits for the latest of them."""
+    text = WITH_WIG20.replace("calendar: XWAR}", "calendar: XWAR, publication_delay_minutes: 90}")
+    monkeypatch.setenv("MARKET_ASSETS_INDICES_FILE", str(_file(tmp_path, text)))
+    monkeypatch.setenv("MARKET_ASSETS_CLOSE_DELAY_MINUTES", "XNYS=20,XHKG=45")
+
+    assert [publication_delay(code) / timedelta(minutes=1) for code in ("XNYS", "XHKG", "XWAR")] == [20, 45, 90]
+    _file(tmp_path, text.replace("calendar: XNYS}", "calendar: XNYS, publication_delay_minutes: 10}", 1))
+    load_indices.cache_clear()
+    assert publication_delay("XNYS") == timedelta(minutes=20)  # NDX has none of its own: the setting's 20
+    _file(tmp_path, text.replace("calendar: XNYS}", "calendar: XNYS, publication_delay_minutes: 50}"))
+    load_indices.cache_clear()
+    assert publication_delay("XNYS") == timedelta(minutes=50)
+
+
 @pytest.mark.parametrize(
     ("text", "says"),
     [
@@ -79,7 +97,12 @@ def test_a_file_adds_an_index_on_another_exchange(monkeypatch, tmp_path):
         ("indices: [{name: SPX, stooq_id: one, calendar: XNYS}]", "index 1 (SPX): stooq_id 'one' is not the positive number"),
         (
             "indices: [{name: SPX, stooq_id: 1, calendar: XNYS, delay: 30}]",
-            "index 1 (SPX): unknown field delay (known: calendar, name, stooq_id, stooq_symbol, symbol_suffix, title)",
+            "index 1 (SPX): unknown field delay (known: calendar, name, publication_delay_minutes, stooq_id, "
+            "stooq_symbol, symbol_suffix, title)",
+        ),
+        (
+            "indices: [{name: SPX, stooq_id: 1, calendar: XNYS, publication_delay_minutes: -5}]",
+            "index 1 (SPX): publication_delay_minutes -5 is not a number of minutes >= 0",
         ),
         (
             "indices: [{name: SPX, stooq_id: 1, calendar: XNYS}, {name: TSX, stooq_id: 2, calendar: XTSE}]",
@@ -97,7 +120,7 @@ def test_a_file_adds_an_index_on_another_exchange(monkeypatch, tmp_path):
     ],
     ids=[
         "unknown-calendar", "duplicate-name", "duplicate-page-id", "missing-field", "name-with-bar",
-        "name-in-lower-case", "page-id-not-a-number", "unknown-field", "calendar-without-suffix",
+        "name-in-lower-case", "page-id-not-a-number", "unknown-field", "negative-delay", "calendar-without-suffix",
         "suffix-of-two-exchanges", "empty-list", "not-a-mapping", "entry-not-a-mapping", "not-yaml",
     ],
 )

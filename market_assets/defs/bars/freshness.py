@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 import dagster as dg
 
 from market_assets import settings
+from market_assets.sources.indices import publication_delay
 
 _MIDNIGHT = datetime(2000, 1, 3)
 _LAST_CLOSE = _MIDNIGHT + timedelta(hours=16)
@@ -30,7 +31,7 @@ def bars_freshness_policy() -> dg.FreshnessPolicy:
 
     A delay that carries the deadline past midnight moves it to the next day (of a weekday's close).
     """
-    deadline = _LAST_CLOSE + settings.close_delay("XNYS") + settings.freshness_grace()
+    deadline = _LAST_CLOSE + publication_delay("XNYS") + settings.freshness_grace()
     days_later = (deadline.date() - _MIDNIGHT.date()).days
     weekdays = ",".join(str((day + days_later) % 7) for day in range(1, 6))
     since_midnight = deadline - deadline.replace(hour=0, minute=0)

@@ -20,7 +20,7 @@ from market_assets.defs.resources import ClosePlanningResource
 from market_assets.defs.runs import INDEX_TAG
 from market_assets.domain.close_timing import due_sessions, lead, nothing_due_reason, tick_crons
 from market_assets.domain.exchange_sessions import calendar
-from market_assets.sources.indices import followed_exchanges, indices_on
+from market_assets.sources.indices import followed_exchanges, indices_on, publication_delay
 
 
 def due_closes(code: str, now: pd.Timestamp, catch_up: int, stored: set[str]) -> list[pd.Timestamp]:
@@ -32,12 +32,12 @@ def due_closes(code: str, now: pd.Timestamp, catch_up: int, stored: set[str]) ->
     def loaded(session: pd.Timestamp) -> bool:
         return all(str(composition_key(f"{session:%Y-%m-%d}", index)) in stored for index in indices)
 
-    return due_sessions(code, now, settings.close_delay(code), catch_up, loaded)
+    return due_sessions(code, now, publication_delay(code), catch_up, loaded)
 
 
 def build_close_schedule(code: str) -> dg.ScheduleDefinition:
     """The schedule of exchange `code`, its crons from the calendar, the delay and the head start."""
-    delay = settings.close_delay(code)
+    delay = publication_delay(code)
     indices = indices_on(code)
 
     @dg.schedule(

@@ -1,0 +1,182 @@
+"""A fourth index on a fourth exchange, added by the indices file alone: WIG20 on the Warsaw Stock
+Exchange (XWAR: Europe/Warsaw, its own holidays, symbols without a suffix). The project's server
+serves it with synthetic members on Warsaw's sessions; its close loads them end to end, its checks
+judge them on Warsaw's calendar, its schedule ticks at Warsaw's close and not on Warsaw's holidays,
+and the UI lists its job and its schedule beside the shipped ones, which stay as they were."""
+
+import io
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+import requests
+from playwright.sync_api import expect, sync_playwright
+
+from market_assets.defs.compositions.schedules import build_close_schedule
+from market_assets.defs.resources import ClosePlanningResource
+from market_assets.domain.quality_rules import no_missing_sessions
+from market_assets.settings import CLOSE_DELAY, HEAD_START, INDICES_FILE
+from market_assets.sources.indices import DEFAULT_FILE
+from market_assets_tests.platform import PROJECT_ROOT, Platform
+from market_assets_tests.polling import wait_for
+from market_assets_tests.test_ui import CHROMIUM, CHROMIUM_ARGS, WAIT_MS, _free_port, _serving
+from market_assets_tests.universe import last_session, served_daily
+from stooq_server import StooqServer, generate_synthetic
+from stooq_server.synthetic import SyntheticUniverse
+
+WIG20_ENTRY = """\
+  - name: WIG20
+    title: WIG20
+    stooq_id: 9020
+    calendar: XWAR
+"""
+"""What a team adds to the shipped file to follow WIG20 (the closing note shows the whole file)."""
+
+
+@dataclass(frozen=True)
+class Warsaw:
+    file: Path
+    universe: SyntheticUniverse
+    server: StooqServer
+
+
+@pytest.fixture(scope="module")
+def warsaw(tmp_path_factory: pytest.TempPathFactory, synthetic_universe: SyntheticUniverse) -> Iterator[Warsaw]:
+    """The shipped indices and WIG20, in a file this module's processes follow, and a server over
+    a synthetic market of the four (the other tests' universe made first, of the shipped three)."""
+    folder = tmp_path_factory.mktemp("warsaw")
+    path = folder / "indices.yaml"
+    path.write_text(DEFAULT_FILE.read_text() + WIG20_ENTRY)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv(INDICES_FILE.env_var, str(path))
+        universe = generate_synthetic(folder / "stooq", first_session="2023-01-02")
+        with StooqServer(universe.data_dir) as server:
+            yield Warsaw(path, universe, server)
+
+
+@pytest.fixture
+def platform(warsaw: Warsaw, platform_factory) -> Platform:
+    # The server publishes a session at its close: no run waits for a publication delay.
+    return platform_factory(server=warsaw.server, **{INDICES_FILE.env_var: str(warsaw.file), CLOSE_DELAY.env_var: "0"})
+
+
+def test_the_server_lists_its_members_on_its_page(warsaw):
+    """`/t/?i=9020` is WIG20's composition page, its members Warsaw symbols without a suffix."""
+    members = warsaw.universe.members("WIG20")
+    assert len(members) == 20 and members[0] == "SYNWAR001"
+    page = requests.get(f"{warsaw.server.url}/t/?i=9020", timeout=30).text
+    assert 'id="fth1"' in page and all(f">{symbol}<" in page for symbol in members)
+
+
+def test_its_close_loads_its_members_and_judges_them_on_its_calendar(warsaw, platform):
+    store, instance = platform.store, platform.instance
+    session = last_session(warsaw.universe, "XWAR")
+    members = warsaw.universe.members("WIG20")
+
+    closed = subprocess.run(
+        [sys.executable, "-m", "market_assets", "close", "WIG20", "--session", session],
+        env=platform.env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600,
+    )
+
+    assert closed.returncode == 0, closed.stdout + closed.stderr[-3000:]
+    assert sorted(store.read("index_composition", f"{session}|WIG20")["symbol"]) == members
+    for asset in ("daily_bars", "weekly_bars", "monthly_bars"):
+        assert sorted(key.split("|")[1] for key in store.partition_keys(asset)) == members, asset
+    daily = store.read("daily_bars", f"{session}|{members[0]}")
+    served = served_daily(warsaw.universe, members[0], session)
+    assert daily["date"].iloc[-1] == pd.Timestamp(session) and len(daily) == len(served)
+    assert daily["close"].tolist() == served["close"].tolist()
+
+    # A first snapshot is judged whole: on New York's calendar Warsaw's history would miss sessions
+    # (Veterans Day, 11 November, is Poland's Independence Day); on Warsaw's, none.
+    assert not no_missing_sessions(daily, "XNYS").passed
+    results = {
+        (evaluation.check_name, evaluation.partition): evaluation
+        for run in instance.get_runs()
+        for entry in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+        for evaluation in [entry.dagster_event.event_specific_data]
+    }
+    plausible = [results["plausible_history", f"{session}|{symbol}"] for symbol in members]
+    assert all(result.passed for result in plausible), [r.metadata for r in plausible if not r.passed]
+    assert all(results["valid_bars", f"{session}|{symbol}"].passed for symbol in members)
+
+    # Taken out of the file again, WIG20 has no job or partitions, but its stored bars still read.
+    shipped = {name: value for name, value in platform.env.items() if name != INDICES_FILE.env_var}
+    read = subprocess.run(
+        [sys.executable, "-m", "market_assets", "read", "daily", "--index", "WIG20", "--as-of", session,
+         "--start", session, "--format", "csv"],
+        env=shipped, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert read.returncode == 0, read.stderr[-3000:]
+    rows = pd.read_csv(io.StringIO(read.stdout))
+    assert sorted(rows["symbol"]) == members and set(rows["date"]) == {session}
+
+
+def _tick(instance: dg.DagsterInstance, local_time: str) -> list[dg.RunRequest] | dg.SkipReason:
+    """`xwar_close` evaluated as the daemon would at `local_time`, Warsaw time."""
+    when = pd.Timestamp(local_time, tz="Europe/Warsaw")
+    with dg.build_schedule_context(
+        instance=instance,
+        scheduled_execution_time=when.to_pydatetime(),
+        resources={"close": ClosePlanningResource(catch_up_sessions=1)},
+    ) as context:
+        return build_close_schedule("XWAR")(context)
+
+
+def test_its_schedule_ticks_at_its_close_and_not_on_its_holidays(platform, monkeypatch):
+    monkeypatch.delenv(CLOSE_DELAY.env_var)
+    monkeypatch.delenv(HEAD_START.env_var, raising=False)
+    schedule = build_close_schedule("XWAR")
+    assert schedule.name == "xwar_close" and schedule.execution_timezone == "Europe/Warsaw"
+    # Warsaw closes at 17:00; the tick comes a minute ahead of the publication half an hour later.
+    assert "29 17 * * *" in schedule.cron_schedule
+
+    session = _tick(platform.instance, "2026-11-10 17:29")
+    assert [request.run_key for request in session] == ["2026-11-10|WIG20"]
+    assert session[0].tags["market_assets/index"] == "WIG20"
+    platform.instance.report_runless_asset_event(
+        dg.AssetMaterialization(asset_key="index_composition", partition="2026-11-10|WIG20")
+    )
+    holiday = _tick(platform.instance, "2026-11-11 17:29")  # Independence Day: New York trades, Warsaw does not
+    assert isinstance(holiday, dg.SkipReason), holiday
+    assert [request.run_key for request in _tick(platform.instance, "2026-11-12 17:29")] == ["2026-11-12|WIG20"]
+
+
+def test_the_ui_lists_its_job_and_its_schedule(warsaw, platform, tmp_path, ui_artifacts):
+    if not CHROMIUM.is_file():
+        (pytest.fail if os.environ.get("CI") else pytest.skip)(f"{CHROMIUM} not found (apt-get install chromium)")
+    port = _free_port()
+    log_path = tmp_path / "dagster-dev.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).with_name("dagster")), "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
+             "-h", "127.0.0.1", "-p", str(port)],
+            cwd=platform.env["DAGSTER_HOME"], env=platform.env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _serving(url, process, log_path), WAIT_MS / 1000, f"dagster dev at {url}", 0.5)
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page.set_default_timeout(WAIT_MS)
+            page.goto(f"{url}/locations/market_assets/jobs", wait_until="domcontentloaded")
+            for job in ("wig20_close", "dji_close", "ndx_close", "hsi_close"):
+                expect(page.get_by_text(job, exact=True).first).to_be_visible()
+            page.screenshot(path=ui_artifacts / "40-fourth-index-jobs.png", full_page=True)
+            page.goto(f"{url}/locations/market_assets/schedules", wait_until="domcontentloaded")
+            for schedule in ("xwar_close", "xnys_close", "xhkg_close"):
+                expect(page.get_by_text(schedule, exact=True).first).to_be_visible()
+            page.screenshot(path=ui_artifacts / "41-fourth-index-schedules.png", full_page=True)
+            browser.close()
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=120)
