@@ -6,6 +6,7 @@ and the UI lists its job and its schedule beside the shipped ones, which stay as
 
 import io
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -117,6 +118,31 @@ def test_its_close_loads_its_members_and_judges_them_on_its_calendar(warsaw, pla
     assert read.returncode == 0, read.stderr[-3000:]
     rows = pd.read_csv(io.StringIO(read.stdout))
     assert sorted(rows["symbol"]) == members and set(rows["date"]) == {session}
+
+
+def test_a_member_of_another_exchange_is_refused_naming_both_indices(warsaw, platform_factory, tmp_path):
+    """A symbol takes its index's calendar: WIG20 listing a New York symbol (one DJI and NDX list)
+    would give it two, so the composition is refused and nothing is stored."""
+    data = tmp_path / "stooq"
+    shutil.copytree(warsaw.universe.data_dir, data)
+    page = data / "t" / "9020.csv"
+    page.write_text(page.read_text() + "SYNU001.US,Synthetic Industrial 001,,\n")
+    session = last_session(warsaw.universe, "XWAR")
+    with StooqServer(data) as server:
+        platform = platform_factory(server=server, **{INDICES_FILE.env_var: str(warsaw.file), CLOSE_DELAY.env_var: "0"})
+        closed = subprocess.run(
+            [sys.executable, "-m", "market_assets", "close", "WIG20", "--session", session],
+            env=platform.env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600,
+        )
+
+    assert closed.returncode != 0
+    assert (
+        "index WIG20 (on XWAR) lists symbols of another exchange: SYNU001.US (by its suffix a symbol of "
+        f"DJI, NDX, on XNYS). A symbol takes its index's calendar, so a symbol in two indices on different "
+        f"exchanges is refused: correct WIG20's calendar or symbol_suffix in {warsaw.file}"
+    ) in closed.stdout + closed.stderr
+    stored = [platform.store.partition_keys(asset) for asset in ("index_composition", "daily_bars")]
+    assert stored == [[], []]
 
 
 def _tick(instance: dg.DagsterInstance, local_time: str) -> list[dg.RunRequest] | dg.SkipReason:

@@ -61,7 +61,12 @@ class StockIndex:
 
 def followed_indices() -> dict[str, StockIndex]:
     """The followed indices by name, in the file's order (the index partitions' order)."""
-    return load_indices(Path(settings.INDICES_FILE.value() or DEFAULT_FILE))
+    return load_indices(indices_file())
+
+
+def indices_file() -> Path:
+    """The file the followed indices come from: `MARKET_ASSETS_INDICES_FILE`, or the shipped one."""
+    return Path(settings.INDICES_FILE.value() or DEFAULT_FILE)
 
 
 @cache
@@ -158,6 +163,31 @@ def get_index(name: str) -> StockIndex:
         raise UnknownIndexError(f"Unknown index {name!r}: the known indices are {known}.") from None
 
 
+def misplaced_members(index: StockIndex, symbols: list[str]) -> str | None:
+    """Why `index` cannot list `symbols`, when some of them trade elsewhere, else None.
+
+    A symbol's calendar (its checks', its sessions') is its index's exchange. A symbol listed by two
+    indices on different exchanges would need two, so a composition whose members are not its
+    exchange's is refused, naming the indices the symbol belongs to by its suffix.
+    """
+    problems = []
+    for symbol in symbols:
+        exchange = _exchange_by_suffix(symbol)
+        if exchange == index.calendar:
+            continue
+        if exchange is None:
+            problems.append(f"{symbol} (a suffix none of the followed exchanges has)")
+        else:
+            problems.append(f"{symbol} (by its suffix a symbol of {', '.join(indices_on(exchange))}, on {exchange})")
+    if not problems:
+        return None
+    return (
+        f"index {index.name} (on {index.calendar}) lists symbols of another exchange: {'; '.join(problems)}. "
+        "A symbol takes its index's calendar, so a symbol in two indices on different exchanges is refused: "
+        f"correct {index.name}'s calendar or symbol_suffix in {indices_file()}"
+    )
+
+
 def followed_exchanges() -> tuple[str, ...]:
     """The exchange_calendars codes of the followed exchanges."""
     return tuple(sorted({index.calendar for index in followed_indices().values()}))
@@ -184,10 +214,17 @@ def publication_delay(exchange: str) -> timedelta:
 
 def exchange_of(symbol: str) -> str:
     """The exchange a Stooq download symbol trades on, from its suffix (`.US`, `.HK`; the longest
-    that matches, so that an exchange whose symbols have none takes only the others')."""
+    that matches, so that an exchange whose symbols have none takes only the others').
+
+    This is its index's exchange: a composition listing a symbol of another exchange is refused
+    (`misplaced_members`), so the suffix and the index never disagree on a stored symbol."""
+    exchange = _exchange_by_suffix(symbol)
+    if exchange is None:
+        known = ", ".join(dict.fromkeys(index.symbol_suffix for index in followed_indices().values()))
+        raise ValueError(f"{symbol}: no exchange calendar for this symbol (known suffixes: {known})")
+    return exchange
+
+
+def _exchange_by_suffix(symbol: str) -> str | None:
     suffixes = {index.symbol_suffix: index.calendar for index in followed_indices().values()}
-    for suffix in sorted(suffixes, key=len, reverse=True):
-        if symbol.upper().endswith(suffix):
-            return suffixes[suffix]
-    known = ", ".join(suffixes)
-    raise ValueError(f"{symbol}: no exchange calendar for this symbol (known suffixes: {known})")
+    return next((suffixes[s] for s in sorted(suffixes, key=len, reverse=True) if symbol.upper().endswith(s)), None)

@@ -15,7 +15,7 @@ from market_assets.domain.exchange_sessions import require_session
 from market_assets.domain.membership_spells import membership_spells
 from market_assets.lake.resource import DataLakeResource
 from market_assets.sources.errors import StooqError
-from market_assets.sources.indices import StockIndex, get_index
+from market_assets.sources.indices import StockIndex, get_index, misplaced_members
 from market_assets.sources.resources import MarketDataSource
 
 _FORBIDDEN_IN_SYMBOLS = ("|", "/", "\\", " ", ",")
@@ -105,6 +105,9 @@ def _fetch(
             f"(they contain one of {_FORBIDDEN_IN_SYMBOLS})",
             allow_retries=False,
         )
+    misplaced = misplaced_members(wanted.index, list(members["symbol"]))
+    if misplaced:
+        raise dg.Failure(misplaced, allow_retries=False)
     # The session is the partition's folder (`session=...`), not a column.
     members.insert(0, "index", wanted.index.name)
     members["fetched_at"] = pd.Timestamp.now(tz="UTC")
