@@ -5,9 +5,7 @@ judge them on Warsaw's calendar, its schedule ticks at Warsaw's close and not on
 and the UI lists its job and its schedule beside the shipped ones, which stay as they were."""
 
 import io
-import os
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,16 +16,15 @@ import dagster as dg
 import pandas as pd
 import pytest
 import requests
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import sync_playwright
 
 from market_assets.defs.compositions.schedules import build_close_schedule
 from market_assets.defs.resources import ClosePlanningResource
 from market_assets.domain.quality_rules import no_missing_sessions
 from market_assets.settings import CLOSE_DELAY, HEAD_START, INDICES_FILE
 from market_assets.sources.indices import DEFAULT_FILE
+from market_assets_tests.browser import expect_listed, new_page, require_chromium, running_dagster_dev
 from market_assets_tests.platform import PROJECT_ROOT, Platform
-from market_assets_tests.polling import wait_for
-from market_assets_tests.test_ui import CHROMIUM, CHROMIUM_ARGS, WAIT_MS, _free_port, _serving
 from market_assets_tests.universe import last_session, served_daily
 from stooq_server import StooqServer, generate_synthetic
 from stooq_server.synthetic import SyntheticUniverse
@@ -176,33 +173,15 @@ def test_its_schedule_ticks_at_its_close_and_not_on_its_holidays(platform, monke
 
 
 def test_the_ui_lists_its_job_and_its_schedule(warsaw, platform, tmp_path, ui_artifacts):
-    if not CHROMIUM.is_file():
-        (pytest.fail if os.environ.get("CI") else pytest.skip)(f"{CHROMIUM} not found (apt-get install chromium)")
-    port = _free_port()
-    log_path = tmp_path / "dagster-dev.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [str(Path(sys.executable).with_name("dagster")), "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
-             "-h", "127.0.0.1", "-p", str(port)],
-            cwd=platform.env["DAGSTER_HOME"], env=platform.env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
+    chromium = require_chromium()
+    home = Path(platform.env["DAGSTER_HOME"])
+    with running_dagster_dev(home, platform.env, tmp_path / "dagster-dev.log") as url, sync_playwright() as playwright:
+        page = new_page(playwright, chromium)
+        expect_listed(
+            page, f"{url}/locations/market_assets/jobs", ("wig20_close", "dji_close", "ndx_close", "hsi_close"),
+            ui_artifacts / "40-fourth-index-jobs.png",
         )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: _serving(url, process, log_path), WAIT_MS / 1000, f"dagster dev at {url}", 0.5)
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1600, "height": 1000})
-            page.set_default_timeout(WAIT_MS)
-            page.goto(f"{url}/locations/market_assets/jobs", wait_until="domcontentloaded")
-            for job in ("wig20_close", "dji_close", "ndx_close", "hsi_close"):
-                expect(page.get_by_text(job, exact=True).first).to_be_visible()
-            page.screenshot(path=ui_artifacts / "40-fourth-index-jobs.png", full_page=True)
-            page.goto(f"{url}/locations/market_assets/schedules", wait_until="domcontentloaded")
-            for schedule in ("xwar_close", "xnys_close", "xhkg_close"):
-                expect(page.get_by_text(schedule, exact=True).first).to_be_visible()
-            page.screenshot(path=ui_artifacts / "41-fourth-index-schedules.png", full_page=True)
-            browser.close()
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=120)
+        expect_listed(
+            page, f"{url}/locations/market_assets/schedules", ("xwar_close", "xnys_close", "xhkg_close"),
+            ui_artifacts / "41-fourth-index-schedules.png",
+        )

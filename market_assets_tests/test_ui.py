@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,21 +36,23 @@ from playwright.sync_api import Locator, Page, expect, sync_playwright
 from market_assets.defs.bars.checks import CHECKS
 from market_assets.lake.store import ParquetStore
 from market_assets.settings import CLOSE_DELAY
+from market_assets_tests.browser import (
+    CHROMIUM_ARGS,
+    WAIT_MS,
+    expect_listed,
+    free_port,
+    new_page,
+    require_chromium,
+    running_dagster_dev,
+)
 from market_assets_tests.platform import PROJECT_ROOT
 from market_assets_tests.polling import wait_for
 from stooq_server import Fault, FaultKind, StooqServer
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 ASSETS = {
     "compositions": ("index_composition", "index_membership"),
     "bars": ("daily_bars", "weekly_bars", "monthly_bars", "adjustment_events"),
 }
-WAIT_MS = 240_000
-"""Longest wait for anything the UI shows: runs and page loads share two cores with other work."""
 
 expect.set_options(timeout=WAIT_MS)
 
@@ -77,20 +78,9 @@ class DagsterUI:
         return dg.DagsterInstance.get()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def chromium() -> Path:
-    if not CHROMIUM.is_file():
-        message = f"{CHROMIUM} not found (apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return CHROMIUM
+    return require_chromium()
 
 
 @pytest.fixture(scope="module")
@@ -100,13 +90,7 @@ def dagster_dev(tmp_path_factory, synthetic_universe) -> Iterator[tuple[str, Par
     home, lake = base / "dagster_home", base / "lake"
     home.mkdir()
     (home / "dagster.yaml").write_text((PROJECT_ROOT / "dagster.yaml").read_text())
-    port = _free_port()
-    log_path = base / "dagster-dev.log"
-    with (
-        StooqServer(synthetic_universe.data_dir) as server,
-        open(log_path, "wb") as log,
-        pytest.MonkeyPatch.context() as monkeypatch,
-    ):
+    with StooqServer(synthetic_universe.data_dir) as server, pytest.MonkeyPatch.context() as monkeypatch:
         # This process reads the same instance (its dagster.yaml names $DAGSTER_HOME).
         monkeypatch.setenv("DAGSTER_HOME", str(home))
         env = {
@@ -116,23 +100,9 @@ def dagster_dev(tmp_path_factory, synthetic_universe) -> Iterator[tuple[str, Par
             # The server publishes a session at its close: no run waits for a publication delay.
             CLOSE_DELAY.env_var: "0",
         }
-        process = subprocess.Popen(
-            [str(Path(sys.executable).with_name("dagster")), "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
-             "-h", "127.0.0.1", "-p", str(port)],
-            cwd=home, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_for(lambda: _serving(url, process, log_path), WAIT_MS / 1000, f"dagster dev at {url}", 0.5)
+        with running_dagster_dev(home, env, base / "dagster-dev.log") as url:
             _settle_instance(url)
             yield url, ParquetStore(str(lake)), server
-        finally:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=30)
 
 
 _SCHEDULES_QUERY = """{
@@ -165,15 +135,6 @@ def _settle_instance(url: str) -> None:
     for schedule in schedules:
         stopped = _graphql(url, _STOP_SCHEDULE, {"id": schedule["scheduleState"]["id"]})
         assert stopped["stopRunningSchedule"]["scheduleState"]["status"] == "STOPPED", stopped
-
-
-def _serving(url: str, process: subprocess.Popen, log: Path) -> bool:
-    if process.poll() is not None:
-        pytest.fail(f"dagster dev exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-    try:
-        return requests.get(f"{url}/server_info", timeout=5).ok
-    except requests.ConnectionError:
-        return False
 
 
 @pytest.fixture(scope="module")
@@ -281,7 +242,7 @@ def test_the_ui_command_serves_the_demo_to_the_browser(chromium, synthetic_unive
     it prints opens the project's jobs. (First in the module: before its own `dagster dev` starts.)"""
     workdir = tmp_path / "demo"
     shutil.copytree(synthetic_universe.data_dir, workdir / "stooq-synthetic")  # as a demo leaves it
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "market_assets", "ui", "--workdir", str(workdir), "--port", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
@@ -296,14 +257,10 @@ def test_the_ui_command_serves_the_demo_to_the_browser(chromium, synthetic_unive
         assert "fth1" in requests.get(f"{server_url}/t/?i=578", timeout=30).text
         assert (workdir / "dagster_home" / "dagster.yaml").is_file()
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1600, "height": 1000})
-            page.set_default_timeout(WAIT_MS)
-            page.goto(f"{url}/locations/market_assets/jobs", wait_until="domcontentloaded")
-            for job in ("dji_close", "ndx_close", "hsi_close", "index_compositions"):
-                expect(page.get_by_text(job, exact=True).first).to_be_visible()
-            page.screenshot(path=ui_artifacts / "00-ui-command-jobs.png", full_page=True)
-            browser.close()
+            expect_listed(
+                new_page(playwright, chromium), f"{url}/locations/market_assets/jobs",
+                ("dji_close", "ndx_close", "hsi_close", "index_compositions"), ui_artifacts / "00-ui-command-jobs.png",
+            )
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=120)
