@@ -287,7 +287,7 @@ class Platform:
         and no new run is unfinished; call `on_tick` once `tick` has come."""
         import dagster as dg
 
-        from market_assets.defs.bars.keys import MONTHLY
+        from market_assets.defs.bars.keys import MONTHLY, bars_asset_key
 
         deadline = tick + pd.Timedelta(minutes=15)
         while pd.Timestamp.now(tz="UTC") < deadline:
@@ -299,7 +299,8 @@ class Platform:
             failed = [r for r in records if r.dagster_run.status == dg.DagsterRunStatus.FAILURE]
             if failed:
                 raise RuntimeError(f"run {failed[0].dagster_run.run_id} ({failed[0].dagster_run.job_name}) failed")
-            if expected <= instance.get_materialized_partitions(MONTHLY) and not busy:
+            monthly = [instance.get_materialized_partitions(bars_asset_key(code, MONTHLY)) for code in ("XNYS", "XHKG")]
+            if expected <= set().union(*monthly) and not busy:
                 return [r for r in records if r.dagster_run.job_name != "refresh_membership"]
             time.sleep(0.1 if on_tick is not None else 0.5)
         raise TimeoutError("the close did not finish in 15 minutes")

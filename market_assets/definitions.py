@@ -7,9 +7,8 @@ import dagster as dg
 
 from market_assets import settings
 from market_assets.defs.bars.adjustments import adjustment_events
-from market_assets.defs.bars.assets import bars
 from market_assets.defs.bars.freshness import with_bars_freshness
-from market_assets.defs.bars.jobs import close_jobs
+from market_assets.defs.bars.jobs import bars_assets, close_jobs
 from market_assets.defs.bars.resources import DataQualityResource
 from market_assets.defs.bars.sensors import close_bars
 from market_assets.defs.compositions.assets import index_composition, index_membership
@@ -33,9 +32,9 @@ def defs() -> dg.Definitions:
             # compositions
             index_composition,
             index_membership,
-            # bars
-            with_bars_freshness(bars),
-            adjustment_events,
+            # bars, per exchange
+            *(with_bars_freshness(assets, code) for code, assets in bars_assets.items()),
+            *adjustment_events,
         ],
         jobs=[compositions_job, membership_job, *close_jobs.values(), compact_lake],
         schedules=[*close_schedules, compaction_schedule],

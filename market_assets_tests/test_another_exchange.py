@@ -5,6 +5,7 @@ judge them on Warsaw's calendar, its schedule ticks at Warsaw's close and not on
 and the UI lists its job and its schedule beside the shipped ones, which stay as they were."""
 
 import io
+import json
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import pytest
 import requests
 from playwright.sync_api import sync_playwright
 
+from market_assets.defs.bars.keys import bars_asset_key
 from market_assets.defs.compositions.schedules import build_close_schedule
 from market_assets.defs.resources import ClosePlanningResource
 from market_assets.domain.quality_rules import no_missing_sessions
@@ -87,6 +89,10 @@ def test_its_close_loads_its_members_and_judges_them_on_its_calendar(warsaw, pla
     assert sorted(store.read("index_composition", f"{session}|WIG20")["symbol"]) == members
     for asset in ("daily_bars", "weekly_bars", "monthly_bars"):
         assert sorted(key.split("|")[1] for key in store.partition_keys(asset)) == members, asset
+        # Warsaw's own assets: `xwar/daily_bars`, ...
+        assert instance.get_materialized_partitions(bars_asset_key("XWAR", asset)) == {
+            f"{session}|{symbol}" for symbol in members
+        }, asset
     daily = store.read("daily_bars", f"{session}|{members[0]}")
     served = served_daily(warsaw.universe, members[0], session)
     assert daily["date"].iloc[-1] == pd.Timestamp(session) and len(daily) == len(served)
@@ -140,6 +146,25 @@ def test_a_member_of_another_exchange_is_refused_naming_both_indices(warsaw, pla
     ) in closed.stdout + closed.stderr
     stored = [platform.store.partition_keys(asset) for asset in ("index_composition", "daily_bars")]
     assert stored == [[], []]
+
+
+def test_its_bars_have_a_grid_of_their_own_without_its_holidays(platform):
+    """Independence Day, 11 November: New York and Hong Kong trade, Warsaw does not. It is a date of
+    the compositions (another exchange trades) and of the other bars grids, not of Warsaw's."""
+    listed = subprocess.run(
+        [sys.executable, "-c",
+         "import json\n"
+         "from market_assets.defs.partitions import bars_partitions, session_partitions, symbol_partitions\n"
+         "dates = {code: grid.partitions_defs[0].partitions_def for code, grid in bars_partitions.items()}\n"
+         "print(json.dumps({'compositions': session_partitions.has_partition_key('2026-11-11'),\n"
+         "                  **{code: d.has_partition_key('2026-11-11') for code, d in dates.items()},\n"
+         "                  'symbols': symbol_partitions('XWAR').name}))"],
+        env=platform.env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert listed.returncode == 0, listed.stderr[-3000:]
+    assert json.loads(listed.stdout) == {
+        "compositions": True, "XHKG": True, "XNYS": True, "XWAR": False, "symbols": "xwar_symbols"
+    }
 
 
 def _tick(instance: dg.DagsterInstance, local_time: str) -> list[dg.RunRequest] | dg.SkipReason:

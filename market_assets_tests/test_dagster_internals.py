@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from market_assets import dagster_internals as internals
+from market_assets.defs.bars.keys import bars_asset_key
 from market_assets.instance.pooled_sqlite import PooledSqliteStorage
 
 REPLACED = {
@@ -99,7 +100,7 @@ def test_a_check_result_carries_the_pointer_to_the_materialization_it_checked():
     target = internals.AssetCheckEvaluationTargetMaterializationData(storage_id=7, run_id="run-a", timestamp=1.5)
 
     evaluation = dg.AssetCheckEvaluation(
-        asset_key=dg.AssetKey("daily_bars"),
+        asset_key=bars_asset_key("XNYS", "daily_bars"),
         check_name="valid_bars",
         passed=True,
         partition="2026-11-20|AAPL.US",

@@ -20,6 +20,7 @@ import pytest
 
 from market_assets.cli import main as cli
 from market_assets.cli.close import CloseFailed, close_index
+from market_assets.defs.bars.keys import bars_asset_key
 from market_assets.defs.bars.planning import plan_close_runs
 from market_assets.defs.partitions import FIRST_SESSION, composition_key
 from market_assets.lake.store import ParquetStore
@@ -138,7 +139,7 @@ def test_a_source_wide_refusal_mid_run_stops_the_asking_and_keeps_what_was_fetch
     fetched = [s for s in members if platform.store.exists("daily_bars", f"{session}|{s}")]
     assert fetched and refusing not in fetched and len(fetched) >= 12 - 6
     assert {f"{session}|{s}" for s in fetched} <= platform.instance.get_materialized_partitions(
-        dg.AssetKey("daily_bars")
+        bars_asset_key("XNYS", "daily_bars")
     )
     _assert_no_partial_parquet(platform.store)
 

@@ -17,6 +17,7 @@ from typing import Protocol
 import dagster as dg
 
 from market_assets import definitions
+from market_assets.defs.bars.keys import bars_step_name
 from market_assets.defs.bars.planning import CloseRun, plan_close_runs
 from market_assets.defs.compositions.assets import index_composition
 from market_assets.defs.compositions.jobs import compositions_job
@@ -79,12 +80,13 @@ def close_index(
     outcome.runs = plan_close_runs(
         instance, stock_index.name, session_key, outcome.members, max_symbols=max_symbols, force=force
     )
+    bars_config = {"force": force, "full_history": full_history}
     failures = []
     for run in outcome.runs:  # every run, even after one failed: the others' symbols still load
         result = defs.resolve_job_def(run.job_name).execute_in_process(
             instance=instance,
             tags={**run.tags, **tags},
-            run_config={**_QUIET, "ops": {"bars": {"config": {"force": force, "full_history": full_history}}}},
+            run_config={**_QUIET, "ops": {bars_step_name(stock_index.calendar): {"config": bars_config}}},
             raise_on_error=False,
         )
         outcome.run_ids.append(result.run_id)

@@ -1,4 +1,5 @@
-"""The partition grids: (session date x index) for compositions, (session date x symbol) for bars."""
+"""The partition grids: (session date x index) for compositions, and for the bars of each exchange
+(the exchange's session dates x the symbols listed on it)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ def window_start(today: pd.Timestamp | None = None) -> str:
 
     Every snapshot holds the symbol's whole history, so a snapshot older than the window adds no
     data a newer one lacks; leaving old sessions out of the grid keeps the UI's partition views
-    quick (a year is about 53,000 keys for 210 symbols; see bench/partition_scale.py). Their files
+    quick (a year is about 32,000 keys for 126 New York symbols; see bench/partition_scale.py). Their files
     and events stay where they are. The start is the first day of a month, so the definition (and
     the partition-status cache Dagster keeps for it) changes once a month, not at every reload.
     """
@@ -30,14 +31,20 @@ def window_start(today: pd.Timestamp | None = None) -> str:
 FIRST_SESSION = window_start()
 """The first date partition of this code location (see `window_start`)."""
 
-session_partitions = dg.TimeWindowPartitionsDefinition(
-    cron_schedule="0 0 * * 1-5",
-    fmt="%Y-%m-%d",
-    start=FIRST_SESSION,
-    # Today's key exists from midnight UTC, so a session can be loaded minutes after its close.
-    end_offset=1,
-    exclusions=[datetime.strptime(day, "%Y-%m-%d") for day in closed_weekdays(FIRST_SESSION, followed_exchanges())],
-)
+
+def sessions_of(exchanges: Iterable[str], first: str = FIRST_SESSION) -> dg.TimeWindowPartitionsDefinition:
+    """Weekdays from `first` that are a session on at least one of `exchanges`, as date partitions."""
+    return dg.TimeWindowPartitionsDefinition(
+        cron_schedule="0 0 * * 1-5",
+        fmt="%Y-%m-%d",
+        start=first,
+        # Today's key exists from midnight UTC, so a session can be loaded minutes after its close.
+        end_offset=1,
+        exclusions=[datetime.strptime(day, "%Y-%m-%d") for day in closed_weekdays(first, exchanges)],
+    )
+
+
+session_partitions = sessions_of(followed_exchanges())
 """Days that are a session on at least one followed exchange (XNYS and XHKG by default)."""
 
 
@@ -65,14 +72,30 @@ index_partitions = dg.StaticPartitionsDefinition(list(followed_indices()))
 compositions is a range, a rectangle in this order, so the indices that share a session (those of one
 exchange) must be neighbours for one run to cover them (see `composition_blocks`)."""
 
-symbol_partitions = dg.DynamicPartitionsDefinition(name="symbols")
-"""Stooq download symbols, filled from the compositions. A symbol that leaves an index stays here,
-so its past partitions keep their history."""
-
 composition_partitions = dg.MultiPartitionsDefinition(
     {"date": session_partitions, "index": index_partitions}
 )
-bars_partitions = dg.MultiPartitionsDefinition({"date": session_partitions, "symbol": symbol_partitions})
+
+
+def _bars_partitions(code: str) -> dg.MultiPartitionsDefinition:
+    return dg.MultiPartitionsDefinition(
+        {"date": sessions_of([code]), "symbol": dg.DynamicPartitionsDefinition(name=f"{code.lower()}_symbols")}
+    )
+
+
+bars_partitions = {code: _bars_partitions(code) for code in followed_exchanges()}
+"""Each followed exchange's bars grid: its own sessions x the Stooq download symbols listed on it
+(`<exchange>_symbols`, filled from the compositions). A grid of its own per exchange holds no cell
+that can never exist (a US symbol on a day only Hong Kong trades), which a grid over the union of
+the exchanges' sessions and every symbol would show as missing. A symbol that leaves an index stays
+registered, so its past partitions keep their history."""
+
+
+def symbol_partitions(code: str) -> dg.DynamicPartitionsDefinition:
+    """The registered symbols of exchange `code`, in the order they were registered."""
+    symbols = bars_partitions[code].partitions_defs[1].partitions_def
+    assert isinstance(symbols, dg.DynamicPartitionsDefinition)
+    return symbols
 
 
 def bars_key(session: str, symbol: str) -> dg.MultiPartitionKey:
@@ -108,8 +131,16 @@ def composition_blocks(keys: Iterable[str]) -> list[list[str]]:
 
 
 def dimensions(key: str, definition: dg.MultiPartitionsDefinition) -> dict[str, str]:
-    """`{"date": ..., "symbol" | "index": ...}` of a key given as `MultiPartitionKey` or as text
+    """`{"date": ..., "index": ...}` of a composition key given as `MultiPartitionKey` or as text
     (runs launched from the CLI with a `dagster/partition` tag carry plain strings)."""
     if not isinstance(key, dg.MultiPartitionKey):
         key = definition.get_partition_key_from_str(key)
     return dict(key.keys_by_dimension)
+
+
+def bars_dimensions(key: str) -> dict[str, str]:
+    """`{"date": ..., "symbol": ...}` of a bars key, whichever exchange's grid it belongs to."""
+    if isinstance(key, dg.MultiPartitionKey):
+        return dict(key.keys_by_dimension)
+    date, _, symbol = key.partition("|")
+    return {"date": date, "symbol": symbol}

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 
 import pandas as pd
 
@@ -39,6 +39,13 @@ def tick_crons(code: str, delay: timedelta, head_start: timedelta, first: str) -
         tick = datetime.combine(datetime(2000, 1, 1), close) + delay - lead(head_start)
         crons.add(f"{tick.minute} {tick.hour} * * *")
     return sorted(crons)
+
+
+def regular_close(code: str, first: str) -> time:
+    """The closing time of most sessions of `code` since `first`, in the exchange's time zone: its
+    regular close, which half-days and other early closes do not change."""
+    cal = calendar(code)
+    return cal.closes.loc[first:].dt.tz_convert(cal.tz).dt.time.mode().iloc[0]
 
 
 def due_sessions(

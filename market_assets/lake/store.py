@@ -7,7 +7,7 @@ also carries its `symbol` (or `index`) itself.
 
 Everything that reads or writes the lake goes through `ParquetStore`: the IO manager, the assets
 that look at stored partitions (to skip what is already fetched, to compare a snapshot with the
-previous one) and the `bars` step's partial-failure path, so there is one definition of where a
+previous one) and the bars step's partial-failure path, so there is one definition of where a
 partition lives and one write path. The root is a local folder or any fsspec URL
 (`s3://bucket/prefix`).
 """

@@ -6,11 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import dagster as dg
 import pandas as pd
 import pytest
 
 from market_assets.cli.close import CloseFailed, close_index
+from market_assets.defs.bars.keys import bars_asset_key
 from market_assets.domain.exchange_sessions import calendar
 from market_assets.settings import MAX_SYMBOLS_PER_RUN
 from market_assets_tests.universe import last_session
@@ -94,7 +94,7 @@ def test_the_plans_dagster_job_execute_commands_close_an_index(platform, synthet
     assert first["pending"] == [f"{index} {session}"]
     _execute(platform, first["commands"][0])
     members = store.read("index_composition", f"{session}|{index}")["symbol"].tolist()
-    order = [s for s in instance.get_dynamic_partitions("symbols") if s in members]
+    order = [s for s in instance.get_dynamic_partitions(f"{calendar.lower()}_symbols") if s in members]
 
     second = _plan(platform, index, "--session", session)
     assert second["pending"] == []
@@ -113,7 +113,7 @@ def test_the_plans_dagster_job_execute_commands_close_an_index(platform, synthet
     assert monthly["volume"].iloc[-1] == daily.loc[
         daily["date"].dt.to_period("M") == pd.Timestamp(session).to_period("M"), "volume"
     ].sum()
-    materialized = instance.get_materialized_partitions(dg.AssetKey("weekly_bars"))
+    materialized = instance.get_materialized_partitions(bars_asset_key(calendar, "weekly_bars"))
     assert {f"{session}|{s}" for s in members} <= materialized
     assert _plan(platform, index, "--session", session) == {"commands": [], "pending": []}
 
@@ -125,7 +125,7 @@ def test_the_plan_loads_the_members_two_indices_share_once(platform, synthetic_u
 
     commands = _plan(platform, "DJI", "NDX", "--session", session)["commands"]
 
-    order = platform.instance.get_dynamic_partitions("symbols")
+    order = platform.instance.get_dynamic_partitions("xnys_symbols")
     covered = []
     for command in commands:
         first, last = (command["tags"][f"dagster/asset_partition_range_{end}"].split("|")[1] for end in ("start", "end"))

@@ -27,6 +27,7 @@ from kubernetes.client import ApiClient, V1Job
 
 from market_assets.definitions import defs
 from market_assets.defs.bars.executor import BARS_STEP_K8S_CONFIG
+from market_assets.defs.bars.keys import bars_asset_key
 from market_assets.defs.bars.planning import plan_close_runs
 from market_assets.defs.compositions.jobs import compositions_job
 from market_assets.defs.partitions import composition_key
@@ -174,7 +175,7 @@ def test_a_close_on_kubernetes_runs_a_pod_for_the_run_and_one_for_its_step_as_co
         assert run.status == dg.DagsterRunStatus.SUCCESS, deploy.cluster.logs()
         expected = {f"{session}|{symbol}" for symbol in close_run.symbols}
         for asset in BARS:
-            assert instance.get_materialized_partitions(dg.AssetKey(asset)) >= expected
+            assert instance.get_materialized_partitions(bars_asset_key("XNYS", asset)) >= expected
 
     # The run pod ends with the run (failPodOnRunFailure makes its exit code the run's outcome).
     while any(pod.phase == "Running" for pod in deploy.cluster.pods.values()) and time.monotonic() < deadline:
@@ -191,7 +192,7 @@ def test_a_close_on_kubernetes_runs_a_pod_for_the_run_and_one_for_its_step_as_co
     launcher_values = deploy.values["runLauncher"]["config"]["k8sRunLauncher"]
     (run_job,) = map(_as_v1_job, deploy.cluster.jobs_of("run_worker"))
     steps = {job.metadata.labels["dagster/op"]: job for job in map(_as_v1_job, deploy.cluster.jobs_of("step_worker"))}
-    assert sorted(steps) == ["bars"]
+    assert sorted(steps) == ["xnys_bars"]
     for job in (run_job, *steps.values()):
         container = job.spec.template.spec.containers[0]
         assert container.image == image

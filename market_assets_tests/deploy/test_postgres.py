@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 
 from market_assets.cli.close import close_index
+from market_assets.defs.bars.keys import bars_asset_key
 from market_assets_tests.platform import PROJECT_ROOT
 
 POSTGRES_INSTANCE = PROJECT_ROOT / "deploy" / "dagster.postgres.yaml"
@@ -135,7 +136,7 @@ def test_a_close_runs_to_success_with_runs_events_and_partitions_in_postgres(
     assert len(runs) == len(outcome.run_ids) == 1 + len(outcome.runs)
     assert {run.status for run in runs} == {dg.DagsterRunStatus.SUCCESS}
     for asset in ("daily_bars", "weekly_bars", "monthly_bars"):
-        assert instance.get_materialized_partitions(dg.AssetKey(asset)) == expected
+        assert instance.get_materialized_partitions(bars_asset_key("XNYS", asset)) == expected
     # Nothing was written beside the instance: no sqlite storage fell back under DAGSTER_HOME.
     assert not list(home.rglob("*.db"))
 
@@ -145,7 +146,7 @@ def test_a_close_runs_to_success_with_runs_events_and_partitions_in_postgres(
         cursor.execute(
             "SELECT partition FROM event_logs WHERE dagster_event_type = 'ASSET_MATERIALIZATION' "
             "AND asset_key = %s",
-            (dg.AssetKey("daily_bars").to_string(),),
+            (bars_asset_key("XNYS", "daily_bars").to_string(),),
         )
         assert sorted(row[0] for row in cursor.fetchall()) == sorted(expected)
         cursor.execute(
@@ -153,7 +154,7 @@ def test_a_close_runs_to_success_with_runs_events_and_partitions_in_postgres(
             (outcome.run_ids, dg.DagsterEventType.RUN_SUCCESS.value),
         )
         assert cursor.fetchone()[0] == len(outcome.run_ids)
-        cursor.execute("SELECT partition FROM dynamic_partitions WHERE partitions_def_name = 'symbols'")
+        cursor.execute("SELECT partition FROM dynamic_partitions WHERE partitions_def_name = 'xnys_symbols'")
         assert sorted(row[0] for row in cursor.fetchall()) == sorted(members)
         cursor.execute("SELECT to_regclass('instigators'), to_regclass('job_ticks')")
         assert cursor.fetchone() == ("instigators", "job_ticks")

@@ -7,7 +7,7 @@ rows_changed`, in the session's `session=` folder) and metadata on the `daily_ba
 materialization, instead of history being replaced without a trace. Read all of them with
 `pyarrow.dataset.dataset("<root>/adjustment_events", partitioning="hive")`.
 
-The comparison is part of the `bars` step (its checks need it), so the step records the events
+The comparison is part of the bars step (its checks need it), so the step records the events
 too: `adjustment_events` is an asset that `daily_bars` reports, with a partition only where an
 adjustment was found. Its partition grid then shows at a glance where history was rewritten, and
 a close run stores no empty file and no event for the many snapshots that rewrote nothing.
@@ -20,26 +20,31 @@ from collections.abc import Mapping
 import dagster as dg
 import pandas as pd
 
-from market_assets.defs.bars.keys import ADJUSTMENT_EVENTS, DAILY
+from market_assets.defs.bars.keys import ADJUSTMENT_EVENTS, DAILY, bars_asset_key
 from market_assets.defs.bars.targets import Target
 from market_assets.defs.metadata import table_preview
 from market_assets.defs.partitions import bars_key, bars_partitions
 from market_assets.domain.adjustment_detection import Adjustment, adjustment_rows
 from market_assets.domain.exchange_sessions import calendar
 from market_assets.lake.store import ParquetStore
+from market_assets.sources.indices import followed_exchanges
 
 _LOOK_BACK = 5
 """Sessions searched backwards for the previous snapshot (a session may have failed or been skipped)."""
 
-adjustment_events = dg.AssetSpec(
-    ADJUSTMENT_EVENTS,
-    deps=[DAILY],
-    partitions_def=bars_partitions,
-    group_name="bars",
-    kinds={"parquet"},
-    description="Past rows a session's snapshot changed (a split, a dividend adjustment), one row "
-    "per event; materialized by daily_bars for the partitions where it found one.",
-)
+adjustment_events = [
+    dg.AssetSpec(
+        bars_asset_key(code, ADJUSTMENT_EVENTS),
+        deps=[bars_asset_key(code, DAILY)],
+        partitions_def=bars_partitions[code],
+        group_name="bars",
+        kinds={"parquet"},
+        description="Past rows a session's snapshot changed (a split, a dividend adjustment), one row "
+        "per event; materialized by daily_bars for the partitions where it found one.",
+    )
+    for code in followed_exchanges()
+]
+"""Each exchange's `adjustment_events`, on its bars grid."""
 
 
 def previous_daily(store: ParquetStore, target: Target) -> pd.DataFrame | None:
@@ -52,8 +57,8 @@ def previous_daily(store: ParquetStore, target: Target) -> pd.DataFrame | None:
             return None
         day = exchange.previous_session(day)
         previous = str(bars_key(f"{day:%Y-%m-%d}", target.symbol))
-        if store.exists("daily_bars", previous):
-            return store.read("daily_bars", previous)
+        if store.exists(DAILY, previous):
+            return store.read(DAILY, previous)
     return None
 
 
@@ -69,10 +74,14 @@ def adjustment_metadata(adjustment: Adjustment | None) -> dict[str, dg.MetadataV
 
 
 def record_adjustments(
-    context: dg.AssetExecutionContext, store: ParquetStore, adjustments: Mapping[Target, Adjustment | None]
+    context: dg.AssetExecutionContext,
+    store: ParquetStore,
+    events_key: dg.AssetKey,
+    adjustments: Mapping[Target, Adjustment | None],
 ) -> None:
-    """Store and report the `adjustment_events` partitions of the adjusted snapshots."""
-    asset = ADJUSTMENT_EVENTS.path[-1]
+    """Store the `adjustment_events` partitions of the adjusted snapshots, and report them as
+    materializations of `events_key` (the step's exchange's)."""
+    asset = ADJUSTMENT_EVENTS
     for target, adjustment in adjustments.items():
         if adjustment is None:
             continue
@@ -80,7 +89,7 @@ def record_adjustments(
         store.write(asset, target.key, events)
         context.log_event(
             dg.AssetMaterialization(
-                asset_key=ADJUSTMENT_EVENTS,
+                asset_key=events_key,
                 partition=target.key,
                 description=adjustment.describe(),
                 metadata={

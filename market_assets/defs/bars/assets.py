@@ -6,7 +6,8 @@ snapshot is complete and self-consistent on its own; appending new rows to an ol
 adjusted and unadjusted prices. A backfilled past date holds no row after that date. `weekly_bars`
 and `monthly_bars` of a partition are resampled from the `daily_bars` of the same partition.
 
-The three assets are one multi-asset step, `bars`: each symbol's history is inspected, resampled
+Each followed exchange has these three assets, on its own grid (`xnys/daily_bars`, see `keys.py`),
+and they are one multi-asset step, `<exchange>_bars`: each symbol's history is inspected, resampled
 into weeks and months and checked as soon as it arrives, while the other requests are in flight
 (`fetching.py`, `building.py`), so that once the last answer is in only the writing and the events
 are left. (As three steps, the weekly and the monthly ones started after the last answer and read
@@ -29,7 +30,16 @@ from market_assets.defs.bars.checks import Findings, check_evaluations, check_ou
 from market_assets.defs.bars.executor import bars_step_k8s_tags
 from market_assets.defs.bars.failure import step_failure
 from market_assets.defs.bars.fetching import fetch_all
-from market_assets.defs.bars.keys import BARS_ASSETS, DAILY, PERIODS
+from market_assets.defs.bars.keys import (
+    ADJUSTMENT_EVENTS,
+    BARS_ASSETS,
+    DAILY,
+    MONTHLY,
+    PERIODS,
+    WEEKLY,
+    bars_asset_key,
+    bars_step_name,
+)
 from market_assets.defs.bars.resources import DataQualityResource
 from market_assets.defs.bars.targets import require_stored_daily, step_targets, stored_daily
 from market_assets.defs.partitions import bars_partitions
@@ -57,32 +67,58 @@ _COMPACTED = (
 )
 
 
-def _out(description: str) -> dg.AssetOut:
-    return dg.AssetOut(description=description, group_name="bars", kinds={"parquet"}, is_required=False)
+def build_bars(code: str) -> dg.AssetsDefinition:
+    """The bars assets of exchange `code` and the step that builds them."""
+
+    @dg.multi_asset(
+        name=bars_step_name(code),
+        outs={
+            DAILY: _out(
+                code,
+                "Daily OHLCV history of each symbol as published after the close of the session. Each "
+                "snapshot is compared with the symbol's previous one (rewritten past rows are recorded "
+                "in its metadata and as `adjustment_events`) and checked, one result per partition." + _COMPACTED,
+            ),
+            WEEKLY: _out(
+                code,
+                "Weekly candles (Monday to Sunday) resampled from the same partition's daily snapshot." + _COMPACTED,
+            ),
+            MONTHLY: _out(code, "Monthly candles resampled from the same partition's daily snapshot." + _COMPACTED),
+        },
+        internal_asset_deps={
+            DAILY: set(),
+            WEEKLY: {bars_asset_key(code, DAILY)},
+            MONTHLY: {bars_asset_key(code, DAILY)},
+        },
+        can_subset=True,
+        partitions_def=bars_partitions[code],
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        retry_policy=STOOQ_RETRY,
+        check_specs=[
+            spec for name in BARS_ASSETS for spec in check_specs(bars_asset_key(code, name), bars_partitions[code])
+        ],
+        op_tags=bars_step_k8s_tags(),
+    )
+    def bars(
+        context: dg.AssetExecutionContext,
+        config: BarsConfig,
+        stooq: MarketDataSource,
+        lake: DataLakeResource,
+        quality: DataQualityResource,
+    ) -> Iterator[dg.Output | dg.AssetMaterialization | dg.AssetCheckEvaluation]:
+        yield from _bars_step(code, context, config, stooq, lake, quality)
+
+    return bars
 
 
-@dg.multi_asset(
-    name="bars",
-    outs={
-        "daily_bars": _out(
-            "Daily OHLCV history of each symbol as published after the close of the session. Each "
-            "snapshot is compared with the symbol's previous one (rewritten past rows are recorded "
-            "in its metadata and as `adjustment_events`) and checked, one result per partition." + _COMPACTED
-        ),
-        "weekly_bars": _out(
-            "Weekly candles (Monday to Sunday) resampled from the same partition's daily snapshot." + _COMPACTED
-        ),
-        "monthly_bars": _out("Monthly candles resampled from the same partition's daily snapshot." + _COMPACTED),
-    },
-    internal_asset_deps={"daily_bars": set(), "weekly_bars": {DAILY}, "monthly_bars": {DAILY}},
-    can_subset=True,
-    partitions_def=bars_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    retry_policy=STOOQ_RETRY,
-    check_specs=[spec for asset in BARS_ASSETS for spec in check_specs(asset.path[-1])],
-    op_tags=bars_step_k8s_tags(),
-)
-def bars(
+def _out(code: str, description: str) -> dg.AssetOut:
+    return dg.AssetOut(
+        key_prefix=[code.lower()], description=description, group_name="bars", kinds={"parquet"}, is_required=False
+    )
+
+
+def _bars_step(
+    code: str,
     context: dg.AssetExecutionContext,
     config: BarsConfig,
     stooq: MarketDataSource,
@@ -90,12 +126,12 @@ def bars(
     quality: DataQualityResource,
 ) -> Iterator[dg.Output | dg.AssetMaterialization | dg.AssetCheckEvaluation]:
     """Fetch (or, without `daily_bars` in the selection, read) each partition's daily snapshot,
-    build the selected assets from it, store them and report their checks.
+    build the selected assets of exchange `code` from it, store them and report their checks.
 
     Partitions that fail to fetch, or whose daily snapshot breaks a blocking rule, do not hold
     back the others: everything built is stored and recorded, then the step fails naming them.
     """
-    selected = context.selected_asset_keys
+    selected = {key.path[-1]: key for key in context.selected_asset_keys}
     store = lake.store
     targets = step_targets(context, store)
     build = PartitionBuilder(context, store, quality)
@@ -105,7 +141,7 @@ def bars(
     else:
         stored = require_stored_daily(targets, store)
     built = {
-        t.key: build(t, store.read("daily_bars", t.key), previous_daily(store, t)) for t in targets if t.key in stored
+        t.key: build(t, store.read(DAILY, t.key), previous_daily(store, t)) for t in targets if t.key in stored
     }
     missing = [t for t in targets if t.key not in stored]
     if missing:
@@ -121,19 +157,19 @@ def bars(
     frames = {asset: {key: b.frames[asset] for key, b in built.items() if asset in b.frames} for asset in assets}
     findings = {asset: {key: b.findings[asset] for key, b in built.items() if asset in b.findings} for asset in assets}
     adjustments = {t: fetched[t.key].adjustment for t in missing if t.key in fetched}
-    blocked = {key: b.blocked for key, b in built.items() if b.blocked} if selected & PERIODS.keys() else {}
+    blocked = {key: b.blocked for key, b in built.items() if b.blocked} if selected.keys() & PERIODS.keys() else {}
     if failures or blocked:
         for asset in assets:
             written = frames[asset] if asset != DAILY else {key: frames[asset][key] for key in fetched}
-            yield from _store_and_record(context, store, asset, written, built, findings[asset])
-        record_adjustments(context, store, adjustments)
+            yield from _store_and_record(context, store, selected[asset], written, built, findings[asset])
+        record_adjustments(context, store, bars_asset_key(code, ADJUSTMENT_EVENTS), adjustments)
         raise step_failure(targets, failures, blocked, [asset for asset in assets if asset in PERIODS])
     for asset in assets:
-        yield dg.Output(frames[asset], output_name=asset.path[-1])
+        yield dg.Output(frames[asset], output_name=asset)
     yield from check_outputs(context)
     for asset in assets:
-        yield from check_evaluations(context, asset, findings[asset])
-    record_adjustments(context, store, adjustments)
+        yield from check_evaluations(context, selected[asset], findings[asset])
+    record_adjustments(context, store, bars_asset_key(code, ADJUSTMENT_EVENTS), adjustments)
 
 
 def _store_and_record(
@@ -150,7 +186,8 @@ def _store_and_record(
     The step's output would cover all of its partitions, so these are written through the lake's
     own write path, as the IO manager writes, and reported here. Dagster stores a yielded event
     before the step goes on, so the checks' results can name the materializations they checked."""
-    context.log.info(store.write_partitions(asset.path[-1], frames))
+    name = asset.path[-1]
+    context.log.info(store.write_partitions(name, frames))
     for key in frames:
-        yield dg.AssetMaterialization(asset_key=asset, partition=key, metadata=built[key].metadata[asset])
+        yield dg.AssetMaterialization(asset_key=asset, partition=key, metadata=built[key].metadata[name])
     yield from check_evaluations(context, asset, {key: findings[key] for key in frames})

@@ -1,6 +1,6 @@
 """What one partition's daily snapshot gives each selected bars asset, before anything is stored.
 
-The `bars` step builds each partition in the thread that receives its snapshot, while requests for
+The bars step builds each partition in the thread that receives its snapshot, while requests for
 the others are in flight (`fetching.py`): the frames, their materialization metadata and their
 checks' findings; for `daily_bars`, the comparison with the symbol's previous snapshot; and the
 blocking rules the daily snapshot breaks, which keep its weekly and monthly bars from being built.
@@ -34,11 +34,11 @@ from market_assets.lake.store import ParquetStore
 
 @dataclass(frozen=True)
 class Built:
-    """One partition's frames, metadata and findings by asset, its adjustment and what blocks it."""
+    """One partition's frames, metadata and findings by asset name, its adjustment and what blocks it."""
 
-    frames: dict[dg.AssetKey, pd.DataFrame]
-    metadata: dict[dg.AssetKey, dict[str, dg.MetadataValue]]
-    findings: dict[dg.AssetKey, Findings]
+    frames: dict[str, pd.DataFrame]
+    metadata: dict[str, dict[str, dg.MetadataValue]]
+    findings: dict[str, Findings]
     adjustment: Adjustment | None
     blocked: list[str]
 
@@ -49,7 +49,7 @@ class PartitionBuilder:
     Each partition's metadata is handed to Dagster as it is built, with the public
     `context.add_asset_metadata(..., partition_key=...)`. That call checks the key against every
     key of the step's partition range, which it builds anew each time (a `MultiPartitionKey` per
-    partition, and the `symbols` partitions read from the instance): 3 ms a call at 90 partitions,
+    partition, and the exchange's symbol partitions read from the instance): 3 ms a call at 90 partitions,
     6 ms at 200, so about 1.5 s of CPU for a run of 100 symbols (docs/performance.md). It is made
     here, while the step's requests are in flight, rather than for every partition at once after
     the last answer.
@@ -57,7 +57,7 @@ class PartitionBuilder:
 
     def __init__(self, context: dg.AssetExecutionContext, store: ParquetStore, quality: DataQualityResource) -> None:
         self._context = context
-        self._selected = context.selected_asset_keys
+        self._selected = {key.path[-1]: key for key in context.selected_asset_keys}
         self._store = store
         self._quality = quality
 
@@ -78,7 +78,7 @@ class PartitionBuilder:
             adjustment = None if previous is None or known is not None else detect_adjustment(previous, daily)
             frames[DAILY] = with_symbol(daily, target.symbol)
             metadata[DAILY] = {
-                **bars_metadata(frames[DAILY], self._store.path(DAILY.path[-1], target.key)),
+                **bars_metadata(frames[DAILY], self._store.path(DAILY, target.key)),
                 **adjustment_metadata(adjustment),
                 **({} if download is None else {"download": dg.MetadataValue.text(download.description)}),
             }
@@ -91,8 +91,8 @@ class PartitionBuilder:
         for asset, period in PERIODS.items():
             if asset in self._selected and not blocked:
                 frames[asset] = with_symbol(resample(daily, period, target.session, target.exchange), target.symbol)
-                metadata[asset] = bars_metadata(frames[asset], self._store.path(asset.path[-1], target.key))
+                metadata[asset] = bars_metadata(frames[asset], self._store.path(asset, target.key))
                 findings[asset] = resampled_findings(target, daily, frames[asset], period)
         for asset, values in metadata.items():
-            self._context.add_asset_metadata(values, asset_key=asset, partition_key=target.key)
+            self._context.add_asset_metadata(values, asset_key=self._selected[asset], partition_key=target.key)
         return Built(frames, metadata, findings, adjustment, blocked)

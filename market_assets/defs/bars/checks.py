@@ -1,6 +1,6 @@
 """Asset checks of the bars: which rules of `market_assets.domain.quality_rules` run on which asset, and which block.
 
-The checks run inside the step that materializes the assets (the `bars` step's `check_specs`
+The checks run inside the step that materializes the assets (the bars step's `check_specs`
 for `daily_bars`, `weekly_bars`, `monthly_bars`), on the frames the step writes, and report one result per
 (session, symbol) partition naming the rules that failed and their offending dates.
 
@@ -39,7 +39,7 @@ widest of its rules' windows).
 **Blocking per partition.** A close run covers hundreds of symbols in one step. Dagster 1.13's
 `blocking=True` acts per step: one failing symbol would fail the step and skip the weekly and
 monthly bars of every symbol in the run. So the specs are not `blocking` in Dagster's sense;
-instead the `bars` step builds no weekly and monthly bars for a partition whose daily snapshot
+instead the bars step builds no weekly and monthly bars for a partition whose daily snapshot
 breaks a blocking rule (`blocking_failures`), stores and records everything else, and fails
 naming the refused partitions. When weekly or monthly bars are materialized without the daily
 ones (from the UI), the blocking rules are applied to the stored snapshot rather than read back
@@ -64,7 +64,6 @@ import pandas as pd
 from market_assets.dagster_internals import AssetCheckEvaluationTargetMaterializationData
 from market_assets.defs.bars.resources import DataQualityResource
 from market_assets.defs.bars.targets import Target
-from market_assets.defs.partitions import bars_partitions
 from market_assets.domain.adjustment_detection import Adjustment
 from market_assets.domain.candles import Period
 from market_assets.domain.judged_rows import Judged, NewRows, judged_rows, new_rows
@@ -200,8 +199,8 @@ CHECKS: dict[str, tuple[BarsCheck, ...]] = {
 }
 
 
-def check_specs(asset: str) -> list[dg.AssetCheckSpec]:
-    """The asset checks of a bars asset, partitioned like it."""
+def check_specs(asset: dg.AssetKey, partitions_def: dg.PartitionsDefinition) -> list[dg.AssetCheckSpec]:
+    """The asset checks of the bars asset `asset`, partitioned like it (`partitions_def`)."""
     with warnings.catch_warnings():
         # Partitioned checks are a preview in dagster 1.13 (see the module docstring): said once
         # here rather than on every load of the code location.
@@ -211,10 +210,10 @@ def check_specs(asset: str) -> list[dg.AssetCheckSpec]:
                 check.name,
                 asset=asset,
                 description=check.description,
-                partitions_def=bars_partitions,
+                partitions_def=partitions_def,
                 metadata={"severity": check.severity.value, "rules": ", ".join(check.rules)},
             )
-            for check in CHECKS[asset]
+            for check in CHECKS[asset.path[-1]]
         ]
 
 

@@ -3,7 +3,7 @@
 By default a run's steps execute in the run's own process (the Definitions' in-process executor):
 on one machine a step process would only add seconds of start-up (loading Dagster and the code
 again) to a step that fetches concurrently inside itself anyway. On Kubernetes,
-`MARKET_ASSETS_EXECUTOR=k8s` gives the `bars` step of a close run its own pod
+`MARKET_ASSETS_EXECUTOR=k8s` gives the bars step of a close run its own pod
 (`dagster_k8s.k8s_job_executor`): the step, which holds every fetched history of the run and its
 weekly and monthly bars in memory, gets the memory it needs while the run's pod stays small, and a
 hard deadline, `activeDeadlineSeconds`, which Kubernetes enforces by killing the pod. Dagster
@@ -37,11 +37,11 @@ BARS_STEP_K8S_CONFIG: dict[str, Any] = {
     },
     "job_spec_config": {"active_deadline_seconds": 1800},
 }
-"""The `bars` step's pod settings in the form of dagster-k8s's user-defined config (snake_case keys)."""
+"""The bars step's pod settings in the form of dagster-k8s's user-defined config (snake_case keys)."""
 
 
 def bars_step_k8s_tags() -> dict[str, Any]:
-    """The op tags that carry the `bars` step's pod resources and deadline to the Kubernetes executor."""
+    """The op tags that carry the bars step's pod resources and deadline to the Kubernetes executor."""
     return {K8S_CONFIG_TAG: BARS_STEP_K8S_CONFIG}
 
 

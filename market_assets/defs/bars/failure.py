@@ -1,4 +1,4 @@
-"""The failure of a `bars` step that could not build everything it was asked for."""
+"""The failure of a bars step that could not build everything it was asked for."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ def step_failure(
     targets: list[Target],
     failures: Mapping[str, Exception],
     blocked: Mapping[str, list[str]],
-    resampled: list[dg.AssetKey],
+    resampled: list[str],
 ) -> dg.Failure:
     """The symbols that could not be fetched, then the partitions whose weekly and monthly bars
     were not built, each with why. Retried only when every fetch failure may pass (a blocked
@@ -24,7 +24,7 @@ def step_failure(
         parts.append(f"{len(failures)} of {len(targets)} symbols failed:\n{lines}")
         metadata["failed_symbols"] = dg.MetadataValue.text(", ".join(sorted(failures)))
     if blocked:
-        names = " and ".join(asset.path[-1] for asset in resampled)
+        names = " and ".join(resampled)
         lines = "\n".join(f"- {key}: " + "; ".join(blocked[key]) for key in sorted(blocked))
         parts.append(
             f"{names}: {len(blocked)} of {len(targets) - len(failures)} partitions not built, "

@@ -1,19 +1,23 @@
-"""One close job per index: the session's bars of its constituents, in one run per block of symbols."""
+"""One close job per index: the session's bars of its constituents (on its exchange's bars assets), in
+one run per block of symbols."""
 
 from __future__ import annotations
 
 import dagster as dg
 
-from market_assets.defs.bars.assets import bars
+from market_assets.defs.bars.assets import build_bars
 from market_assets.defs.bars.executor import close_executor
 from market_assets.defs.bars.planning import close_job_name
 from market_assets.defs.runs import INDEX_TAG
-from market_assets.sources.indices import followed_indices
+from market_assets.sources.indices import followed_exchanges, followed_indices
+
+bars_assets = {code: build_bars(code) for code in followed_exchanges()}
+"""Each followed exchange's bars assets and their step."""
 
 close_jobs = {
     name: dg.define_asset_job(
         name=close_job_name(name),
-        selection=dg.AssetSelection.assets(bars),
+        selection=dg.AssetSelection.assets(bars_assets[stock_index.calendar]),
         tags={INDEX_TAG: name},
         # The step in a pod of its own on Kubernetes with MARKET_ASSETS_EXECUTOR=k8s; by default
         # (None) the in-process executor of the Definitions, as for every other job.

@@ -1,4 +1,10 @@
-"""The keys of the bars assets, which the step, its checks, the planning and the sensors all name."""
+"""The bars assets' names and keys, which the step, its checks, the planning and the sensors all name.
+
+Each followed exchange has its own bars assets, on its own partition grid
+(`market_assets.defs.partitions.bars_partitions`): their keys are the exchange's code and the asset's
+name (`xnys/daily_bars`). The name alone is the asset's folder in the lake, shared by the exchanges,
+so the lake's readers find every symbol's bars in one place.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +12,20 @@ import dagster as dg
 
 from market_assets.domain.candles import Period
 
-DAILY, WEEKLY, MONTHLY = dg.AssetKey("daily_bars"), dg.AssetKey("weekly_bars"), dg.AssetKey("monthly_bars")
+DAILY, WEEKLY, MONTHLY = "daily_bars", "weekly_bars", "monthly_bars"
 BARS_ASSETS = (DAILY, WEEKLY, MONTHLY)
 
-PERIODS: dict[dg.AssetKey, Period] = {WEEKLY: "week", MONTHLY: "month"}
+PERIODS: dict[str, Period] = {WEEKLY: "week", MONTHLY: "month"}
 """The resampled assets and their candle period."""
 
-ADJUSTMENT_EVENTS = dg.AssetKey("adjustment_events")
+ADJUSTMENT_EVENTS = "adjustment_events"
+
+
+def bars_asset_key(code: str, name: str) -> dg.AssetKey:
+    """The key of the bars asset `name` (or `adjustment_events`) of exchange `code`."""
+    return dg.AssetKey([code.lower(), name])
+
+
+def bars_step_name(code: str) -> str:
+    """The name of the step (op) that builds exchange `code`'s bars, which run config is keyed by."""
+    return f"{code.lower()}_bars"

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from market_assets.defs.bars.keys import BARS_ASSETS
-from market_assets.defs.partitions import bars_key, bars_partitions, dimensions, symbol_partitions
+from market_assets.defs.bars.keys import BARS_ASSETS, bars_asset_key
+from market_assets.defs.partitions import bars_dimensions, bars_key, symbol_partitions
 from market_assets.defs.runs import (
     COMPOSITION_TAG,
     IN_FLIGHT,
@@ -27,6 +27,7 @@ from market_assets.defs.runs import (
     PRIORITY_TAG,
     SESSION_TAG,
 )
+from market_assets.sources.indices import exchange_of, get_index
 
 
 def close_job_name(index: str) -> str:
@@ -87,7 +88,8 @@ def plan_close_runs(
     come from: the runs' steps then check their symbols against it (`COMPOSITION_TAG`).
     """
     wanted = set(members)
-    order = instance.get_dynamic_partitions(symbol_partitions.name)
+    code = get_index(index).calendar
+    order = instance.get_dynamic_partitions(symbol_partitions(code).name)
     unknown = wanted - set(order)
     if unknown:
         raise ValueError(
@@ -95,7 +97,7 @@ def plan_close_runs(
             "materialize the index's composition for the session first"
         )
     if not force:
-        wanted -= _complete_symbols(instance, session, wanted) | set(planned)
+        wanted -= _complete_symbols(instance, code, session, wanted) | set(planned)
     blocks, block = [], []
     for symbol in order:
         if symbol in wanted:
@@ -113,18 +115,18 @@ def plan_close_runs(
     return runs
 
 
-def _complete_symbols(instance: dg.DagsterInstance, session: str, symbols: set[str]) -> set[str]:
-    """Symbols whose daily, weekly and monthly bars are all materialized for `session`.
+def _complete_symbols(instance: dg.DagsterInstance, code: str, session: str, symbols: set[str]) -> set[str]:
+    """Symbols of exchange `code` whose daily, weekly and monthly bars are all materialized for `session`.
 
     Asks for these partitions only: the grid grows by some 50,000 keys a year, and listing every
     materialized partition on each sensor tick would grow with it.
     """
     keys = {str(bars_key(session, symbol)): symbol for symbol in symbols}
     complete = set(keys)
-    for asset_key in BARS_ASSETS:
+    for name in BARS_ASSETS:
         complete &= set(
             instance.get_latest_storage_id_by_partition(
-                asset_key, dg.DagsterEventType.ASSET_MATERIALIZATION, partitions=set(keys)
+                bars_asset_key(code, name), dg.DagsterEventType.ASSET_MATERIALIZATION, partitions=set(keys)
             )
         )
     return {keys[key] for key in complete}
@@ -137,11 +139,14 @@ def in_flight_symbols(instance: dg.DagsterInstance, session: str) -> set[str]:
     )
     if not runs:
         return set()
-    order = instance.get_dynamic_partitions(symbol_partitions.name)
-    position = {symbol: number for number, symbol in enumerate(order)}
+    orders: dict[str, list[str]] = {}
     symbols: set[str] = set()
     for run in runs:
-        first = dimensions(run.tags[PARTITION_RANGE_START_TAG], bars_partitions)["symbol"]
-        last = dimensions(run.tags[PARTITION_RANGE_END_TAG], bars_partitions)["symbol"]
-        symbols.update(order[position[first] : position[last] + 1])
+        first = bars_dimensions(run.tags[PARTITION_RANGE_START_TAG])["symbol"]
+        last = bars_dimensions(run.tags[PARTITION_RANGE_END_TAG])["symbol"]
+        code = exchange_of(first)
+        if code not in orders:
+            orders[code] = instance.get_dynamic_partitions(symbol_partitions(code).name)
+        order = orders[code]
+        symbols.update(order[order.index(first) : order.index(last) + 1])
     return symbols

@@ -1,4 +1,4 @@
-"""Which partitions a `bars` step may load, and which of them are stored already.
+"""Which partitions a bars step may load, and which of them are stored already.
 
 A step is refused, before it asks anything, for partitions that no schedule would ever ask for: a
 date on which the symbol's exchange was closed, or (in a close run, tagged with its index) a symbol
@@ -14,7 +14,7 @@ import dagster as dg
 import pandas as pd
 
 from market_assets.defs.bars.planning import close_job_name
-from market_assets.defs.partitions import bars_partitions, composition_partitions, dimensions
+from market_assets.defs.partitions import bars_dimensions, composition_partitions, dimensions
 from market_assets.defs.runs import COMPOSITION_TAG, INDEX_TAG, PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 from market_assets.domain.exchange_sessions import require_session
 from market_assets.lake.store import ParquetStore
@@ -40,7 +40,7 @@ def step_targets(context: dg.AssetExecutionContext, store: ParquetStore) -> list
         raise dg.Failure(_without_partitions(context.job_name), allow_retries=False)
     targets, problems = [], []
     for key in context.partition_keys:
-        dims = dimensions(key, bars_partitions)
+        dims = bars_dimensions(key)
         symbol = dims["symbol"]
         try:
             session = require_session(exchange_of(symbol), dims["date"], symbol)

@@ -36,9 +36,9 @@ def index_composition(
     """Constituents of one index (DJI, NDX, HSI) as seen after the close of one session.
 
     Stooq's composition page only shows today's members, so a partition records who was listed
-    when it was fetched (`fetched_at`). New members are added to the `symbols` partitions here, so
-    the bars of a session can be materialized as soon as its composition is known; members that
-    left keep their partitions and history. A run over several partitions fetches their pages at
+    when it was fetched (`fetched_at`). New members are added to their exchange's symbol partitions
+    (`xnys_symbols`) here, so the bars of a session can be materialized as soon as its composition
+    is known; members that left keep their partitions and history. A run over several partitions fetches their pages at
     once, each index within the `stooq` request budget, and stores all of them or none.
     """
     order = index_partitions.get_partition_keys()
@@ -56,20 +56,23 @@ def index_composition(
     compositions = dict(zip((w.key for w in wanted), fetched, strict=True))
     # Registered in the index dimension's order, whichever answer came first: one run's symbols
     # are then ordered as one run per index would have registered them.
-    known = set(context.instance.get_dynamic_partitions(symbol_partitions.name))
-    for key, members in compositions.items():
-        new_symbols = [symbol for symbol in members["symbol"] if symbol not in known]
+    known: dict[str, set[str]] = {}
+    for w in wanted:
+        members, symbols = compositions[w.key], symbol_partitions(w.index.calendar).name
+        if symbols not in known:
+            known[symbols] = set(context.instance.get_dynamic_partitions(symbols))
+        new_symbols = [symbol for symbol in members["symbol"] if symbol not in known[symbols]]
         if new_symbols:
-            context.instance.add_dynamic_partitions(symbol_partitions.name, new_symbols)
-            known.update(new_symbols)
+            context.instance.add_dynamic_partitions(symbols, new_symbols)
+            known[symbols].update(new_symbols)
         context.add_asset_metadata(
             {
                 "members": len(members),
-                "path": dg.MetadataValue.path(lake.store.path("index_composition", key)),
+                "path": dg.MetadataValue.path(lake.store.path("index_composition", w.key)),
                 "new_symbols": dg.MetadataValue.text(", ".join(new_symbols) or "none"),
                 "preview": table_preview(members[["symbol", "name"]].head(10)),
             },
-            partition_key=key,
+            partition_key=w.key,
         )
     return compositions
 

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from market_assets.cli.close import CloseFailed, close_index
-from market_assets.defs.partitions import FIRST_SESSION
+from market_assets.defs.bars.keys import bars_asset_key
+from market_assets.defs.partitions import FIRST_SESSION, bars_partitions
 from market_assets.domain.candles import resample, with_symbol
 from market_assets.domain.exchange_sessions import calendar
 from market_assets.settings import CLOSE_DELAY
@@ -47,9 +48,9 @@ def test_materializations_carry_metadata_a_person_can_read(platform, synthetic_u
     close_index(instance, "HSI", session)
     symbol = synthetic_universe.members("HSI", pd.Timestamp(session))[0]
 
-    event = instance.get_latest_materialization_event(dg.AssetKey("daily_bars"))
+    event = instance.get_latest_materialization_event(bars_asset_key("XHKG", "daily_bars"))
     records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey("daily_bars"), asset_partitions=[f"{session}|{symbol}"]),
+        dg.AssetRecordsFilter(asset_key=bars_asset_key("XHKG", "daily_bars"), asset_partitions=[f"{session}|{symbol}"]),
         limit=1,
     ).records
     metadata = records[0].asset_materialization.metadata
@@ -77,7 +78,7 @@ def test_weekly_bars_alone_are_resampled_from_the_stored_snapshots(platform, syn
     session = last_session(synthetic_universe, "XNYS")
     outcome = close_index(instance, "DJI", session)
     run = outcome.runs[0]
-    weekly = dg.AssetKey("weekly_bars")
+    weekly = bars_asset_key("XNYS", "weekly_bars")
     key = f"{session}|{run.symbols[0]}"
     Path(store.path("weekly_bars", key)).unlink()
     server.reset_stats()
@@ -141,8 +142,14 @@ def test_a_day_the_exchange_is_closed_is_refused(platform, synthetic_universe):
         close_index(instance, "HSI", day)
 
     hk_symbol = synthetic_universe.members("HSI", synthetic_universe.last_session["XHKG"])[0]
-    instance.add_dynamic_partitions("symbols", [hk_symbol])
-    result = platform.job("hsi_close").execute_in_process(
+    instance.add_dynamic_partitions("xhkg_symbols", [hk_symbol])
+    # Hong Kong's grid has no cell on its holidays: nothing can ask for one.
+    assert not bars_partitions["XHKG"].has_partition_key(f"{day}|{hk_symbol}")
+    with pytest.raises(dg.DagsterUnknownPartitionError, match=f"{day}\\|{hk_symbol}"):
+        platform.job("hsi_close").execute_in_process(instance=instance, partition_key=f"{day}|{hk_symbol}")
+    # A symbol registered by hand on another exchange's grid is refused by its own calendar.
+    instance.add_dynamic_partitions("xnys_symbols", [hk_symbol])
+    result = platform.job("dji_close").execute_in_process(
         instance=instance, partition_key=f"{day}|{hk_symbol}", raise_on_error=False
     )
     assert not result.success
@@ -157,7 +164,7 @@ def test_a_symbol_outside_the_index_is_refused(platform, synthetic_universe):
     close_index(instance, "DJI", session)
     outsider = sorted(set(synthetic_universe.members("NDX", pd.Timestamp(session)))
                       - set(synthetic_universe.members("DJI", pd.Timestamp(session))))[0]
-    instance.add_dynamic_partitions("symbols", [outsider])
+    instance.add_dynamic_partitions("xnys_symbols", [outsider])
 
     result = platform.job("dji_close").execute_in_process(
         instance=instance, partition_key=f"{session}|{outsider}", raise_on_error=False

@@ -11,6 +11,7 @@ import pytest
 
 from market_assets.cli.close import CloseFailed, close_index
 from market_assets.defs.bars.checks import BLOCKING_RULES, PLAUSIBLE_HISTORY, VALID_BARS, WARNING_RULES
+from market_assets.defs.bars.keys import bars_asset_key
 from market_assets.domain.exchange_sessions import calendar
 from stooq_server import Fault, FaultKind, generate_synthetic
 
@@ -121,7 +122,8 @@ def test_bad_histories_fail_their_checks_and_block_only_their_own_bars(platform,
     assert offending("no_unexplained_jumps", jump) == [_day(originals[jump]["Date"].iloc[-3])]
 
     daily_run = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey("daily_bars"), asset_partitions=[f"{day}|{gap}"]), limit=1
+        dg.AssetRecordsFilter(asset_key=bars_asset_key("XNYS", "daily_bars"), asset_partitions=[f"{day}|{gap}"]),
+        limit=1,
     ).records[0]
     assert missing.target_materialization_data.storage_id == daily_run.storage_id  # the snapshot it checked
 
@@ -145,7 +147,7 @@ def test_bad_histories_fail_their_checks_and_block_only_their_own_bars(platform,
         blocked = symbol in (inverted, duplicated, stale)
         for asset in ("weekly_bars", "monthly_bars"):
             assert store.exists(asset, key) is not blocked, (asset, symbol)
-            assert (key in instance.get_materialized_partitions(dg.AssetKey(asset))) is not blocked
+            assert (key in instance.get_materialized_partitions(bars_asset_key("XNYS", asset))) is not blocked
             if not blocked:
                 assert evaluations[asset, "matches_daily_bars", key].passed
         assert store.exists("daily_bars", key)
@@ -177,9 +179,13 @@ def test_a_split_is_recorded_as_an_adjustment_event_not_a_jump(platform, univers
     assert _day(event["last_changed_date"]) == before and _day(event["effective_date"]) == session
     for symbol in members[1:]:
         assert not store.exists("adjustment_events", f"{session}|{symbol}")
-    assert instance.get_materialized_partitions(dg.AssetKey("adjustment_events")) == {f"{session}|{splitting}"}
+    events_key = bars_asset_key("XNYS", "adjustment_events")
+    assert instance.get_materialized_partitions(events_key) == {f"{session}|{splitting}"}
     record = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey("daily_bars"), asset_partitions=[f"{session}|{splitting}"]), limit=1
+        dg.AssetRecordsFilter(
+            asset_key=bars_asset_key("XNYS", "daily_bars"), asset_partitions=[f"{session}|{splitting}"]
+        ),
+        limit=1,
     ).records[0]
     metadata = record.asset_materialization.metadata
     assert metadata["adjustment_ratio"].value == 2.0

@@ -17,6 +17,7 @@ from market_assets.defs.bars.checks import (
     _evaluation,
     daily_findings,
 )
+from market_assets.defs.bars.keys import bars_asset_key
 from market_assets.defs.bars.resources import DataQualityResource
 from market_assets.defs.bars.targets import Target
 from market_assets.domain.adjustment_detection import detect_adjustment
@@ -71,7 +72,7 @@ class _History:
         stored = None if previous is None else with_symbol(previous, self.symbol)
         adjustment = None if previous is None else detect_adjustment(stored, bars)
         findings = daily_findings(target, bars, stored, DataQualityResource(), adjustment)
-        return _evaluation(dg.AssetKey("daily_bars"), check, target.key, findings, None)
+        return _evaluation(bars_asset_key(self.calendar, "daily_bars"), check, target.key, findings, None)
 
 
 @pytest.fixture(params=HISTORIES, ids=[name for name, *_ in HISTORIES])

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from market_assets.cli.close import close_index
-from market_assets.defs.bars.keys import DAILY
+from market_assets.defs.bars.keys import DAILY, bars_asset_key
 from market_assets.domain.exchange_sessions import calendar
 from market_assets_tests.platform import open_platform
 from stooq_server import StooqServer, generate_synthetic
@@ -64,8 +64,10 @@ def _close_the_month(month, name: str, full_history: bool) -> tuple[Path, dict[t
 
 
 def _download_metadata(instance: dg.DagsterInstance) -> dict[tuple[str, str], str]:
-    """How each `daily_bars` partition was downloaded, from its materialization's metadata."""
-    records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=DAILY), limit=10_000).records
+    """How each DJI `daily_bars` partition was downloaded, from its materialization's metadata."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=bars_asset_key("XNYS", DAILY)), limit=10_000
+    ).records
     return {
         tuple(record.partition_key.split("|")): record.asset_materialization.metadata["download"].value
         for record in records

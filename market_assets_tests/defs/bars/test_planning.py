@@ -11,7 +11,7 @@ from market_assets_tests.universe import last_session
 
 def test_plan_splits_only_around_symbols_that_are_not_wanted(platform):
     instance = platform.instance
-    instance.add_dynamic_partitions("symbols", ["A.US", "B.US", "C.US", "D.US", "E.US"])
+    instance.add_dynamic_partitions("xnys_symbols", ["A.US", "B.US", "C.US", "D.US", "E.US"])
 
     runs = plan_close_runs(instance, "DJI", "2026-11-20", ["A.US", "B.US", "D.US", "E.US"], max_symbols=200)
 

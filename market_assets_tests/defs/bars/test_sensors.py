@@ -41,7 +41,7 @@ def test_sensor_launches_each_index_once_and_shared_symbols_once(platform, synth
         by_job.setdefault(request.job_name, []).append(request)
     dji = set(synthetic_universe.members("DJI", session))
     ndx = set(synthetic_universe.members("NDX", session))
-    order = instance.get_dynamic_partitions("symbols")
+    order = instance.get_dynamic_partitions("xnys_symbols")
 
     def symbols(request):
         start = order.index(request.tags["dagster/asset_partition_range_start"].split("|")[1])

@@ -33,7 +33,7 @@ def test_composition_change_between_two_sessions(platform, synthetic_universe):
     joined = membership[membership["symbol"] == added["symbol"]].iloc[0]
     assert (left["last_seen"], bool(left["current"])) == (before, False)
     assert (joined["first_seen"], bool(joined["current"])) == (after, True)
-    assert added["symbol"] in instance.get_dynamic_partitions("symbols")
+    assert added["symbol"] in instance.get_dynamic_partitions("xnys_symbols")
     assert store.exists("daily_bars", f"{after:%Y-%m-%d}|{added['symbol']}")
 
 
@@ -51,7 +51,7 @@ def test_one_run_stores_the_compositions_of_a_range_of_indices(platform, synthet
     dji, ndx = (synthetic_universe.members(index, pd.Timestamp(session)) for index in ("DJI", "NDX"))
     assert store.read("index_composition", f"{session}|DJI")["symbol"].tolist() == dji
     assert store.read("index_composition", f"{session}|NDX")["symbol"].tolist() == ndx
-    assert instance.get_dynamic_partitions("symbols") == list(dict.fromkeys(dji + ndx))
+    assert instance.get_dynamic_partitions("xnys_symbols") == list(dict.fromkeys(dji + ndx))
     assert instance.get_materialized_partitions(index_composition.key) == {f"{session}|DJI", f"{session}|NDX"}
     assert set(server.stats()["by_index"]) == {str(followed_indices()[index].stooq_id) for index in ("DJI", "NDX")}
 

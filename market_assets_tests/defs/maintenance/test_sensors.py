@@ -4,6 +4,7 @@ import dagster as dg
 import pandas as pd
 
 from market_assets import definitions
+from market_assets.defs.bars.keys import bars_asset_key
 from market_assets.defs.maintenance.sensors import partition_status_cache
 from market_assets.defs.partitions import bars_partitions, symbol_partitions, window_start
 from market_assets.domain.exchange_sessions import latest_closed_session
@@ -13,9 +14,9 @@ def test_the_partition_status_cache_is_rebuilt_when_the_window_moves(platform):
     """After the rolling window's start moves, the sensor rebuilds the status Dagster cached for
     the old window, so the UI's first partition query finds it ready; then it has nothing to do."""
     instance = platform.instance
-    daily = dg.AssetKey("daily_bars")
+    daily, grid, symbols = bars_asset_key("XNYS", "daily_bars"), bars_partitions["XNYS"], symbol_partitions("XNYS")
     session = f"{latest_closed_session('XNYS'):%Y-%m-%d}"
-    instance.add_dynamic_partitions(symbol_partitions.name, ["AAPL.US", "MSFT.US"])
+    instance.add_dynamic_partitions(symbols.name, ["AAPL.US", "MSFT.US"])
     for symbol in ("AAPL.US", "MSFT.US"):
         instance.report_runless_asset_event(dg.AssetMaterialization(daily, partition=f"{session}|{symbol}"))
     last_month = window_start(pd.Timestamp.now() - pd.DateOffset(months=1))
@@ -23,7 +24,7 @@ def test_the_partition_status_cache_is_rebuilt_when_the_window_moves(platform):
     old_window = dg.MultiPartitionsDefinition(
         {
             "date": dg.TimeWindowPartitionsDefinition(cron_schedule="0 0 * * 1-5", fmt="%Y-%m-%d", start=last_month, end_offset=1),
-            "symbol": symbol_partitions,
+            "symbol": symbols,
         }
     )
     instance.get_status_by_partition(daily, [], old_window)  # the UI's query before the move
@@ -41,8 +42,8 @@ def test_the_partition_status_cache_is_rebuilt_when_the_window_moves(platform):
 
     moved = partition_status_cache(context)
 
-    assert "rebuilt the partition-status cache of daily_bars" in moved.skip_message
-    assert cached().partitions_def_id == identifier(bars_partitions)
-    materialized = cached().deserialize_materialized_partition_subsets(bars_partitions)
+    assert "rebuilt the partition-status cache of xnys/daily_bars" in moved.skip_message
+    assert cached().partitions_def_id == identifier(grid)
+    materialized = cached().deserialize_materialized_partition_subsets(grid)
     assert set(materialized.get_partition_keys()) == {f"{session}|AAPL.US", f"{session}|MSFT.US"}
     assert partition_status_cache(context).skip_message == "every cached partition status matches its asset's partitions"
