@@ -106,7 +106,7 @@ def seed(home: Path, years: int, symbol_count: int) -> dict[str, int]:
     }
     with dg.DagsterInstance.get() as instance:
         for code, names in symbols.items():
-            instance.add_dynamic_partitions(symbol_partitions(code).name, names)
+            instance.add_dynamic_partitions(symbol_partitions[code].name, names)
         for asset, pairs in cells.items():
             second = "index" if asset == json.dumps(["index_composition"]) else "symbol"
             instance.report_runless_asset_event(dg.AssetMaterialization(

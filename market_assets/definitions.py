@@ -6,6 +6,8 @@ from __future__ import annotations
 import dagster as dg
 
 from market_assets import settings
+from market_assets.defs.alerts.resources import AlertsResource
+from market_assets.defs.alerts.sensors import close_failure_alerts
 from market_assets.defs.bars.adjustments import adjustment_events
 from market_assets.defs.bars.freshness import with_bars_freshness
 from market_assets.defs.bars.jobs import bars_assets, close_jobs
@@ -38,7 +40,7 @@ def defs() -> dg.Definitions:
         ],
         jobs=[compositions_job, membership_job, *close_jobs.values(), compact_lake],
         schedules=[*close_schedules, compaction_schedule],
-        sensors=[close_bars, partition_status_cache],
+        sensors=[close_bars, partition_status_cache, close_failure_alerts],
         # Steps run in the run's process: see market_assets/defs/bars/executor.py.
         executor=dg.in_process_executor,
         resources={
@@ -50,6 +52,7 @@ def defs() -> dg.Definitions:
                 catch_up_sessions=_bound(settings.CATCH_UP_SESSIONS),
             ),
             "io_manager": ParquetIOManager(lake=lake),
+            "alerts": AlertsResource(webhook_url=_bound(settings.ALERT_WEBHOOK_URL), ui_url=_bound(settings.UI_URL)),
         },
     )
 

@@ -85,6 +85,10 @@ MAX_SYMBOLS_PER_RUN = Setting(
 CATCH_UP_SESSIONS = Setting(
     "MARKET_ASSETS_CATCH_UP_SESSIONS", 5, "past sessions a tick looks back at for missed closes", _at_least(1, "session")
 )
+ALERT_WEBHOOK_URL = Setting(
+    "MARKET_ASSETS_ALERT_WEBHOOK_URL", "", "a Slack-compatible webhook told of each failed close run (empty: none); a secret, never logged or shown"
+)
+UI_URL = Setting("MARKET_ASSETS_UI_URL", "http://localhost:3000", "the Dagster UI's address, for the links in alerts")
 
 # --- Load settings ------------------------------------------------------------------------------
 
@@ -110,7 +114,10 @@ FRESHNESS_GRACE = Setting(
     "MARKET_ASSETS_FRESHNESS_GRACE_MINUTES", 60.0, "minutes after the publication before the bars count as late", _at_least(0, "minutes")
 )
 
-RESOURCE_SETTINGS = (STOOQ_BASE_URL, STOOQ_API_KEY, STOOQ_COOKIES, FILES, DATA_ROOT, MAX_SYMBOLS_PER_RUN, CATCH_UP_SESSIONS)
+RESOURCE_SETTINGS = (
+    STOOQ_BASE_URL, STOOQ_API_KEY, STOOQ_COOKIES, FILES, DATA_ROOT, MAX_SYMBOLS_PER_RUN, CATCH_UP_SESSIONS,
+    ALERT_WEBHOOK_URL, UI_URL,
+)
 LOAD_SETTINGS = (SOURCE, EXECUTOR, PARTITION_DAYS, CLOSE_DELAY, HEAD_START, FRESHNESS_GRACE, INDICES_FILE)
 
 

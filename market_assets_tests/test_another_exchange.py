@@ -158,7 +158,7 @@ def test_its_bars_have_a_grid_of_their_own_without_its_holidays(platform):
          "dates = {code: grid.partitions_defs[0].partitions_def for code, grid in bars_partitions.items()}\n"
          "print(json.dumps({'compositions': session_partitions.has_partition_key('2026-11-11'),\n"
          "                  **{code: d.has_partition_key('2026-11-11') for code, d in dates.items()},\n"
-         "                  'symbols': symbol_partitions('XWAR').name}))"],
+         "                  'symbols': symbol_partitions['XWAR'].name}))"],
         env=platform.env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
     )
     assert listed.returncode == 0, listed.stderr[-3000:]

@@ -12,7 +12,6 @@ import socket
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import dagster as dg
 
@@ -22,7 +21,7 @@ from market_assets.defs.bars.planning import CloseRun, plan_close_runs
 from market_assets.defs.compositions.assets import index_composition
 from market_assets.defs.compositions.jobs import compositions_job
 from market_assets.defs.partitions import composition_key, require_in_window
-from market_assets.defs.runs import PROCESS_TAG
+from market_assets.defs.runs import PROCESS_TAG, step_error_message
 from market_assets.domain.exchange_sessions import latest_closed_session, require_session
 from market_assets.lake.store import ParquetStore
 from market_assets.sources.indices import StockIndex, get_index
@@ -187,28 +186,8 @@ def _failure(result: dg.ExecuteInProcessResult, what: str) -> str | None:
     if result.success:
         return None
     errors = [
-        _root_message(event.step_failure_data.error)
+        step_error_message(event.step_failure_data.error)
         for event in result.all_events
         if event.is_step_failure and event.step_failure_data.error is not None
     ]
     return f"{what} failed (run {result.run_id}):\n" + "\n".join(errors)
-
-
-class _ErrorInfo(Protocol):
-    """What a step failure's error says (Dagster's serializable error information)."""
-
-    message: str
-    cls_name: str | None
-    cause: _ErrorInfo | None
-
-
-def _root_message(error: _ErrorInfo) -> str:
-    """The message that says what went wrong: after the step's retries ran out, Dagster's error
-    is `Exceeded max_retries of N` and the cause is the last attempt's own error."""
-    message = error.message.strip()
-    if error.cls_name == "RetryRequestedFromPolicy" and error.cause is not None:
-        cause = error.cause
-        while cause.cls_name == "Failure" and cause.cause is not None:
-            cause = cause.cause
-        message = f"{message}; the last attempt: {cause.message.strip()}"
-    return message

@@ -77,25 +77,20 @@ composition_partitions = dg.MultiPartitionsDefinition(
 )
 
 
-def _bars_partitions(code: str) -> dg.MultiPartitionsDefinition:
-    return dg.MultiPartitionsDefinition(
-        {"date": sessions_of([code]), "symbol": dg.DynamicPartitionsDefinition(name=f"{code.lower()}_symbols")}
-    )
+symbol_partitions = {
+    code: dg.DynamicPartitionsDefinition(name=f"{code.lower()}_symbols") for code in followed_exchanges()
+}
+"""The Stooq download symbols listed on each followed exchange (`xnys_symbols`), in the order the
+compositions registered them. A symbol that leaves an index stays, so its past partitions keep
+their history."""
 
-
-bars_partitions = {code: _bars_partitions(code) for code in followed_exchanges()}
-"""Each followed exchange's bars grid: its own sessions x the Stooq download symbols listed on it
-(`<exchange>_symbols`, filled from the compositions). A grid of its own per exchange holds no cell
-that can never exist (a US symbol on a day only Hong Kong trades), which a grid over the union of
-the exchanges' sessions and every symbol would show as missing. A symbol that leaves an index stays
-registered, so its past partitions keep their history."""
-
-
-def symbol_partitions(code: str) -> dg.DynamicPartitionsDefinition:
-    """The registered symbols of exchange `code`, in the order they were registered."""
-    symbols = bars_partitions[code].partitions_defs[1].partitions_def
-    assert isinstance(symbols, dg.DynamicPartitionsDefinition)
-    return symbols
+bars_partitions = {
+    code: dg.MultiPartitionsDefinition({"date": sessions_of([code]), "symbol": symbols})
+    for code, symbols in symbol_partitions.items()
+}
+"""Each followed exchange's bars grid: its own sessions x its own symbols. A grid of its own per
+exchange holds no cell that can never exist (a US symbol on a day only Hong Kong trades), which a
+grid over the union of the exchanges' sessions and every symbol would show as missing."""
 
 
 def bars_key(session: str, symbol: str) -> dg.MultiPartitionKey:

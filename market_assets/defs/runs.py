@@ -4,6 +4,7 @@ Dagster's it reads, and which runs are still in flight."""
 from __future__ import annotations
 
 import os
+from typing import Protocol
 
 import dagster as dg
 
@@ -64,3 +65,23 @@ def close_in_flight_at_dagster_home() -> bool:
 def launched(instance: dg.DagsterInstance, run_key: str) -> bool:
     """Whether a run with `run_key` exists."""
     return bool(instance.get_run_records(dg.RunsFilter(tags={RUN_KEY_TAG: run_key}), limit=1))
+
+
+class ErrorInfo(Protocol):
+    """What a step failure's error says (Dagster's serializable error information)."""
+
+    message: str
+    cls_name: str | None
+    cause: ErrorInfo | None
+
+
+def step_error_message(error: ErrorInfo) -> str:
+    """The message that says what went wrong in a failed step: after the step's retries ran out,
+    Dagster's error is `Exceeded max_retries of N` and the cause is the last attempt's own error."""
+    message = error.message.strip()
+    if error.cls_name == "RetryRequestedFromPolicy" and error.cause is not None:
+        cause = error.cause
+        while cause.cls_name == "Failure" and cause.cause is not None:
+            cause = cause.cause
+        message = f"{message}; the last attempt: {cause.message.strip()}"
+    return message

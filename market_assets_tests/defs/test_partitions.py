@@ -31,8 +31,8 @@ def test_a_composition_registers_its_members_on_its_exchange_grid_only(platform,
     for index, code in (("DJI", "XNYS"), ("HSI", "XHKG")):
         close_index(instance, index, last_session(synthetic_universe, code))
 
-    us = instance.get_dynamic_partitions(symbol_partitions("XNYS").name)
-    hong_kong = instance.get_dynamic_partitions(symbol_partitions("XHKG").name)
+    us = instance.get_dynamic_partitions(symbol_partitions["XNYS"].name)
+    hong_kong = instance.get_dynamic_partitions(symbol_partitions["XHKG"].name)
     assert us and all(symbol.endswith(".US") for symbol in us)
     assert hong_kong and all(symbol.endswith(".HK") for symbol in hong_kong)
     for code, symbols in (("XNYS", us), ("XHKG", hong_kong)):

@@ -89,7 +89,7 @@ def plan_close_runs(
     """
     wanted = set(members)
     code = get_index(index).calendar
-    order = instance.get_dynamic_partitions(symbol_partitions(code).name)
+    order = instance.get_dynamic_partitions(symbol_partitions[code].name)
     unknown = wanted - set(order)
     if unknown:
         raise ValueError(
@@ -137,16 +137,14 @@ def in_flight_symbols(instance: dg.DagsterInstance, session: str) -> set[str]:
     runs = instance.get_runs(
         dg.RunsFilter(tags={SESSION_TAG: session}, statuses=IN_FLIGHT)
     )
-    if not runs:
-        return set()
-    orders: dict[str, list[str]] = {}
-    symbols: set[str] = set()
-    for run in runs:
-        first = bars_dimensions(run.tags[PARTITION_RANGE_START_TAG])["symbol"]
-        last = bars_dimensions(run.tags[PARTITION_RANGE_END_TAG])["symbol"]
-        code = exchange_of(first)
-        if code not in orders:
-            orders[code] = instance.get_dynamic_partitions(symbol_partitions(code).name)
-        order = orders[code]
-        symbols.update(order[order.index(first) : order.index(last) + 1])
-    return symbols
+    return {symbol for run in runs for symbol in run_symbols(instance, run)}
+
+
+def run_symbols(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[str]:
+    """The symbols a close run's partition range covers, in the order they were registered."""
+    if PARTITION_RANGE_START_TAG not in run.tags:
+        return []
+    first = bars_dimensions(run.tags[PARTITION_RANGE_START_TAG])["symbol"]
+    last = bars_dimensions(run.tags[PARTITION_RANGE_END_TAG])["symbol"]
+    order = instance.get_dynamic_partitions(symbol_partitions[exchange_of(first)].name)
+    return order[order.index(first) : order.index(last) + 1]

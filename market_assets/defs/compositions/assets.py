@@ -58,7 +58,7 @@ def index_composition(
     # are then ordered as one run per index would have registered them.
     known: dict[str, set[str]] = {}
     for w in wanted:
-        members, symbols = compositions[w.key], symbol_partitions(w.index.calendar).name
+        members, symbols = compositions[w.key], symbol_partitions[w.index.calendar].name
         if symbols not in known:
             known[symbols] = set(context.instance.get_dynamic_partitions(symbols))
         new_symbols = [symbol for symbol in members["symbol"] if symbol not in known[symbols]]

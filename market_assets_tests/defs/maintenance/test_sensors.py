@@ -14,7 +14,7 @@ def test_the_partition_status_cache_is_rebuilt_when_the_window_moves(platform):
     """After the rolling window's start moves, the sensor rebuilds the status Dagster cached for
     the old window, so the UI's first partition query finds it ready; then it has nothing to do."""
     instance = platform.instance
-    daily, grid, symbols = bars_asset_key("XNYS", "daily_bars"), bars_partitions["XNYS"], symbol_partitions("XNYS")
+    daily, grid, symbols = bars_asset_key("XNYS", "daily_bars"), bars_partitions["XNYS"], symbol_partitions["XNYS"]
     session = f"{latest_closed_session('XNYS'):%Y-%m-%d}"
     instance.add_dynamic_partitions(symbols.name, ["AAPL.US", "MSFT.US"])
     for symbol in ("AAPL.US", "MSFT.US"):
