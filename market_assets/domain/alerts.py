@@ -78,5 +78,9 @@ def masked_url(url: str) -> str:
 
 def symbols_named(text: str, known: Iterable[str]) -> tuple[str, ...]:
     """The `known` symbols a failure's text names, in the order it names them."""
-    found = {symbol: match.start() for symbol in known if (match := re.search(rf"(?<![\w.]){re.escape(symbol)}(?![\w.])", text))}
+    found = {}
+    for symbol in known:
+        match = re.search(rf"(?<![\w.]){re.escape(symbol)}(?![\w.])", text)
+        if match:
+            found[symbol] = match.start()
     return tuple(sorted(found, key=found.__getitem__))

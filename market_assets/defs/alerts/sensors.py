@@ -31,13 +31,15 @@ def close_failure_alerts(context: dg.RunFailureSensorContext, alerts: AlertsReso
         return dg.SkipReason("no webhook configured (MARKET_ASSETS_ALERT_WEBHOOK_URL): nobody to tell")
     run = context.dagster_run
     errors = [event.step_failure_data.error for event in context.get_step_failure_events()]
-    what = "\n".join(step_error_message(error) for error in errors if error is not None) or context.failure_event.message
+    messages = [step_error_message(error) for error in errors if error is not None]
+    what = "\n".join(messages) or context.failure_event.message
+    loaded = run_symbols(context.instance, run)
     alerts.send(
         Alert(
             kind=_kind(run, what),
             index=run.tags.get(INDEX_TAG) or _from_partition(run, "index"),
             session=run.tags.get(SESSION_TAG) or _from_partition(run, "date"),
-            symbols=symbols_named(what, run_symbols(context.instance, run)) or tuple(run_symbols(context.instance, run)),
+            symbols=symbols_named(what, loaded) or tuple(loaded),
             what=what,
             link=alerts.run_link(run.run_id),
         )

@@ -106,7 +106,55 @@ def build_bars(code: str) -> dg.AssetsDefinition:
         lake: DataLakeResource,
         quality: DataQualityResource,
     ) -> Iterator[dg.Output | dg.AssetMaterialization | dg.AssetCheckEvaluation]:
-        yield from _bars_step(code, context, config, stooq, lake, quality)
+        """Fetch (or, without `daily_bars` in the selection, read) each partition's daily snapshot,
+        build the selected assets of exchange `code` from it, store them and report their checks.
+
+        Partitions that fail to fetch, or whose daily snapshot breaks a blocking rule, do not hold
+        back the others: everything built is stored and recorded, then the step fails naming them.
+        """
+        selected = {key.path[-1]: key for key in context.selected_asset_keys}
+        events = bars_asset_key(code, ADJUSTMENT_EVENTS)
+        store = lake.store
+        targets = step_targets(context, store)
+        build = PartitionBuilder(context, store, quality)
+
+        if DAILY in selected:
+            stored = set() if config.force else stored_daily(targets, store)
+        else:
+            stored = require_stored_daily(targets, store)
+        built = {
+            t.key: build(t, store.read(DAILY, t.key), previous_daily(store, t))
+            for t in targets
+            if t.key in stored
+        }
+        missing = [t for t in targets if t.key not in stored]
+        if missing:
+            wait_for_publication(context, {(t.exchange, t.session) for t in missing})
+        fetched, failures = fetch_all(context, missing, stooq, store, build, whole=config.full_history)
+        built.update(fetched)
+        if DAILY in selected:
+            context.log.info(
+                f"{len(fetched)} fetched, {len(stored)} already stored, {len(failures)} failed "
+                f"of {len(targets)} partitions"
+            )
+        assets = [asset for asset in BARS_ASSETS if asset in selected]
+        frames = {a: {key: b.frames[a] for key, b in built.items() if a in b.frames} for a in assets}
+        findings = {a: {key: b.findings[a] for key, b in built.items() if a in b.findings} for a in assets}
+        adjustments = {t: fetched[t.key].adjustment for t in missing if t.key in fetched}
+        resampling = selected.keys() & PERIODS.keys()
+        blocked = {key: b.blocked for key, b in built.items() if b.blocked} if resampling else {}
+        if failures or blocked:
+            for asset in assets:
+                written = frames[asset] if asset != DAILY else {key: frames[asset][key] for key in fetched}
+                yield from _store_and_record(context, store, selected[asset], written, built, findings[asset])
+            record_adjustments(context, store, events, adjustments)
+            raise step_failure(targets, failures, blocked, [asset for asset in assets if asset in PERIODS])
+        for asset in assets:
+            yield dg.Output(frames[asset], output_name=asset)
+        yield from check_outputs(context)
+        for asset in assets:
+            yield from check_evaluations(context, selected[asset], findings[asset])
+        record_adjustments(context, store, events, adjustments)
 
     return bars
 
@@ -115,61 +163,6 @@ def _out(code: str, description: str) -> dg.AssetOut:
     return dg.AssetOut(
         key_prefix=[code.lower()], description=description, group_name="bars", kinds={"parquet"}, is_required=False
     )
-
-
-def _bars_step(
-    code: str,
-    context: dg.AssetExecutionContext,
-    config: BarsConfig,
-    stooq: MarketDataSource,
-    lake: DataLakeResource,
-    quality: DataQualityResource,
-) -> Iterator[dg.Output | dg.AssetMaterialization | dg.AssetCheckEvaluation]:
-    """Fetch (or, without `daily_bars` in the selection, read) each partition's daily snapshot,
-    build the selected assets of exchange `code` from it, store them and report their checks.
-
-    Partitions that fail to fetch, or whose daily snapshot breaks a blocking rule, do not hold
-    back the others: everything built is stored and recorded, then the step fails naming them.
-    """
-    selected = {key.path[-1]: key for key in context.selected_asset_keys}
-    store = lake.store
-    targets = step_targets(context, store)
-    build = PartitionBuilder(context, store, quality)
-
-    if DAILY in selected:
-        stored = set() if config.force else stored_daily(targets, store)
-    else:
-        stored = require_stored_daily(targets, store)
-    built = {
-        t.key: build(t, store.read(DAILY, t.key), previous_daily(store, t)) for t in targets if t.key in stored
-    }
-    missing = [t for t in targets if t.key not in stored]
-    if missing:
-        wait_for_publication(context, {(t.exchange, t.session) for t in missing})
-    fetched, failures = fetch_all(context, missing, stooq, store, build, whole=config.full_history)
-    built.update(fetched)
-    if DAILY in selected:
-        context.log.info(
-            f"{len(fetched)} fetched, {len(stored)} already stored, {len(failures)} failed "
-            f"of {len(targets)} partitions"
-        )
-    assets = [asset for asset in BARS_ASSETS if asset in selected]
-    frames = {asset: {key: b.frames[asset] for key, b in built.items() if asset in b.frames} for asset in assets}
-    findings = {asset: {key: b.findings[asset] for key, b in built.items() if asset in b.findings} for asset in assets}
-    adjustments = {t: fetched[t.key].adjustment for t in missing if t.key in fetched}
-    blocked = {key: b.blocked for key, b in built.items() if b.blocked} if selected.keys() & PERIODS.keys() else {}
-    if failures or blocked:
-        for asset in assets:
-            written = frames[asset] if asset != DAILY else {key: frames[asset][key] for key in fetched}
-            yield from _store_and_record(context, store, selected[asset], written, built, findings[asset])
-        record_adjustments(context, store, bars_asset_key(code, ADJUSTMENT_EVENTS), adjustments)
-        raise step_failure(targets, failures, blocked, [asset for asset in assets if asset in PERIODS])
-    for asset in assets:
-        yield dg.Output(frames[asset], output_name=asset)
-    yield from check_outputs(context)
-    for asset in assets:
-        yield from check_evaluations(context, selected[asset], findings[asset])
-    record_adjustments(context, store, bars_asset_key(code, ADJUSTMENT_EVENTS), adjustments)
 
 
 def _store_and_record(

@@ -137,14 +137,22 @@ def in_flight_symbols(instance: dg.DagsterInstance, session: str) -> set[str]:
     runs = instance.get_runs(
         dg.RunsFilter(tags={SESSION_TAG: session}, statuses=IN_FLIGHT)
     )
-    return {symbol for run in runs for symbol in run_symbols(instance, run)}
+    orders: dict[str, list[str]] = {}
+    return {symbol for run in runs for symbol in run_symbols(instance, run, orders)}
 
 
-def run_symbols(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[str]:
-    """The symbols a close run's partition range covers, in the order they were registered."""
+def run_symbols(
+    instance: dg.DagsterInstance, run: dg.DagsterRun, orders: dict[str, list[str]] | None = None
+) -> list[str]:
+    """The symbols a close run's partition range covers, in the order they were registered;
+    `orders` keeps each exchange's registered symbols between calls, read once."""
     if PARTITION_RANGE_START_TAG not in run.tags:
         return []
     first = bars_dimensions(run.tags[PARTITION_RANGE_START_TAG])["symbol"]
     last = bars_dimensions(run.tags[PARTITION_RANGE_END_TAG])["symbol"]
-    order = instance.get_dynamic_partitions(symbol_partitions[exchange_of(first)].name)
+    orders = {} if orders is None else orders
+    code = exchange_of(first)
+    if code not in orders:
+        orders[code] = instance.get_dynamic_partitions(symbol_partitions[code].name)
+    order = orders[code]
     return order[order.index(first) : order.index(last) + 1]

@@ -38,8 +38,9 @@ def index_composition(
     Stooq's composition page only shows today's members, so a partition records who was listed
     when it was fetched (`fetched_at`). New members are added to their exchange's symbol partitions
     (`xnys_symbols`) here, so the bars of a session can be materialized as soon as its composition
-    is known; members that left keep their partitions and history. A run over several partitions fetches their pages at
-    once, each index within the `stooq` request budget, and stores all of them or none.
+    is known; members that left keep their partitions and history. A run over several partitions
+    fetches their pages at once, each index within the `stooq` request budget, and stores all of
+    them or none.
     """
     order = index_partitions.get_partition_keys()
     wanted = sorted(
