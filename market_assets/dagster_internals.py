@@ -11,11 +11,19 @@ member, when the pinned Dagster changes any of them, and is the list to go throu
   its type; `dg.AssetCheckResult`, which fills it in by itself, reports only the partition of a
   single-partition step, and a close step covers hundreds (`market_assets.defs.bars.checks`).
   Without the pointer the UI shows each partition's check as not run on its latest materialization.
+- **The freshness state** of an asset as the daemon last evaluated its freshness policy
+  (`DagsterInstance.get_freshness_state_records`, `FreshnessState`), which the `freshness_alerts`
+  sensor turns into an alert: Dagster 1.13 has no public reader of it, and alerts on freshness only
+  in Dagster+.
 """
 
+from collections.abc import Sequence
+
+from dagster import AssetKey, DagsterInstance
 from dagster._core.definitions.asset_checks.asset_check_evaluation import (
     AssetCheckEvaluationTargetMaterializationData,
 )
+from dagster._core.definitions.freshness import FreshnessState, FreshnessStateChange
 from dagster._core.storage.event_log.schema import ConcurrencySlotsTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
     SQLITE_BUSY_TIMEOUT_SECONDS,
@@ -39,10 +47,19 @@ __all__ = [
     "ConcurrencySlotsTable",
     "ConfigurableClassData",
     "DagsterSqliteStorage",
+    "FreshnessState",
+    "FreshnessStateChange",
     "SqliteEventLogStorage",
     "SqliteRunStorage",
     "SqliteScheduleStorage",
     "_event_logs_directory",
     "_runs_directory",
     "_schedule_directory",
+    "freshness_states",
 ]
+
+
+def freshness_states(instance: DagsterInstance, keys: Sequence[AssetKey]) -> dict[AssetKey, tuple[FreshnessState, float]]:
+    """The freshness state of each of `keys` that has one, and when it changed to it (a timestamp)."""
+    records = instance.get_freshness_state_records(keys)
+    return {key: (record.freshness_state, record.updated_at.timestamp()) for key, record in records.items()}

@@ -7,17 +7,17 @@ import dagster as dg
 
 from market_assets import settings
 from market_assets.defs.alerts.resources import AlertsResource
-from market_assets.defs.alerts.sensors import close_failure_alerts
+from market_assets.defs.alerts.sensors import close_failure_alerts, freshness_alerts
 from market_assets.defs.bars.adjustments import adjustment_events
 from market_assets.defs.bars.freshness import with_bars_freshness
-from market_assets.defs.bars.jobs import bars_assets, close_jobs
+from market_assets.defs.bars.jobs import bars_assets, close_jobs, verify_bars
 from market_assets.defs.bars.resources import DataQualityResource
 from market_assets.defs.bars.sensors import close_bars
 from market_assets.defs.compositions.assets import index_composition, index_membership
 from market_assets.defs.compositions.jobs import compositions_job, membership_job
 from market_assets.defs.compositions.schedules import close_schedules
 from market_assets.defs.maintenance.compaction import compact_lake, compaction_schedule
-from market_assets.defs.maintenance.sensors import partition_status_cache
+from market_assets.defs.maintenance.sensors import abandoned_runs, partition_status_cache
 from market_assets.defs.resources import ClosePlanningResource
 from market_assets.lake.io_manager import ParquetIOManager
 from market_assets.lake.resource import DataLakeResource
@@ -38,9 +38,9 @@ def defs() -> dg.Definitions:
             *(with_bars_freshness(assets, code) for code, assets in bars_assets.items()),
             *adjustment_events,
         ],
-        jobs=[compositions_job, membership_job, *close_jobs.values(), compact_lake],
+        jobs=[compositions_job, membership_job, *close_jobs.values(), verify_bars, compact_lake],
         schedules=[*close_schedules, compaction_schedule],
-        sensors=[close_bars, partition_status_cache, close_failure_alerts],
+        sensors=[close_bars, partition_status_cache, abandoned_runs, close_failure_alerts, freshness_alerts],
         # Steps run in the run's process: see market_assets/defs/bars/executor.py.
         executor=dg.in_process_executor,
         resources={

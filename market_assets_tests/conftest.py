@@ -15,9 +15,13 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
+from market_assets.cli.close import close_index
+from market_assets_tests.lake_files import bars_frames
 from market_assets_tests.platform import PROJECT_ROOT, Platform, open_platform
+from market_assets_tests.universe import last_session
 from stooq_server import StooqServer, generate_synthetic
 from stooq_server.synthetic import SyntheticUniverse
 
@@ -26,6 +30,17 @@ from stooq_server.synthetic import SyntheticUniverse
 def synthetic_universe(tmp_path_factory: pytest.TempPathFactory) -> SyntheticUniverse:
     """The default synthetic universe (DJI 30, NDX 100, HSI 82 members), generated once."""
     return generate_synthetic(tmp_path_factory.mktemp("synthetic_stooq"))
+
+
+@pytest.fixture(scope="session")
+def dji_reference(tmp_path_factory: pytest.TempPathFactory, synthetic_universe: SyntheticUniverse) -> dict[str, pd.DataFrame]:
+    """Every bars partition of a fault-free DJI close of the universe's last New York session, by
+    its path under the data root (`market_assets_tests.lake_files`): what a close under faults
+    must store in the end."""
+    with pytest.MonkeyPatch.context() as monkeypatch, StooqServer(synthetic_universe.data_dir) as server:
+        with open_platform(tmp_path_factory.mktemp("reference"), monkeypatch, server) as platform:
+            close_index(platform.instance, "DJI", last_session(synthetic_universe, "XNYS"))
+            return bars_frames(platform.store)
 
 
 @pytest.fixture

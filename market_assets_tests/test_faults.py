@@ -23,33 +23,12 @@ from market_assets.cli.close import CloseFailed, close_index
 from market_assets.defs.bars.keys import bars_asset_key
 from market_assets.defs.bars.planning import plan_close_runs
 from market_assets.defs.partitions import FIRST_SESSION, composition_key
+from market_assets.domain.exchange_sessions import calendar
 from market_assets.lake.store import ParquetStore
-from market_assets_tests.platform import open_platform
-from stooq_server import Fault, FaultKind, StooqServer
-
-BARS = ("daily_bars", "weekly_bars", "monthly_bars")
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory, synthetic_universe) -> dict[str, pd.DataFrame]:
-    """Every bars file of a fault-free DJI close of the latest New York session, by relative path."""
-    with pytest.MonkeyPatch.context() as monkeypatch, StooqServer(synthetic_universe.data_dir) as server:
-        with open_platform(tmp_path_factory.mktemp("reference"), monkeypatch, server) as platform:
-            close_index(platform.instance, "DJI", _session(synthetic_universe))
-            return _bars_files(platform.store)
-
-
-def _session(universe) -> str:
-    return f"{universe.last_session['XNYS']:%Y-%m-%d}"
-
-
-def _bars_files(store: ParquetStore) -> dict[str, pd.DataFrame]:
-    root = Path(store.root)
-    return {
-        str(path.relative_to(root)): pd.read_parquet(path)
-        for asset in BARS
-        for path in sorted((root / asset).glob("*/*.parquet"))
-    }
+from market_assets_tests.lake_files import BARS, assert_same_bars, bars_frames
+from market_assets_tests.small_volume import fill, small_volume
+from market_assets_tests.universe import last_session
+from stooq_server import Fault, FaultKind
 
 
 def _assert_no_partial_parquet(store: ParquetStore) -> int:
@@ -61,30 +40,23 @@ def _assert_no_partial_parquet(store: ParquetStore) -> int:
     return len(files)
 
 
-def _assert_equal_to_reference(store: ParquetStore, reference: dict[str, pd.DataFrame]) -> None:
-    stored = _bars_files(store)
-    assert sorted(stored) == sorted(reference)
-    for path, frame in reference.items():
-        pd.testing.assert_frame_equal(stored[path], frame, obj=path)
-
-
-def test_transient_errors_and_resets_on_30_percent_of_requests_change_no_bar(platform, synthetic_universe, reference):
+def test_transient_errors_and_resets_on_30_percent_of_requests_change_no_bar(platform, synthetic_universe, dji_reference):
     routes = ("download", "composition")
     platform.server.set_faults(
         [Fault(FaultKind.HTTP_503, rate=0.3, routes=routes), Fault(FaultKind.RESET, rate=0.3, routes=routes)]
     )
 
-    close_index(platform.instance, "DJI", _session(synthetic_universe))
+    close_index(platform.instance, "DJI", last_session(synthetic_universe, "XNYS"))
 
     stats = platform.server.stats()
     assert stats["faults"]["http_503"] > 0 and stats["faults"]["reset"] > 0
     assert sum(stats["faults"].values()) >= 0.3 * stats["total"], stats
-    _assert_equal_to_reference(platform.store, reference)
+    assert_same_bars(bars_frames(platform.store), dji_reference)
     assert not list(Path(platform.store.root).rglob("*.tmp"))
 
 
 def test_answers_slower_than_the_read_timeout_are_retried_then_named(platform, synthetic_universe):
-    session = _session(synthetic_universe)
+    session = last_session(synthetic_universe, "XNYS")
     members = synthetic_universe.members("DJI", pd.Timestamp(session))
     slow = members[4]
     platform.server.inject(Fault(FaultKind.SLOW, symbols={slow}, delay=1.5))
@@ -121,7 +93,7 @@ def test_answers_slower_than_the_read_timeout_are_retried_then_named(platform, s
 def test_a_source_wide_refusal_mid_run_stops_the_asking_and_keeps_what_was_fetched(
     platform, synthetic_universe, kind, says
 ):
-    session = _session(synthetic_universe)
+    session = last_session(synthetic_universe, "XNYS")
     members = synthetic_universe.members("DJI", pd.Timestamp(session))
     # Symbols are fetched in the composition's order: the refusals start at the 13th.
     refusing = members[12]
@@ -154,7 +126,7 @@ def test_a_source_wide_refusal_mid_run_stops_the_asking_and_keeps_what_was_fetch
     [(FaultKind.TRUNCATED, "the CSV is truncated"), (FaultKind.GARBLED, "has an unparsable close")],
 )
 def test_a_damaged_csv_fails_its_partition_alone(platform, synthetic_universe, kind, says):
-    session = _session(synthetic_universe)
+    session = last_session(synthetic_universe, "XNYS")
     members = synthetic_universe.members("DJI", pd.Timestamp(session))
     damaged = members[7]
     platform.server.inject(Fault(kind, symbols={damaged}))
@@ -167,6 +139,42 @@ def test_a_damaged_csv_fails_its_partition_alone(platform, synthetic_universe, k
     assert not platform.store.exists("daily_bars", f"{session}|{damaged}")
     assert not list(Path(platform.store.root).rglob(f"*{damaged}*"))
     assert all(platform.store.exists("daily_bars", f"{session}|{s}") for s in members if s != damaged)
+
+
+def test_a_full_data_root_fails_the_close_naming_the_file_and_loses_nothing(
+    tmp_path, platform_factory, synthetic_universe, dji_reference
+):
+    with small_volume(tmp_path / "lake", 64 * 2**20) as lake:
+        platform = platform_factory()
+        session = last_session(synthetic_universe, "XNYS")
+        earlier = f"{calendar('XNYS').previous_session(session):%Y-%m-%d}"
+        close_index(platform.instance, "DJI", earlier)
+        # The bars of a stored session; its composition may be replaced by the forced re-run below.
+        stored_before = {path: path.read_bytes() for asset in BARS for path in lake.glob(f"{asset}/*/*.parquet")}
+        filler = fill(lake, leave_bytes=400_000)  # room for a few of the session's files
+
+        with pytest.raises(CloseFailed) as caught:
+            close_index(platform.instance, "DJI", session)
+        with pytest.raises(CloseFailed) as forced:  # a forced re-run replaces nothing on a full volume
+            close_index(platform.instance, "DJI", earlier, force=True)
+
+        for failure in (caught, forced):
+            message = str(failure.value)
+            assert f"cannot write {lake}/" in message and ": No space left on device." in message, message
+            assert "free space or grow it, then re-run. Retrying now will not help." in message
+            assert "the partition's previous file, if any, is still in place" in message
+        assert "Exceeded max_retries" not in str(caught.value)  # failed at once: no retry can help
+        assert not list(lake.rglob("*.tmp"))
+        _assert_no_partial_parquet(platform.store)
+        assert [str(path) for path, data in stored_before.items() if path.read_bytes() != data] == []
+        written = [path for path in lake.glob(f"daily_bars/session={session}/*.parquet")]
+        assert 0 < len(written) < 30, "the volume should fill in the middle of the daily bars"
+
+        filler.unlink()
+        close_index(platform.instance, "DJI", session)
+
+        assert_same_bars(bars_frames(platform.store, session), dji_reference)
+        assert all(path.read_bytes() == data for path, data in stored_before.items())
 
 
 def _close_process(platform, session: str) -> subprocess.Popen:
@@ -190,11 +198,11 @@ def _files(store: ParquetStore, asset: str) -> int:
     ],
 )
 def test_sigkill_in_the_middle_of_writing_leaves_no_partial_file_and_a_rerun_completes(
-    platform_factory, server_factory, synthetic_universe, reference, kill_when
+    platform_factory, server_factory, synthetic_universe, dji_reference, kill_when
 ):
     server = server_factory(latency=0.02)  # so that a kill lands while requests are in flight
     platform = platform_factory(server=server)
-    session = _session(synthetic_universe)
+    session = last_session(synthetic_universe, "XNYS")
     close = _close_process(platform, session)
     deadline = time.monotonic() + 300
     while not kill_when(platform.store, server) and close.poll() is None and time.monotonic() < deadline:
@@ -211,18 +219,18 @@ def test_sigkill_in_the_middle_of_writing_leaves_no_partial_file_and_a_rerun_com
     for run in started:
         assert platform.instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
     assert platform.instance.event_log_storage.get_concurrency_info("stooq").claimed_slots == []
-    _assert_equal_to_reference(platform.store, reference)
+    assert_same_bars(bars_frames(platform.store), dji_reference)
     _assert_no_partial_parquet(platform.store)
 
 
-def test_two_closes_of_one_session_at_once_equal_one(platform, synthetic_universe, reference):
-    session = _session(synthetic_universe)
+def test_two_closes_of_one_session_at_once_equal_one(platform, synthetic_universe, dji_reference):
+    session = last_session(synthetic_universe, "XNYS")
     closes = [_close_process(platform, session) for _ in range(2)]
     outputs = [close.communicate(timeout=600)[0] for close in closes]
 
     assert [close.returncode for close in closes] == [0, 0], outputs
     _assert_no_partial_parquet(platform.store)
-    _assert_equal_to_reference(platform.store, reference)
+    assert_same_bars(bars_frames(platform.store), dji_reference)
 
 
 @pytest.mark.parametrize(

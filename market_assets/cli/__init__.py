@@ -7,6 +7,7 @@
     python -m market_assets read {daily,weekly,monthly} SYMBOL... [--index DJI] [--as-of D]
         [--start D] [--end D] [--format table|csv|parquet] [-o FILE]
     python -m market_assets sql "SELECT ..." [--format table|csv|parquet] [-o FILE]
+    python -m market_assets verify DJI NDX [--session 2026-11-20] [--repair]
     python -m market_assets compact [--dry-run]
     python -m market_assets migrate [--dry-run]
 
@@ -18,7 +19,9 @@ synthetic data set, serves it on loopback with the project's Stooq-compatible se
 three indices for their latest sessions into ./demo; `ui` serves that data set again and starts
 `dagster dev` on the demo's instance. `migrate` moves a lake written in the earlier layout (bare
 date folders, no `symbol` column) into today's, at the data root. `read` and `sql` read the lake at
-the data root (`market_assets/lake/reader.py`, `sql.py`); `compact` removes the snapshots that can
+the data root (`market_assets/lake/reader.py`, `sql.py`); `verify` reads back a session's bars
+files and compares them with what was written, and with `--repair` loads damaged ones again
+(`market_assets/defs/bars/integrity.py`); `compact` removes the snapshots that can
 be rebuilt from others (`market_assets/lake/compaction.py`).
 """
 
@@ -32,6 +35,7 @@ from market_assets.cli.compact import compact_lake
 from market_assets.cli.migrate import migrate_lake
 from market_assets.cli.plan import print_plan
 from market_assets.cli.read import FORMATS, read_bars, run_sql
+from market_assets.cli.verify import verify_indices
 from market_assets.lake.reader import KINDS
 from market_assets.sources.indices import followed_indices
 
@@ -69,6 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     for reading in (read, sql):
         reading.add_argument("--format", choices=FORMATS, default="table", help="default: table")
         reading.add_argument("-o", "--output", type=Path, help="write to FILE instead of the terminal")
+    verify = commands.add_parser("verify", help="read a session's bars files back and compare them with what was written")
+    verify.add_argument("indices", nargs="*", default=list(followed_indices()), help="default: all")
+    verify.add_argument("--session", help="YYYY-MM-DD; default: each exchange's latest closed session")
+    verify.add_argument("--repair", action="store_true", help="load the damaged partitions again (a forced close of them)")
     compacting = commands.add_parser("compact", help="remove the snapshots that can be rebuilt from others")
     compacting.add_argument("--dry-run", action="store_true", help="only say what would be removed")
     migrate = commands.add_parser("migrate", help="move a lake of the earlier layout into today's")
@@ -83,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_sql(args.query, args.format, args.output)
     if args.command == "plan":
         return print_plan(args.indices, args.session, args.json)
+    if args.command == "verify":
+        return verify_indices(args.indices, args.session, args.repair)
     if args.command == "compact":
         return compact_lake(args.dry_run)
     if args.command == "migrate":

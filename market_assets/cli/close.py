@@ -7,8 +7,6 @@ instance like any other, and show in the UI.
 
 from __future__ import annotations
 
-import os
-import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -21,13 +19,13 @@ from market_assets.defs.bars.planning import CloseRun, plan_close_runs
 from market_assets.defs.compositions.assets import index_composition
 from market_assets.defs.compositions.jobs import compositions_job
 from market_assets.defs.partitions import composition_key, require_in_window
-from market_assets.defs.runs import PROCESS_TAG, step_error_message
+from market_assets.defs.runs import fail_abandoned_runs, process_tags, step_error_message
 from market_assets.domain.exchange_sessions import latest_closed_session, require_session
 from market_assets.lake.store import ParquetStore
 from market_assets.sources.indices import StockIndex, get_index
 
 # Runs in this process log to the instance (and the UI) in full; the terminal gets warnings only.
-_QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 class CloseFailed(RuntimeError):
@@ -66,10 +64,9 @@ def close_index(
     store, max_symbols = close_settings(defs, instance)
     fail_abandoned_runs(instance)
     outcome = CloseOutcome(stock_index.name, session_key, members=[])
-    tags = {PROCESS_TAG: f"{socket.gethostname()}:{os.getpid()}"}
     if force or key not in instance.get_materialized_partitions(index_composition.key):
         result = defs.resolve_job_def(compositions_job.name).execute_in_process(
-            instance=instance, partition_key=key, run_config=_QUIET, raise_on_error=False, tags=tags
+            instance=instance, partition_key=key, run_config=QUIET, raise_on_error=False, tags=process_tags()
         )
         outcome.run_ids.append(result.run_id)
         failure = _failure(result, f"composition of {stock_index.name} for {session_key}")
@@ -79,22 +76,37 @@ def close_index(
     outcome.runs = plan_close_runs(
         instance, stock_index.name, session_key, outcome.members, max_symbols=max_symbols, force=force
     )
-    bars_config = {"force": force, "full_history": full_history}
-    failures = []
-    for run in outcome.runs:  # every run, even after one failed: the others' symbols still load
+    outcome.run_ids += execute_bars_runs(
+        defs, instance, stock_index, session_key, outcome.runs, {"force": force, "full_history": full_history}
+    )
+    return outcome
+
+
+def execute_bars_runs(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    index: StockIndex,
+    session: str,
+    runs: list[CloseRun],
+    bars_config: dict[str, bool],
+) -> list[str]:
+    """Execute each planned bars run in this process, every one even after one failed (the
+    others' symbols still load); their run ids, or `CloseFailed` with each failed run's errors."""
+    run_ids, failures = [], []
+    for run in runs:
         result = defs.resolve_job_def(run.job_name).execute_in_process(
             instance=instance,
-            tags={**run.tags, **tags},
-            run_config={**_QUIET, "ops": {bars_step_name(stock_index.calendar): {"config": bars_config}}},
+            tags={**run.tags, **process_tags()},
+            run_config={**QUIET, "ops": {bars_step_name(index.calendar): {"config": bars_config}}},
             raise_on_error=False,
         )
-        outcome.run_ids.append(result.run_id)
-        failure = _failure(result, f"{run.job_name} for {session_key} ({len(run.symbols)} symbols)")
+        run_ids.append(result.run_id)
+        failure = _failure(result, f"{run.job_name} for {session} ({len(run.symbols)} symbols)")
         if failure:
             failures.append(failure)
     if failures:
         raise CloseFailed("\n".join(failures))
-    return outcome
+    return run_ids
 
 
 def close_session(index: StockIndex, session: str | None) -> str:
@@ -144,41 +156,6 @@ def close_indices(indices: list[str], session: str | None, force: bool, full_his
             f"{len(outcome.members) - symbols} already stored ({time.perf_counter() - started:.1f} s)"
         )
     return status
-
-
-def fail_abandoned_runs(instance: dg.DagsterInstance) -> list[str]:
-    """Mark failed the in-process runs of this machine whose process has died, and free their slots.
-
-    A close killed mid-run (SIGKILL, a crash, a reboot) leaves its run `STARTED` and its workers'
-    slots of the `stooq` pool claimed, so the next close would wait for slots nobody will free.
-    Dagster's own run monitoring does not cover these runs (dagster 1.13.27): the daemon checks a
-    started run's worker only through its run launcher, and a run executed in process by
-    `python -m market_assets close` has none; the code server that started a daemon-launched run
-    is what notices its worker die. So each close looks for them first. Returns the ids of the
-    runs it failed.
-    """
-    host = socket.gethostname()
-    failed = []
-    for run in instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])):
-        owner = run.tags.get(PROCESS_TAG, "")
-        owner_host, _, pid = owner.rpartition(":")
-        if owner_host != host or not pid.isdigit() or _alive(int(pid)):
-            continue
-        instance.report_run_failed(run, f"the process that ran it ({owner}) is gone")
-        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-        failed.append(run.run_id)
-    return failed
-
-
-def _alive(pid: int) -> bool:
-    """Whether a process `pid` exists (one of another user's counts: PermissionError)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
 
 
 def _failure(result: dg.ExecuteInProcessResult, what: str) -> str | None:

@@ -4,6 +4,7 @@ Dagster's it reads, and which runs are still in flight."""
 from __future__ import annotations
 
 import os
+import socket
 from typing import Protocol
 
 import dagster as dg
@@ -20,13 +21,16 @@ previous session's list may start after the session's own is stored: it is held 
 planned by, not to a newer one that may have dropped a symbol."""
 
 PROCESS_TAG = "market_assets/process"
-"""`<host>:<pid>` of the process that executes a run in process (`python -m market_assets close`),
-to recognise its runs once that process has died."""
+"""`<host>:<pid>` of the process that executes a run, to recognise its runs once that process has
+died (`fail_abandoned_runs`)."""
 
 # Tags Dagster documents and reads itself.
 PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
 PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
 """The first and last partition key of a run over a range of partitions (a close run)."""
+
+WILL_RETRY_TAG = "dagster/will_retry"
+"""`true` on a failed run that the instance's run retries will run again."""
 
 RUN_KEY_TAG = "dagster/run_key"
 """The run key of a sensor's or schedule's run request: Dagster launches a key once."""
@@ -43,6 +47,56 @@ IN_FLIGHT = [
     dg.DagsterRunStatus.CANCELING,
 ]
 """Run states before a run has ended."""
+
+
+def process_tags() -> dict[str, str]:
+    """The tags naming this process as the one executing a run (`PROCESS_TAG`)."""
+    return {PROCESS_TAG: f"{socket.gethostname()}:{os.getpid()}"}
+
+
+def claim_run_process(context: dg.AssetExecutionContext) -> None:
+    """Name this process on the run it executes, so that `fail_abandoned_runs` can tell once it has
+    died. A run executed in process by `python -m market_assets close` is tagged so at launch; a
+    retried run starts with the tags of the run it retries, the dead process's among them."""
+    tags = process_tags()
+    if context.run.tags.get(PROCESS_TAG) != tags[PROCESS_TAG]:
+        context.instance.add_run_tags(context.run_id, tags)
+
+
+def fail_abandoned_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Mark failed the started runs of this machine whose process has died, and free their slots.
+
+    A run whose process is killed (SIGKILL, a crash, a reboot) stays `STARTED` with its workers'
+    slots of the `stooq` pool claimed, so the next close would wait for slots nobody will free.
+    Dagster's run monitoring does not see it (dagster 1.13.27): the daemon checks a started run's
+    worker only through a run launcher that can, and the default one cannot; the code server that
+    started a daemon-launched run notices its worker die, but not when it died with it (the daemon
+    and its children killed together). So each close looks for these runs first, and so does the
+    `abandoned_runs` sensor, after which the instance's run retries run them again. Each run names
+    its process in `PROCESS_TAG` (`claim_run_process`). Returns the ids of the runs it failed.
+    """
+    host = socket.gethostname()
+    failed = []
+    for run in instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])):
+        owner = run.tags.get(PROCESS_TAG, "")
+        owner_host, _, pid = owner.rpartition(":")
+        if owner_host != host or not pid.isdigit() or _alive(int(pid)):
+            continue
+        instance.report_run_failed(run, f"the process that ran it ({owner}) is gone")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        failed.append(run.run_id)
+    return failed
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process `pid` exists (one of another user's counts: PermissionError)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 def close_in_flight(instance: dg.DagsterInstance) -> bool:

@@ -22,7 +22,8 @@ class Alert:
     """One failure, as a person needs to hear of it."""
 
     kind: str
-    """What failed: `close run failed`, `blocking check failed`, `composition run failed`."""
+    """What went wrong: `close run failed`, `blocking check failed`, `composition run failed`,
+    `damaged files found`, `bars late`."""
     index: str
     session: str
     symbols: tuple[str, ...]
@@ -52,7 +53,7 @@ def slack_message(alert: Alert, secrets: Iterable[str] = ()) -> dict:
             {"type": "header", "text": {"type": "plain_text", "text": alert.title}},
             {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{name}*\n{value}"} for name, value in fields]},
             {"type": "section", "text": {"type": "mrkdwn", "text": f"```{what}```"}},
-            {"type": "section", "text": {"type": "mrkdwn", "text": f"<{alert.link}|Open the run in Dagster>"}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"<{alert.link}|Open in Dagster>"}},
         ],
     }
     return _without(message, [secret for secret in secrets if secret])

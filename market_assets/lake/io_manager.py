@@ -8,11 +8,13 @@ only a computation of paths, a second one beside `ParquetStore.path`, which ever
 writer of the lake uses.
 """
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 import dagster as dg
 import pandas as pd
 
+from market_assets.lake.errors import LakeWriteError
 from market_assets.lake.resource import DataLakeResource
 
 
@@ -28,6 +30,10 @@ class ParquetIOManager(dg.ConfigurableIOManager):
     lake: dg.ResourceDependency[DataLakeResource]
 
     def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame | Mapping[str, pd.DataFrame]) -> None:
+        with write_failures():
+            self._write(context, obj)
+
+    def _write(self, context: dg.OutputContext, obj: pd.DataFrame | Mapping[str, pd.DataFrame]) -> None:
         asset = context.asset_key.path[-1]
         store = self.lake.store
         if not context.has_asset_partitions:
@@ -49,6 +55,20 @@ class ParquetIOManager(dg.ConfigurableIOManager):
         if not context.has_asset_partitions:
             return self.lake.store.read(asset)
         return {key: self.lake.store.read(asset, key) for key in _partition_keys(context)}
+
+
+@contextmanager
+def write_failures() -> Iterator[None]:
+    """Turn a `LakeWriteError` into the step's failure, retried by the retry policy only when
+    retrying can help (not on a full volume)."""
+    try:
+        yield
+    except LakeWriteError as error:
+        raise dg.Failure(
+            description=str(error),
+            metadata={"file": dg.MetadataValue.path(error.path)},
+            allow_retries=error.retryable,
+        ) from error
 
 
 def _partition_keys(context: dg.OutputContext | dg.InputContext) -> list[str]:

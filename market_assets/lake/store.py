@@ -30,6 +30,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from market_assets import settings
 from market_assets.lake.compacted import COMPACTABLE, COMPACTED_FOLDER, Manifest
+from market_assets.lake.errors import LakeWriteError
 
 SESSION_FOLDER = "session="
 """The prefix of a session's folder: Hive's `key=value` naming, which readers turn into a column."""
@@ -213,7 +214,9 @@ class ParquetStore:
 
         A killed run leaves at worst a hidden temporary file beside the target, never a half-written
         target: local files are written aside and renamed (atomic on POSIX); object stores publish
-        an object only when its upload completes.
+        an object only when its upload completes. A write that fails (a full volume, an object
+        store's error or timeout) raises `LakeWriteError`, naming the file, and leaves the
+        previous file in place.
         """
         if partition_key is not None:
             self._restore_dependents(asset, partition_key)
@@ -221,6 +224,8 @@ class ParquetStore:
         return self.path(asset, partition_key)
 
     def _write_file(self, path: str, frame: pd.DataFrame) -> None:
+        """Write `frame` to `path` (on `filesystem`) whole or not at all; `LakeWriteError` names
+        the file and the cause."""
         buffer = io.BytesIO()
         # Without dictionary encoding, which prices and dates (nearly all distinct) never use but
         # the writer tries per column: writing takes a third less time, and files are smaller.
@@ -228,21 +233,30 @@ class ParquetStore:
             pa.Table.from_pandas(frame, preserve_index=False), buffer, compression="zstd", use_dictionary=False
         )
         data = buffer.getvalue()
-        if self._local:
-            target = Path(path)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+        if not self._local:
             try:
-                with open(temporary, "wb") as handle:
-                    handle.write(data)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(temporary, target)
-            finally:
-                temporary.unlink(missing_ok=True)
-        else:
-            with self._fs.open(path, "wb") as handle:
+                # One upload of the whole file: the store publishes the object only once it is in.
+                self._fs.pipe_file(path, data)
+            except Exception as error:  # whatever the store's client raises, nothing was published
+                raise LakeWriteError(self._url(path), error) from error
+            return
+        target = Path(path)
+        temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(temporary, "wb") as handle:
                 handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, target)
+        except OSError as error:
+            raise LakeWriteError(path, error) from error
+        finally:
+            temporary.unlink(missing_ok=True)
+
+    def _url(self, path: str) -> str:
+        """A path on `filesystem` as the root names it (with its URL scheme)."""
+        return f"{self.root}{path[len(self._base.rstrip('/')) :]}"
 
     def _restore_dependents(self, asset: str, partition_key: str) -> None:
         manifest = self.manifest(asset)

@@ -30,7 +30,7 @@ def test_the_message_names_the_facts_and_says_what_went_wrong_without_the_except
         "*Index*\nDJI", "*Session*\n2026-12-02", "*Symbols*\nSYNU004.US"
     ]
     assert message["blocks"][2]["text"]["text"].startswith("```1 of 30 symbols failed:\n- SYNU004.US")
-    assert message["blocks"][3]["text"]["text"] == "<http://ui:3000/runs/abc|Open the run in Dagster>"
+    assert message["blocks"][3]["text"]["text"] == "<http://ui:3000/runs/abc|Open in Dagster>"
 
 
 def test_no_secret_survives_anywhere_in_the_message():

@@ -3,36 +3,38 @@ a killed writer leaves no half-written or temporary object, and the reader and D
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
+import uuid
 
 import boto3
 import pandas as pd
 import pytest
-from moto.server import ThreadedMotoServer
 
-from market_assets.cli.close import close_index
+from market_assets.cli.close import CloseFailed, close_index
+from market_assets.domain.exchange_sessions import calendar
 from market_assets.lake.compaction import compact
 from market_assets.lake.reader import LakeReader
 from market_assets.lake.sql import connect
 from market_assets.lake.store import ParquetStore
+from market_assets_tests.lake_files import assert_same_bars, bars_frames
+from market_assets_tests.object_store import CREDENTIALS, FaultyObjectStore, s3_server
 from market_assets_tests.universe import last_session
-
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
 @pytest.fixture(scope="module")
-def object_store():
-    """An S3-compatible server on a free loopback port; yields the environment that points
-    boto3, s3fs and so the lake at it."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    env = {**CREDENTIALS, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
+def faulty_store():
+    """An S3-compatible server on loopback behind a proxy that fails uploads on demand (healthy
+    unless a test says otherwise)."""
+    with s3_server() as endpoint, FaultyObjectStore(endpoint) as proxy:
+        yield proxy
+
+
+@pytest.fixture(scope="module")
+def object_store(faulty_store):
+    """The environment that points boto3, s3fs and so the lake at the object store."""
+    env = {**CREDENTIALS, "AWS_ENDPOINT_URL": faulty_store.url}
     saved = {name: os.environ.get(name) for name in env}
     os.environ.update(env)
     try:
@@ -43,13 +45,12 @@ def object_store():
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-        server.stop()
 
 
 @pytest.fixture
 def bucket(object_store, request):
     """A fresh bucket of the test's own."""
-    name = request.node.name.lower().replace("_", "-")[:40].strip("-")
+    name = f"{request.node.name.lower().replace('_', '-')[:40].strip('-')}-{uuid.uuid4().hex[:8]}"
     boto3.client("s3").create_bucket(Bucket=name)
     return name
 
@@ -165,3 +166,68 @@ def test_compaction_in_the_bucket_removes_objects_and_everything_reads_back(obje
         assert fresh.read("daily_bars", key).equals(frame), key
     as_of = connect(fresh.root).sql("SELECT count(*) FROM daily_bars_as_of('2026-11-25')").fetchall()[0][0]
     assert as_of == 298
+
+
+@pytest.fixture
+def quick_timeouts(monkeypatch):
+    """The lake's S3 client set to give up on a request after a second and one attempt, so that an
+    outage is told in seconds: botocore's timeouts and attempts through fsspec's configuration
+    (`FSSPEC_S3` in a deployment), s3fs's own retries (a class attribute, five by default) here."""
+    import fsspec.config
+    import s3fs
+
+    monkeypatch.setitem(
+        fsspec.config.conf,
+        "s3",
+        {"config_kwargs": {"read_timeout": 1, "connect_timeout": 1, "retries": {"max_attempts": 1}}},
+    )
+    monkeypatch.setattr(s3fs.S3FileSystem, "retries", 1)
+
+
+@pytest.mark.parametrize(
+    ("fault", "says"), [("error", "Please reduce your request rate"), ("hang", "Read timeout")], ids=["errors", "timeouts"]
+)
+def test_an_object_store_failing_mid_close_is_named_loses_nothing_and_a_rerun_completes(
+    object_store, faulty_store, bucket, quick_timeouts, platform_factory, synthetic_universe, dji_reference, fault, says
+):
+    root = f"s3://{bucket}/lake"
+    platform = platform_factory(MARKET_ASSETS_DATA_ROOT=root)
+    store = ParquetStore(root)
+    session = last_session(synthetic_universe, "XNYS")
+    earlier = f"{calendar('XNYS').previous_session(session):%Y-%m-%d}"
+    close_index(platform.instance, "DJI", earlier)
+    stored_before = bars_frames(store, earlier)
+
+    faulty_store.fail(fault, after=10)  # the composition and some daily bars go in, then nothing
+    try:
+        with pytest.raises(CloseFailed) as caught:
+            close_index(platform.instance, "DJI", session)
+    finally:
+        faulty_store.heal()
+
+    message = str(caught.value)
+    assert f"cannot write s3://{bucket}/lake/daily_bars/session={session}/" in message, message
+    assert says in message and "retrying may help" in message
+    assert "the partition's previous file, if any, is still in place" in message
+    assert faulty_store.faults > 0
+    assert_same_bars(bars_frames(store, earlier), stored_before)
+    stored = bars_frames(store, session)  # every object there reads back whole
+    assert 0 < len(stored) < len(dji_reference)
+    assert all(frame.equals(dji_reference[path]) for path, frame in stored.items())
+
+    close_index(platform.instance, "DJI", session)
+
+    assert_same_bars(bars_frames(ParquetStore(root), session), dji_reference)
+
+
+def test_uploads_timing_out_for_a_while_are_retried_and_the_close_completes_by_itself(
+    object_store, faulty_store, bucket, quick_timeouts, platform_factory, synthetic_universe, dji_reference
+):
+    root = f"s3://{bucket}/lake"
+    platform = platform_factory(MARKET_ASSETS_DATA_ROOT=root)
+    faulty_store.fail("hang", after=5, count=2)
+
+    close_index(platform.instance, "DJI", last_session(synthetic_universe, "XNYS"))
+
+    assert faulty_store.faults == 2
+    assert_same_bars(bars_frames(ParquetStore(root)), dji_reference)

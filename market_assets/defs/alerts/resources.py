@@ -30,6 +30,9 @@ class AlertsResource(dg.ConfigurableResource):
     def run_link(self, run_id: str) -> str:
         return f"{self.ui_url.rstrip('/')}/runs/{run_id}"
 
+    def asset_link(self, key: dg.AssetKey) -> str:
+        return f"{self.ui_url.rstrip('/')}/assets/{'/'.join(key.path)}"
+
     def send(self, alert: Alert) -> None:
         """Post `alert`, without the Stooq API key in it, or fail naming the webhook's host and why."""
         body = slack_message(alert, secrets=[settings.STOOQ_API_KEY.value()])

@@ -1,19 +1,38 @@
-"""`close_failure_alerts`: one alert per failed composition or close run, sent to the webhook.
+"""`close_failure_alerts`: one alert per failed composition, close or verification run, sent to
+the webhook; `freshness_alerts`: one when an exchange's bars turn late by their freshness policy.
 
 A close run fails when a symbol could not be fetched, when a snapshot breaks a blocking check (the
-step stores everything else, then fails naming the refused partitions), or when a run worker dies
-(run monitoring fails it). Each of those ends in one failed run, so one alert per failed run is one
-per failure, and a blocking check says so in the alert's kind.
+step stores everything else, then fails naming the refused partitions), when the lake cannot be
+written, or when a run worker dies (run monitoring fails it). A `verify_bars` run fails when it
+finds damaged files. Each of those ends in one failed run, so one alert per failed run is one per
+failure, and its kind says which.
 """
 
-import dagster as dg
+import json
 
+import dagster as dg
+import pandas as pd
+
+from market_assets.dagster_internals import FreshnessState, freshness_states
 from market_assets.defs.alerts.resources import AlertsResource
-from market_assets.defs.bars.jobs import close_jobs
+from market_assets.defs.bars.jobs import close_jobs, verify_bars
+from market_assets.defs.bars.keys import BARS_ASSETS, bars_asset_key
 from market_assets.defs.bars.planning import run_symbols
+from market_assets.defs.compositions.assets import index_composition
 from market_assets.defs.compositions.jobs import compositions_job
-from market_assets.defs.runs import INDEX_TAG, PARTITION_RANGE_START_TAG, SESSION_TAG, step_error_message
+from market_assets.defs.partitions import bars_key, composition_key, latest_composition_before
+from market_assets.defs.runs import (
+    INDEX_TAG,
+    PARTITION_RANGE_START_TAG,
+    SESSION_TAG,
+    WILL_RETRY_TAG,
+    step_error_message,
+)
 from market_assets.domain.alerts import Alert, symbols_named
+from market_assets.domain.exchange_sessions import latest_closed_session
+from market_assets.lake.resource import DataLakeResource
+from market_assets.lake.store import ParquetStore
+from market_assets.sources.indices import followed_exchanges, indices_on
 
 _PARTITION_TAG = "dagster/partition"
 _BLOCKING = "fail a blocking check"
@@ -21,7 +40,7 @@ _BLOCKING = "fail a blocking check"
 
 
 @dg.run_failure_sensor(
-    monitored_jobs=[*close_jobs.values(), compositions_job],
+    monitored_jobs=[*close_jobs.values(), compositions_job, verify_bars],
     minimum_interval_seconds=10,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
@@ -30,15 +49,18 @@ def close_failure_alerts(context: dg.RunFailureSensorContext, alerts: AlertsReso
     if not alerts.enabled:
         return dg.SkipReason("no webhook configured (MARKET_ASSETS_ALERT_WEBHOOK_URL): nobody to tell")
     run = context.dagster_run
+    if run.tags.get(WILL_RETRY_TAG) == "true":
+        return dg.SkipReason(f"run {run.run_id} failed and will be retried: its retry is told of if it fails")
     errors = [event.step_failure_data.error for event in context.get_step_failure_events()]
     messages = [step_error_message(error) for error in errors if error is not None]
     what = "\n".join(messages) or context.failure_event.message
-    loaded = run_symbols(context.instance, run)
+    loaded = run_symbols(context.instance, run) or _verified_symbols(context)
+    verified = run.run_config.get("ops", {}).get("verify_bars_files", {}).get("config", {})
     alerts.send(
         Alert(
             kind=_kind(run, what),
-            index=run.tags.get(INDEX_TAG) or _from_partition(run, "index"),
-            session=run.tags.get(SESSION_TAG) or _from_partition(run, "date"),
+            index=run.tags.get(INDEX_TAG) or verified.get("index") or _from_partition(run, "index"),
+            session=run.tags.get(SESSION_TAG) or verified.get("session") or _from_partition(run, "date"),
             symbols=symbols_named(what, loaded) or tuple(loaded),
             what=what,
             link=alerts.run_link(run.run_id),
@@ -50,7 +72,19 @@ def close_failure_alerts(context: dg.RunFailureSensorContext, alerts: AlertsReso
 def _kind(run: dg.DagsterRun, what: str) -> str:
     if run.job_name == compositions_job.name:
         return "composition run failed"
+    if run.job_name == verify_bars.name:
+        return "damaged files found"
     return "blocking check failed" if _BLOCKING in what else "close run failed"
+
+
+def _verified_symbols(context: dg.RunFailureSensorContext) -> list[str]:
+    """The symbols of the damaged partitions a `verify_bars` run names in its failure's metadata."""
+    symbols = []
+    for event in context.get_step_failure_events():
+        failure = event.step_failure_data.user_failure_data
+        damaged = failure.metadata.get("damaged") if failure else None
+        symbols += [item["partition"].split("|")[1] for item in (damaged.value if damaged else [])]
+    return list(dict.fromkeys(symbols))
 
 
 def _from_partition(run: dg.DagsterRun, dimension: str) -> str:
@@ -58,3 +92,64 @@ def _from_partition(run: dg.DagsterRun, dimension: str) -> str:
     key = run.tags.get(_PARTITION_TAG) or run.tags.get(PARTITION_RANGE_START_TAG) or "?|?"
     date, _, index = key.partition("|")
     return {"date": date, "index": index}[dimension]
+
+
+@dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+def freshness_alerts(
+    context: dg.SensorEvaluationContext, alerts: AlertsResource, lake: DataLakeResource
+) -> dg.SkipReason:
+    """Tell the webhook when an exchange's bars turn late by their freshness policy
+    (`market_assets.defs.bars.freshness`): once per asset and turn, naming the indices of the
+    exchange, the session due and the symbols whose bars of it are not stored.
+
+    The daemon evaluates the policies and records each change of state; this reads the latest
+    one (cursor: `{asset: when the state it alerted of began}`).
+    """
+    if not alerts.enabled:
+        return dg.SkipReason("no webhook configured (MARKET_ASSETS_ALERT_WEBHOOK_URL): nobody to tell")
+    alerted = json.loads(context.cursor or "{}")
+    keys = {bars_asset_key(code, name): code for code in followed_exchanges() for name in BARS_ASSETS}
+    told = []
+    for key, (state, since) in freshness_states(context.instance, list(keys)).items():
+        name = key.to_user_string()
+        if state != FreshnessState.FAIL or alerted.get(name, 0) >= since:
+            continue
+        code = keys[key]
+        session = f"{latest_closed_session(code, pd.Timestamp.now(tz='UTC')):%Y-%m-%d}"
+        late = _unstored(context.instance, key, session, _members(context.instance, lake.store, code, session))
+        alerts.send(
+            Alert(
+                kind="bars late",
+                index=", ".join(indices_on(code)),
+                session=session,
+                symbols=tuple(late),
+                what=f"{name} is late by its freshness policy: {len(late)} symbols have no bars of {session} stored",
+                link=alerts.asset_link(key),
+            )
+        )
+        alerted[name] = since
+        told.append(name)
+    context.update_cursor(json.dumps(alerted, sort_keys=True))
+    return dg.SkipReason(f"told the webhook that {', '.join(told)} are late" if told else "no bars late since the last alert")
+
+
+def _members(instance: dg.DagsterInstance, store: ParquetStore, code: str, session: str) -> list[str]:
+    """The symbols of exchange `code`'s indices, by each one's composition of `session` or, while
+    that is not stored, its latest before."""
+    loaded = instance.get_materialized_partitions(index_composition.key)
+    members: dict[str, None] = {}
+    for index in indices_on(code):
+        own = str(composition_key(session, index))
+        listed = own if own in loaded else latest_composition_before(loaded, session, index)
+        if listed is not None:
+            members.update(dict.fromkeys(store.read("index_composition", listed)["symbol"]))
+    return list(members)
+
+
+def _unstored(instance: dg.DagsterInstance, key: dg.AssetKey, session: str, symbols: list[str]) -> list[str]:
+    """The `symbols` without a materialization of `key` for `session`."""
+    partitions = {str(bars_key(session, symbol)): symbol for symbol in symbols}
+    stored = instance.get_latest_storage_id_by_partition(
+        key, dg.DagsterEventType.ASSET_MATERIALIZATION, partitions=set(partitions)
+    )
+    return [symbol for partition, symbol in partitions.items() if partition not in stored]

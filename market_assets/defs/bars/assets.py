@@ -30,6 +30,7 @@ from market_assets.defs.bars.checks import Findings, check_evaluations, check_ou
 from market_assets.defs.bars.executor import bars_step_k8s_tags
 from market_assets.defs.bars.failure import step_failure
 from market_assets.defs.bars.fetching import fetch_all
+from market_assets.defs.bars.integrity import file_intact_spec, read_back
 from market_assets.defs.bars.keys import (
     ADJUSTMENT_EVENTS,
     BARS_ASSETS,
@@ -45,6 +46,8 @@ from market_assets.defs.bars.targets import require_stored_daily, step_targets, 
 from market_assets.defs.partitions import bars_partitions
 from market_assets.defs.publication import wait_for_publication
 from market_assets.defs.retry import STOOQ_RETRY
+from market_assets.defs.runs import claim_run_process
+from market_assets.lake.io_manager import write_failures
 from market_assets.lake.resource import DataLakeResource
 from market_assets.lake.store import ParquetStore
 from market_assets.sources.resources import MarketDataSource
@@ -95,7 +98,12 @@ def build_bars(code: str) -> dg.AssetsDefinition:
         backfill_policy=dg.BackfillPolicy.single_run(),
         retry_policy=STOOQ_RETRY,
         check_specs=[
-            spec for name in BARS_ASSETS for spec in check_specs(bars_asset_key(code, name), bars_partitions[code])
+            spec
+            for name in BARS_ASSETS
+            for spec in [
+                *check_specs(bars_asset_key(code, name), bars_partitions[code]),
+                file_intact_spec(bars_asset_key(code, name), bars_partitions[code]),
+            ]
         ],
         op_tags=bars_step_k8s_tags(),
     )
@@ -112,6 +120,7 @@ def build_bars(code: str) -> dg.AssetsDefinition:
         Partitions that fail to fetch, or whose daily snapshot breaks a blocking rule, do not hold
         back the others: everything built is stored and recorded, then the step fails naming them.
         """
+        claim_run_process(context)
         selected = {key.path[-1]: key for key in context.selected_asset_keys}
         events = bars_asset_key(code, ADJUSTMENT_EVENTS)
         store = lake.store
@@ -154,6 +163,7 @@ def build_bars(code: str) -> dg.AssetsDefinition:
         yield from check_outputs(context)
         for asset in assets:
             yield from check_evaluations(context, selected[asset], findings[asset])
+            yield from read_back(context, store, selected[asset], frames[asset])
         record_adjustments(context, store, events, adjustments)
 
     return bars
@@ -180,7 +190,9 @@ def _store_and_record(
     own write path, as the IO manager writes, and reported here. Dagster stores a yielded event
     before the step goes on, so the checks' results can name the materializations they checked."""
     name = asset.path[-1]
-    context.log.info(store.write_partitions(name, frames))
+    with write_failures():
+        context.log.info(store.write_partitions(name, frames))
     for key in frames:
         yield dg.AssetMaterialization(asset_key=asset, partition=key, metadata=built[key].metadata[name])
     yield from check_evaluations(context, asset, {key: findings[key] for key in frames})
+    yield from read_back(context, store, asset, frames)

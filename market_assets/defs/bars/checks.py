@@ -283,7 +283,8 @@ def check_evaluations(
     at its partition's latest materialization, the one it checked (read in one query)."""
     selected = {key.name for key in context.selected_asset_check_keys if key.asset_key == asset_key}
     checks = [check for check in CHECKS[asset_key.path[-1]] if check.name in selected]
-    targets = _latest_materializations(context, asset_key, list(findings)) if checks else {}
+    records = latest_materializations(context.instance, asset_key, list(findings)) if checks else {}
+    targets = {key: check_target(record) for key, record in records.items()}
     return [
         _evaluation(asset_key, check, key, by_rule, targets.get(key))
         for key, by_rule in findings.items()
@@ -349,21 +350,29 @@ def _judged_metadata(judged: list[Judged]) -> dict[str, dg.MetadataValue]:
     return metadata
 
 
-def _latest_materializations(
-    context: dg.AssetExecutionContext, asset_key: dg.AssetKey, keys: list[str]
-) -> dict[str, AssetCheckEvaluationTargetMaterializationData]:
-    """The latest materialization of each partition of `keys`, as the pointer a check result
-    carries to the materialization it checked (see `market_assets.dagster_internals`)."""
-    if not keys:
-        return {}
-    records = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=keys), limit=len(keys)
-    ).records
-    latest: dict[str, AssetCheckEvaluationTargetMaterializationData] = {}
-    for record in records:  # newest first
-        partition = record.partition_key
-        if partition is not None and partition not in latest:
-            latest[partition] = AssetCheckEvaluationTargetMaterializationData(
-                storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp
-            )
+def latest_materializations(
+    instance: dg.DagsterInstance, asset_key: dg.AssetKey, keys: list[str]
+) -> dict[str, dg.EventLogRecord]:
+    """The latest materialization record of each partition of `keys` that has one, read newest
+    first a page at a time until every partition is found or the records run out."""
+    latest: dict[str, dg.EventLogRecord] = {}
+    cursor = None
+    while keys and len(latest) < len(keys):
+        page = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=keys), limit=len(keys), cursor=cursor
+        )
+        for record in page.records:  # newest first
+            if record.partition_key is not None and record.partition_key not in latest:
+                latest[record.partition_key] = record
+        if not page.has_more:
+            break
+        cursor = page.cursor
     return latest
+
+
+def check_target(record: dg.EventLogRecord) -> AssetCheckEvaluationTargetMaterializationData:
+    """The pointer a check result carries to the materialization it checked (see
+    `market_assets.dagster_internals`)."""
+    return AssetCheckEvaluationTargetMaterializationData(
+        storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp
+    )

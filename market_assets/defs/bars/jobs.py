@@ -1,5 +1,5 @@
 """One close job per index: the session's bars of its constituents (on its exchange's bars assets), in
-one run per block of symbols."""
+one run per block of symbols; and `verify_bars`, the bars files of an index's session read back."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import dagster as dg
 
 from market_assets.defs.bars.assets import build_bars
 from market_assets.defs.bars.executor import close_executor
+from market_assets.defs.bars.integrity import verify_bars_files
 from market_assets.defs.bars.planning import close_job_name
 from market_assets.defs.runs import INDEX_TAG
 from market_assets.sources.indices import followed_exchanges, followed_indices
@@ -31,3 +32,13 @@ close_jobs = {
     )
     for name, stock_index in followed_indices().items()
 }
+
+
+@dg.job(
+    description=(
+        "Read back the bars files of an index's members for a session and compare each with what was "
+        "written (the file_intact check, reported on each partition); fails naming the damaged ones."
+    )
+)
+def verify_bars() -> None:
+    verify_bars_files()

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from market_assets.defs.metadata import table_preview
+from market_assets.lake.fingerprint import fingerprint
 
 CHART_WIDTH, CHART_HEIGHT = 240, 60
 """Size of the price chart in pixels."""
@@ -24,15 +25,21 @@ INLINE_MARKDOWN = 1000
 (Dagster 1.13); a longer one hides behind a "[Show Markdown]" link."""
 
 
+FINGERPRINT = "fingerprint"
+"""The entry holding the fingerprint of what is written (`market_assets.lake.fingerprint`), which
+the `file_intact` check compares the file with (`market_assets.defs.bars.integrity`)."""
+
+
 def bars_metadata(frame: pd.DataFrame, path: str) -> dict[str, dg.MetadataValue]:
-    """Rows, date range, last close, where the file is, the last rows as a table and a chart of
-    the last year's closes."""
+    """Rows, date range, last close, where the file is, the fingerprint of what it holds, the last
+    rows as a table and a chart of the last year's closes."""
     return {
         "rows": dg.MetadataValue.int(len(frame)),
         "first_date": dg.MetadataValue.text(_day(frame["date"].min()) if len(frame) else "-"),
         "last_date": dg.MetadataValue.text(_day(frame["date"].max()) if len(frame) else "-"),
         "last_close": dg.MetadataValue.float(float(frame["close"].iloc[-1]) if len(frame) else float("nan")),
         "path": dg.MetadataValue.path(path),
+        FINGERPRINT: dg.MetadataValue.text(fingerprint(frame)),
         # The partition names the symbol: the preview shows the columns that vary.
         "preview": table_preview(frame.drop(columns="symbol", errors="ignore").tail(5)),
         "price_chart": dg.MetadataValue.md(price_chart(frame)),

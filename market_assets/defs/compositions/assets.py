@@ -11,6 +11,7 @@ from market_assets.defs.metadata import table_preview
 from market_assets.defs.partitions import composition_partitions, dimensions, index_partitions, symbol_partitions
 from market_assets.defs.publication import wait_for_publication
 from market_assets.defs.retry import STOOQ_RETRY
+from market_assets.defs.runs import claim_run_process
 from market_assets.domain.exchange_sessions import require_session
 from market_assets.domain.membership_spells import membership_spells
 from market_assets.lake.resource import DataLakeResource
@@ -42,6 +43,7 @@ def index_composition(
     fetches their pages at once, each index within the `stooq` request budget, and stores all of
     them or none.
     """
+    claim_run_process(context)
     order = index_partitions.get_partition_keys()
     wanted = sorted(
         (_Wanted.of(str(key)) for key in context.partition_keys), key=lambda w: (w.session, order.index(w.index.name))

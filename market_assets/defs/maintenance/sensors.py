@@ -1,9 +1,9 @@
 """`partition_status_cache`: Dagster's partition-status cache, rebuilt in the daemon rather than by
-the UI's next query."""
+the UI's next query; `abandoned_runs`: runs whose process died, failed so that they run again."""
 
 import dagster as dg
 
-from market_assets.defs.runs import close_in_flight
+from market_assets.defs.runs import close_in_flight, fail_abandoned_runs
 
 
 @dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
@@ -38,3 +38,15 @@ def partition_status_cache(context: dg.SensorEvaluationContext) -> dg.SkipReason
     if rebuilt:
         return dg.SkipReason(f"rebuilt the partition-status cache of {', '.join(rebuilt)}: their partitions changed")
     return dg.SkipReason("every cached partition status matches its asset's partitions")
+
+
+@dg.sensor(minimum_interval_seconds=10, default_status=dg.DefaultSensorStatus.RUNNING)
+def abandoned_runs(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+    """Fail the started runs of this machine whose process has died (`fail_abandoned_runs`) and
+    free their request slots; the instance's run retries (`run_retries` in dagster.yaml) then run
+    them again from the step they did not finish. Every 10 s: a tick reads the started runs only.
+    """
+    failed = fail_abandoned_runs(context.instance)
+    if failed:
+        return dg.SkipReason(f"failed {len(failed)} runs whose process is gone, to be retried: {', '.join(failed)}")
+    return dg.SkipReason("every started run's process is alive")
