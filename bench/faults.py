@@ -58,6 +58,7 @@ from market_assets.sources.indices import followed_indices  # noqa: E402
 from market_assets_tests.daemon_processes import VICTIMS, kill, start_daemon  # noqa: E402
 from market_assets_tests.lake_files import bars_frames  # noqa: E402
 from market_assets_tests.polling import wait_for  # noqa: E402
+from market_assets_tests.small_volume import fill, mount_tmpfs, unmount  # noqa: E402
 from stooq_server import Fault, FaultKind, StooqServer, generate_synthetic  # noqa: E402
 
 BARS = ("daily_bars", "weekly_bars", "monthly_bars")
@@ -132,22 +133,6 @@ def damage_files(rng: random.Random, lake: Path, session: str, members: list[str
             path.unlink()
         done[f"file {kind}"] += 1
     return done
-
-
-def mount_small_volume(folder: Path, size_bytes: int) -> Path | None:
-    """`folder` as a tmpfs of its own (unmount it with `umount -l`), or None when this user may
-    not mount one."""
-    folder.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_bytes}", "tmpfs", str(folder)], capture_output=True)
-    return folder if mounted.returncode == 0 else None
-
-
-def fill(folder: Path, leave_bytes: int) -> Path:
-    """All but `leave_bytes` of the free space of `folder`'s filesystem in one file."""
-    stats = os.statvfs(folder)
-    filler = folder / "filler"
-    filler.write_bytes(b"\0" * max(stats.f_bavail * stats.f_frsize - leave_bytes, 0))
-    return filler
 
 
 def close_through_the_daemon(work: Path, data_dir: Path, victim: str) -> tuple[close_runs.Platform, str, float]:
@@ -253,7 +238,9 @@ def main() -> int:
     recovery: dict[str, list[float]] = {}
     damaged = {"injected": 0, "found": 0, "left": 0}
     requests_made = 0
-    volume = mount_small_volume(work / "faulty" / "lake", 2**30)
+    volume = work / "faulty" / "lake"
+    if mount_tmpfs(volume, 2**30) is not None:
+        volume = None
     try:
         universe = generate_synthetic(work / "stooq")
         with StooqServer(universe.data_dir) as server:
@@ -375,7 +362,7 @@ def main() -> int:
             "not completed by a fault-free re-run"] else 1
     finally:
         if volume is not None:
-            subprocess.run(["umount", "-l", str(volume)], check=False)
+            unmount(volume)
         shutil.rmtree(work, ignore_errors=True)
 
 

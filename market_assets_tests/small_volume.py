@@ -15,22 +15,32 @@ from pathlib import Path
 import pytest
 
 
-@contextmanager
-def small_volume(folder: Path, size_bytes: int) -> Iterator[Path]:
-    """`folder` as a tmpfs of `size_bytes`, unmounted (with what it holds) afterwards."""
+def mount_tmpfs(folder: Path, size_bytes: int) -> str | None:
+    """Mount a tmpfs of `size_bytes` at `folder` (created if needed); why not, or None once mounted."""
     folder.mkdir(parents=True, exist_ok=True)
     mounted = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", f"size={size_bytes}", "tmpfs", str(folder)], capture_output=True, text=True
     )
-    if mounted.returncode != 0:
-        reason = f"cannot mount a small tmpfs here ({mounted.stderr.strip() or mounted.returncode})"
+    return None if mounted.returncode == 0 else f"cannot mount a small tmpfs here ({mounted.stderr.strip() or mounted.returncode})"
+
+
+def unmount(folder: Path) -> None:
+    """Unmount the tmpfs at `folder`, and with it what it holds."""
+    subprocess.run(["umount", "-l", str(folder)], check=True)
+
+
+@contextmanager
+def small_volume(folder: Path, size_bytes: int) -> Iterator[Path]:
+    """`folder` as a tmpfs of `size_bytes`, unmounted (with what it holds) afterwards."""
+    refused = mount_tmpfs(folder, size_bytes)
+    if refused:
         if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+            pytest.fail(refused)
+        pytest.skip(refused)
     try:
         yield folder
     finally:
-        subprocess.run(["umount", "-l", str(folder)], check=True)
+        unmount(folder)
 
 
 def fill(folder: Path, leave_bytes: int) -> Path:

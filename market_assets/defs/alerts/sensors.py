@@ -17,10 +17,10 @@ from market_assets.dagster_internals import FreshnessState, freshness_states
 from market_assets.defs.alerts.resources import AlertsResource
 from market_assets.defs.bars.jobs import close_jobs, verify_bars
 from market_assets.defs.bars.keys import BARS_ASSETS, bars_asset_key
-from market_assets.defs.bars.planning import run_symbols
+from market_assets.defs.bars.planning import materialized_symbols, run_symbols
 from market_assets.defs.compositions.assets import index_composition
 from market_assets.defs.compositions.jobs import compositions_job
-from market_assets.defs.partitions import bars_key, composition_key, latest_composition_before
+from market_assets.defs.partitions import bars_dimensions, composition_key, latest_composition_before
 from market_assets.defs.runs import (
     INDEX_TAG,
     PARTITION_RANGE_START_TAG,
@@ -83,7 +83,7 @@ def _verified_symbols(context: dg.RunFailureSensorContext) -> list[str]:
     for event in context.get_step_failure_events():
         failure = event.step_failure_data.user_failure_data
         damaged = failure.metadata.get("damaged") if failure else None
-        symbols += [item["partition"].split("|")[1] for item in (damaged.value if damaged else [])]
+        symbols += [bars_dimensions(item["partition"])["symbol"] for item in (damaged.value if damaged else [])]
     return list(dict.fromkeys(symbols))
 
 
@@ -116,7 +116,9 @@ def freshness_alerts(
             continue
         code = keys[key]
         session = f"{latest_closed_session(code, pd.Timestamp.now(tz='UTC')):%Y-%m-%d}"
-        late = _unstored(context.instance, key, session, _members(context.instance, lake.store, code, session))
+        members = _members(context.instance, lake.store, code, session)
+        stored = materialized_symbols(context.instance, [key], session, members)
+        late = [symbol for symbol in members if symbol not in stored]
         alerts.send(
             Alert(
                 kind="bars late",
@@ -144,12 +146,3 @@ def _members(instance: dg.DagsterInstance, store: ParquetStore, code: str, sessi
         if listed is not None:
             members.update(dict.fromkeys(store.read("index_composition", listed)["symbol"]))
     return list(members)
-
-
-def _unstored(instance: dg.DagsterInstance, key: dg.AssetKey, session: str, symbols: list[str]) -> list[str]:
-    """The `symbols` without a materialization of `key` for `session`."""
-    partitions = {str(bars_key(session, symbol)): symbol for symbol in symbols}
-    stored = instance.get_latest_storage_id_by_partition(
-        key, dg.DagsterEventType.ASSET_MATERIALIZATION, partitions=set(partitions)
-    )
-    return [symbol for partition, symbol in partitions.items() if partition not in stored]

@@ -26,7 +26,13 @@ import pandas as pd
 
 from market_assets.defs.bars.adjustments import previous_daily, record_adjustments
 from market_assets.defs.bars.building import Built, PartitionBuilder
-from market_assets.defs.bars.checks import Findings, check_evaluations, check_outputs, check_specs
+from market_assets.defs.bars.checks import (
+    Findings,
+    check_evaluations,
+    check_outputs,
+    check_specs,
+    latest_materializations,
+)
 from market_assets.defs.bars.executor import bars_step_k8s_tags
 from market_assets.defs.bars.failure import step_failure
 from market_assets.defs.bars.fetching import fetch_all
@@ -162,8 +168,7 @@ def build_bars(code: str) -> dg.AssetsDefinition:
             yield dg.Output(frames[asset], output_name=asset)
         yield from check_outputs(context)
         for asset in assets:
-            yield from check_evaluations(context, selected[asset], findings[asset])
-            yield from read_back(context, store, selected[asset], frames[asset])
+            yield from _check_results(context, store, selected[asset], findings[asset])
         record_adjustments(context, store, events, adjustments)
 
     return bars
@@ -194,5 +199,17 @@ def _store_and_record(
         context.log.info(store.write_partitions(name, frames))
     for key in frames:
         yield dg.AssetMaterialization(asset_key=asset, partition=key, metadata=built[key].metadata[name])
-    yield from check_evaluations(context, asset, {key: findings[key] for key in frames})
-    yield from read_back(context, store, asset, frames)
+    yield from _check_results(context, store, asset, {key: findings[key] for key in frames})
+
+
+def _check_results(
+    context: dg.AssetExecutionContext, store: ParquetStore, asset: dg.AssetKey, findings: Mapping[str, Findings]
+) -> Iterator[dg.AssetCheckEvaluation]:
+    """The results of the selected checks of `asset` on the partitions of `findings`, just stored:
+    the rules' (`check_evaluations`), then the files read back (`read_back`), both pointing at the
+    partitions' latest materializations, read in one query."""
+    if not any(key.asset_key == asset for key in context.selected_asset_check_keys):
+        return
+    records = latest_materializations(context.instance, asset, list(findings))
+    yield from check_evaluations(context, asset, findings, records)
+    yield from read_back(context, store, asset, records)

@@ -277,13 +277,14 @@ def check_evaluations(
     context: dg.AssetExecutionContext,
     asset_key: dg.AssetKey,
     findings: Mapping[str, Findings],
+    records: Mapping[str, dg.EventLogRecord],
 ) -> list[dg.AssetCheckEvaluation]:
     """One evaluation per selected check of `asset_key` and partition, from the partition's rule
     findings, once the step's materializations of those partitions are stored: each result points
-    at its partition's latest materialization, the one it checked (read in one query)."""
+    at its partition's latest materialization (`records`, see `latest_materializations`), the one
+    it checked."""
     selected = {key.name for key in context.selected_asset_check_keys if key.asset_key == asset_key}
     checks = [check for check in CHECKS[asset_key.path[-1]] if check.name in selected]
-    records = latest_materializations(context.instance, asset_key, list(findings)) if checks else {}
     targets = {key: check_target(record) for key, record in records.items()}
     return [
         _evaluation(asset_key, check, key, by_rule, targets.get(key))

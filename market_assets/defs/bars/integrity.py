@@ -14,7 +14,7 @@ Partitions materialized before fingerprints were recorded are not judged: nothin
 """
 
 import warnings
-from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import dagster as dg
@@ -71,12 +71,11 @@ class Inspected:
 
 
 def inspect_files(
-    instance: dg.DagsterInstance, store: ParquetStore, asset_key: dg.AssetKey, keys: Iterable[str]
+    store: ParquetStore, asset_key: dg.AssetKey, records: Mapping[str, dg.EventLogRecord]
 ) -> list[tuple[Inspected, dg.EventLogRecord]]:
-    """Each partition of `keys` that has a materialization with a fingerprint, read back and
-    compared with it."""
+    """Each partition of `asset_key` whose latest materialization (`records`, by partition key,
+    see `latest_materializations`) has a fingerprint, read back and compared with it."""
     asset = asset_key.path[-1]
-    records = latest_materializations(instance, asset_key, list(keys))
     inspected = []
     for key, record in records.items():
         materialization = record.asset_materialization
@@ -105,14 +104,17 @@ def _problem(store: ParquetStore, asset: str, key: str, path: str, recorded: str
 
 
 def read_back(
-    context: dg.AssetExecutionContext, store: ParquetStore, asset_key: dg.AssetKey, keys: Iterable[str]
+    context: dg.AssetExecutionContext,
+    store: ParquetStore,
+    asset_key: dg.AssetKey,
+    records: Mapping[str, dg.EventLogRecord],
 ) -> list[dg.AssetCheckEvaluation]:
-    """In the bars step, once the files of `keys` are written: one `file_intact` result per
-    partition, or, when any file does not read back, a failure naming them (retried: writing
-    again may succeed)."""
+    """In the bars step, once the files of the partitions of `records` (their materializations)
+    are written: one `file_intact` result per partition, or, when any file does not read back, a
+    failure naming them (retried: writing again may succeed)."""
     if dg.AssetCheckKey(asset_key, FILE_INTACT) not in context.selected_asset_check_keys:
         return []
-    inspected = inspect_files(context.instance, store, asset_key, keys)
+    inspected = inspect_files(store, asset_key, records)
     damaged = [item.problem for item, _ in inspected if item.problem]
     if damaged:
         listed = "\n".join(f"- {problem}" for problem in damaged)
@@ -138,7 +140,8 @@ def verify_bars_files(context: dg.OpExecutionContext, config: VerifyConfig, lake
     keys = [str(bars_key(config.session, symbol)) for symbol in members]
     judged, damaged = 0, []
     for name in BARS_ASSETS:
-        for item, record in inspect_files(context.instance, store, bars_asset_key(index.calendar, name), keys):
+        asset_key = bars_asset_key(index.calendar, name)
+        for item, record in inspect_files(store, asset_key, latest_materializations(context.instance, asset_key, keys)):
             context.log_event(item.evaluation(record))
             judged += 1
             if item.problem:

@@ -116,17 +116,24 @@ def plan_close_runs(
 
 
 def _complete_symbols(instance: dg.DagsterInstance, code: str, session: str, symbols: set[str]) -> set[str]:
-    """Symbols of exchange `code` whose daily, weekly and monthly bars are all materialized for `session`.
+    """Symbols of exchange `code` whose daily, weekly and monthly bars are all materialized for `session`."""
+    return materialized_symbols(instance, [bars_asset_key(code, name) for name in BARS_ASSETS], session, symbols)
+
+
+def materialized_symbols(
+    instance: dg.DagsterInstance, assets: list[dg.AssetKey], session: str, symbols: Iterable[str]
+) -> set[str]:
+    """The `symbols` with a materialization of every one of the bars `assets` for `session`.
 
     Asks for these partitions only: the grid grows by some 50,000 keys a year, and listing every
     materialized partition on each sensor tick would grow with it.
     """
     keys = {str(bars_key(session, symbol)): symbol for symbol in symbols}
     complete = set(keys)
-    for name in BARS_ASSETS:
+    for asset in assets:
         complete &= set(
             instance.get_latest_storage_id_by_partition(
-                bars_asset_key(code, name), dg.DagsterEventType.ASSET_MATERIALIZATION, partitions=set(keys)
+                asset, dg.DagsterEventType.ASSET_MATERIALIZATION, partitions=set(keys)
             )
         )
     return {keys[key] for key in complete}
