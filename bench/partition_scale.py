@@ -1,29 +1,29 @@
-"""Does the instance stay quick as the partition grid grows? Three years of sessions x 210 symbols.
+"""Does the instance stay quick with a whole market? 10,000 symbols on XNYS, in the UI and the daemon.
 
-    .venv/bin/python bench/partition_scale.py [--years 3] [--symbols 210]
+    .venv/bin/python bench/partition_scale.py [--symbols 10000] [--sessions 40]
 
-Seeds a fresh `DAGSTER_HOME` (the project's `dagster.yaml`) with each exchange's `daily_bars`
-(`xnys/daily_bars`, `xhkg/daily_bars`) materialized on each of its sessions of the last `--years`
-years, and `index_composition` on every session, then times:
+Seeds a fresh `DAGSTER_HOME` (the project's `dagster.yaml`) that follows `US_MARKET` of
+bench/indices.yaml alone, with `--symbols` members registered as `xnys_symbols` and its bars assets
+(`xnys/daily_bars`, `weekly_bars`, `monthly_bars`) and composition materialized on each of the last
+`--sessions` sessions before the latest, as months of daily closes leave them, then times:
 
-- the UI's partition-status query for `xnys/daily_bars`: the `PartitionHealthQuery` GraphQL call the
-  asset page makes, sent to a real `dagster-webserver` (cold, then warm), first with the date
-  partitions covering all the seeded years, then with the project's default rolling window
-  (`MARKET_ASSETS_PARTITION_DAYS`, 365), which is the design this measurement led to;
-- a tick of the `xnys_close` schedule and of the `close_bars` sensor, evaluated as the daemon
-  evaluates them;
-- the tick of the `partition_status_cache` sensor that rebuilds Dagster's partition-status cache
-  once the window has moved, before the UI's first query after the move;
-- the same query on one grid per exchange, as the bars assets have, against a single grid over the
-  union of the exchanges' sessions and all their symbols, over the same stored cells
-  (`--exchanges`, the project's default window): how many of the union grid's cells can never
-  exist (a US symbol on a day only Hong Kong trades), and what the per-exchange grids cost the UI.
+- the ticks the daemon evaluates: the `xnys_close` schedule; the `close_bars` sensor at the close
+  (launching the session's runs over every member) and after it (nothing to launch); the
+  `partition_status_cache`, `abandoned_runs` and `freshness_alerts` sensors;
+- the `partition_status_cache` tick once the window has moved (the cache is first built over a
+  window holding every seeded session, then the code location loads with the project's default
+  one), the `refresh_partition_status` run it launches, which rebuilds Dagster's partition-status
+  cache, and the asset page's partition-status query
+  (`PartitionHealthQuery`) sent to a real `dagster-webserver` after it, cold and warm, and again
+  after a restart of the webserver;
+- in a real browser (Debian's Chromium, headless): the asset page's partitions view, the
+  Materialize dialog of `xnys/daily_bars`, and the launchpad of the `us_market_close` job, each
+  from the click or the address to the first figure it shows.
 
-Writing 160,000 materializations one by one through Dagster would take the best part of an hour
-here (about 10 ms each on sqlite), so they are seeded in one transaction: each row is a real
-runless materialization event serialized by Dagster, with its partition key and dimension tags
-substituted. One event is then reported through Dagster itself, so the asset's record points at
-the latest storage id as it would after real runs.
+Writing 1.2 million materializations one by one through Dagster would take hours, so they are
+seeded in one transaction: each row is a real materialization event serialized by Dagster, with its
+partition key and dimension tags substituted. One event per asset is then reported through Dagster
+itself, so the asset's record points at the latest storage id as it would after real runs.
 """
 
 from __future__ import annotations
@@ -31,7 +31,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -42,9 +44,19 @@ from pathlib import Path
 
 import pandas as pd
 import requests
+import yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
+
+MARKET = "US_MARKET"
+ASSET_PAGE = ["xnys", "daily_bars"]
+TARGET_SECONDS = {"tick": 1.0, "query": 2.0, "page": 2.0}
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
 
 PARTITION_HEALTH_QUERY = """
 query PartitionHealthQuery($assetKey: AssetKeyInput!) {
@@ -72,240 +84,56 @@ query PartitionHealthQuery($assetKey: AssetKeyInput!) {
 """
 
 
-def seed(home: Path, years: int, symbol_count: int) -> dict[str, int]:
-    """Each exchange's bars materialized on each of its sessions for its symbols, and every
-    composition; returns the counts per asset."""
+def target(name: str, seconds: float, kind: str) -> None:
+    limit = TARGET_SECONDS[kind]
+    print(f"{name}: {seconds:.2f} s (target <= {limit:g} s) {'met' if seconds <= limit else 'NOT MET'}", flush=True)
+
+
+# --- Seeding ---------------------------------------------------------------------------------------
+
+
+def seed(home: Path, lake: Path, symbol_count: int, session_count: int) -> dict[str, object]:
+    """The market's members registered, and its bars and compositions materialized on each of the
+    last `session_count` sessions before the latest; the sessions, newest last."""
     import dagster as dg
 
-    from market_assets.defs.bars.keys import DAILY, bars_asset_key
-    from market_assets.defs.partitions import session_partitions, sessions_of, symbol_partitions
-    from market_assets.domain.exchange_sessions import latest_closed_session
+    from market_assets.defs.bars.keys import BARS_ASSETS, bars_asset_key
+    from market_assets.defs.partitions import symbol_partitions
+    from market_assets.domain.exchange_sessions import calendar, latest_closed_session
     from market_assets.lake.store import ParquetStore
-    from market_assets.sources.indices import followed_indices
 
-    # Everything up to the session before the latest close is loaded: the latest one is due.
-    first = f"{pd.Timestamp.now() - pd.DateOffset(years=years):%Y-%m-%d}"
-    us = [f"SYNU{number:03d}.US" for number in range(1, symbol_count - symbol_count * 2 // 5 + 1)]
-    hk = [f"{9000 + number}.HK" for number in range(1, symbol_count * 2 // 5 + 1)]
-    symbols = {"XNYS": us, "XHKG": hk}
-    sessions = {
-        code: [key for key in sessions_of([code]).get_partition_keys()
-               if first <= key < f"{latest_closed_session(code):%Y-%m-%d}"]
-        for code in symbols
-    }
-    latest = min(latest_closed_session(code) for code in symbols)
-    days = [key for key in session_partitions.get_partition_keys() if first <= key < f"{latest:%Y-%m-%d}"]
-    members = {"DJI": us[:30], "NDX": us[:10] + us[30:120], "HSI": hk}
-    store = ParquetStore(os.environ["MARKET_ASSETS_DATA_ROOT"])
-    for index, names in members.items():
-        store.write("index_composition", f"{days[-1]}|{index}", pd.DataFrame({"symbol": names, "name": names}))
+    latest = latest_closed_session("XNYS")
+    sessions = [f"{day:%Y-%m-%d}" for day in calendar("XNYS").sessions_window(latest, -session_count - 1)[:-1]]
+    symbols = [f"SYNU{number:05d}.US" for number in range(1, symbol_count + 1)]
+    store = ParquetStore(str(lake))
+    members = pd.DataFrame({"symbol": symbols, "name": symbols})
+    for day in sessions:
+        store.write("index_composition", f"{day}|{MARKET}", members)
+    bars = [json.dumps(bars_asset_key("XNYS", name).path) for name in BARS_ASSETS]
     cells = {
-        json.dumps(["index_composition"]): [(day, index) for day in days for index in followed_indices()],
-        **{json.dumps(bars_asset_key(code, DAILY).path): [(day, symbol) for day in sessions[code] for symbol in names]
-           for code, names in symbols.items()},
+        json.dumps(["index_composition"]): ("index", [(day, MARKET) for day in sessions]),
+        **{asset: ("symbol", [(day, symbol) for day in sessions for symbol in symbols]) for asset in bars},
     }
     with dg.DagsterInstance.get() as instance:
-        for code, names in symbols.items():
-            instance.add_dynamic_partitions(symbol_partitions[code].name, names)
-        for asset, pairs in cells.items():
-            second = "index" if asset == json.dumps(["index_composition"]) else "symbol"
+        instance.add_dynamic_partitions(symbol_partitions["XNYS"].name, symbols)
+        for asset, (second, pairs) in cells.items():
             instance.report_runless_asset_event(dg.AssetMaterialization(
                 asset_key=json.loads(asset), partition=dg.MultiPartitionKey({"date": pairs[0][0], second: pairs[0][1]})
             ))
     db = sqlite3.connect(home / "history" / "runs" / "index.db")
     with db:
-        for asset, pairs in cells.items():
-            clone_materializations(db, asset, pairs[0], pairs[1:])
+        for asset, (_, pairs) in cells.items():
+            clone_materializations(db, asset, pairs[0], pairs[1:-1])
     db.close()
-    counts = {"index_composition": len(cells[json.dumps(["index_composition"])])}
     with dg.DagsterInstance.get() as instance:
-        for code, names in symbols.items():
-            key = bars_asset_key(code, DAILY)
-            # One event through Dagster itself, so the asset's record points at the latest storage id.
+        for asset, (second, pairs) in cells.items():
+            # The last one through Dagster itself, so the asset's record points at the latest storage id.
             instance.report_runless_asset_event(dg.AssetMaterialization(
-                asset_key=key, partition=dg.MultiPartitionKey({"date": sessions[code][-1], "symbol": names[0]})
+                asset_key=json.loads(asset), partition=dg.MultiPartitionKey({"date": pairs[-1][0], second: pairs[-1][1]})
             ))
-            counts[key.to_user_string()] = len(instance.get_materialized_partitions(key))
-    counts["sessions"], counts["symbols"] = len(days), sum(map(len, symbols.values()))
-    return counts
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def time_partition_query(home: Path, partition_days: int | None) -> list[float]:
-    """Cold and warm timings of the asset page's partition query, with the grid over `partition_days`
-    (None: the project's default window)."""
-    env = {**os.environ, "DAGSTER_HOME": str(home)}
-    env.pop("MARKET_ASSETS_PARTITION_DAYS", None)
-    if partition_days is not None:
-        env["MARKET_ASSETS_PARTITION_DAYS"] = str(partition_days)
-    return time_query(env, ["-m", "market_assets"], ["xnys", "daily_bars"])
-
-
-def time_query(env: dict[str, str], location: list[str], asset: list[str]) -> list[float]:
-    """Cold and warm timings of the partition query for `asset`, sent to a webserver serving `location`."""
-    port = free_port()
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "dagster-webserver"), *location, "-h", "127.0.0.1", "-p", str(port)],
-        env={**env, "PYTHONPATH": str(PROJECT_ROOT)}, cwd=env["DAGSTER_HOME"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}/graphql"
-    try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/server_info", timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.5)
-        # Load the code location first (the UI has it loaded when a user opens an asset page).
-        requests.post(url, json={"query": "{ assetNodes { id } }"}, timeout=600).raise_for_status()
-        timings = []
-        for _ in range(3):
-            started = time.perf_counter()
-            answer = requests.post(
-                url,
-                json={"query": PARTITION_HEALTH_QUERY, "variables": {"assetKey": {"path": asset}}},
-                timeout=600,
-            )
-            timings.append(time.perf_counter() - started)
-            body = answer.json()
-            statuses = body["data"]["assetNodeOrError"]["assetPartitionStatuses"]
-            assert statuses["ranges"], body
-        return timings
-    finally:
-        os.killpg(server.pid, 15)
-        server.wait(timeout=60)
-
-
-REBUILD_TICK = """
-import time
-import dagster as dg
-from market_assets.definitions import defs
-from market_assets.defs.maintenance.sensors import partition_status_cache
-with dg.DagsterInstance.get() as instance:
-    context = dg.build_sensor_context(instance=instance, repository_def=defs().get_repository_def())
-    started = time.perf_counter()
-    result = partition_status_cache(context)
-    print(f"{time.perf_counter() - started:.2f}|{result.skip_message}")
-"""
-
-
-def time_cache_rebuild(home: Path) -> tuple[float, str]:
-    """Seconds and outcome of a `partition_status_cache` tick in a code location with the
-    project's default window, as the daemon evaluates it after the window moved."""
-    env = {**os.environ, "DAGSTER_HOME": str(home)}
-    env.pop("MARKET_ASSETS_PARTITION_DAYS", None)
-    done = subprocess.run([sys.executable, "-c", REBUILD_TICK], env=env, cwd=home, capture_output=True, text=True, timeout=600)
-    if done.returncode:
-        raise RuntimeError(done.stderr)
-    seconds, message = done.stdout.strip().splitlines()[-1].split("|", 1)
-    return float(seconds), message
-
-
-def report_partition_query(home: Path, partition_days: int | None, label: str) -> None:
-    cold, *warm = time_partition_query(home, partition_days)
-    print(f"UI partition status query for xnys/daily_bars, {label}: {cold:.2f} s cold, {min(warm):.2f} s warm   (target <= 2 s)")
-
-
-def time_ticks() -> dict[str, float]:
-    import dagster as dg
-
-    from market_assets.definitions import defs
-    from market_assets.defs.bars.sensors import close_bars
-    from market_assets.defs.compositions.assets import index_composition
-    from market_assets.defs.resources import ClosePlanningResource
-    from market_assets.lake.resource import DataLakeResource
-
-    with dg.DagsterInstance.get() as instance:
-        schedule = defs().resolve_schedule_def("xnys_close")
-        tick = pd.Timestamp.now(tz="UTC").floor("min")
-        resources = {"lake": DataLakeResource(root=os.environ["MARKET_ASSETS_DATA_ROOT"]), "close": ClosePlanningResource()}
-        with dg.build_schedule_context(
-            instance=instance, scheduled_execution_time=tick.to_pydatetime(), resources=resources
-        ) as context:
-            started = time.perf_counter()
-            requests_ = schedule(context)
-            schedule_seconds = time.perf_counter() - started
-        # The sensor in its steady state: every stored composition already seen (the cursor).
-        cursor = instance.fetch_materializations(index_composition.key, limit=1).records[0].storage_id
-        with dg.build_sensor_context(instance=instance, cursor=str(cursor), resources=resources) as context:
-            started = time.perf_counter()
-            result = close_bars(context)
-            sensor_seconds = time.perf_counter() - started
-    launched = len(getattr(result, "run_requests", []) or [])
-    return {"schedule": schedule_seconds, "sensor": sensor_seconds,
-            "schedule_runs": len(requests_) if isinstance(requests_, list) else 0, "sensor_runs": launched}
-
-
-GRIDS_LOCATION = '''
-"""One bars-shaped asset over the union of the exchanges' sessions, and one per exchange."""
-import dagster as dg
-
-from market_assets.defs.partitions import sessions_of, window_start
-
-EXCHANGES = {exchanges!r}
-
-
-def grid(prefix, exchanges):
-    return dg.AssetSpec(
-        key=[prefix, "daily_bars"],
-        partitions_def=dg.MultiPartitionsDefinition(
-            {{"date": sessions_of(exchanges, window_start()),
-             "symbol": dg.DynamicPartitionsDefinition(name=f"{{prefix}}_symbols")}}
-        ),
-    )
-
-
-defs = dg.Definitions(assets=[grid("union", EXCHANGES), *(grid(code.lower(), [code]) for code in EXCHANGES)])
-'''
-
-
-def grid_symbols(exchanges: list[str], symbol_count: int) -> dict[str, list[str]]:
-    """Made-up symbols per exchange: XNYS and XHKG split `symbol_count` as `seed` does, others 20."""
-    hk = symbol_count * 2 // 5
-    counts = {"XNYS": symbol_count - hk, "XHKG": hk}
-    return {code: [f"SYN{code}{number:03d}" for number in range(counts.get(code, 20))] for code in exchanges}
-
-
-def seed_grids(home: Path, symbols: dict[str, list[str]]) -> dict[str, tuple[int, int]]:
-    """Materialize each exchange's sessions x its symbols, in the union grid and in its own; returns,
-    per asset, (cells in its grid, cells stored)."""
-    import dagster as dg
-
-    from market_assets.defs.partitions import sessions_of, window_start
-    from market_assets.domain.exchange_sessions import latest_closed_session
-
-    first = window_start()
-    sessions = {
-        code: [key for key in sessions_of([code], first).get_partition_keys()
-               if key < f"{latest_closed_session(code):%Y-%m-%d}"]
-        for code in symbols
-    }
-    own = {code.lower(): [(day, symbol) for day in sessions[code] for symbol in symbols[code]] for code in symbols}
-    cells = {"union": [cell for pairs in own.values() for cell in pairs], **own}
-    union_days = len(sessions_of(list(symbols), first).get_partition_keys())
-    grids = {"union": union_days * sum(map(len, symbols.values()))}
-    grids.update({code.lower(): len(sessions_of([code], first).get_partition_keys()) * len(symbols[code])
-                  for code in symbols})
-    with dg.DagsterInstance.get() as instance:
-        for prefix, stored in cells.items():
-            instance.add_dynamic_partitions(f"{prefix}_symbols", sorted({symbol for _, symbol in stored}))
-            day, symbol = stored[0]
-            instance.report_runless_asset_event(dg.AssetMaterialization(
-                asset_key=[prefix, "daily_bars"], partition=dg.MultiPartitionKey({"date": day, "symbol": symbol})
-            ))
-    db = sqlite3.connect(home / "history" / "runs" / "index.db")
-    with db:
-        for prefix, stored in cells.items():
-            clone_materializations(db, json.dumps([prefix, "daily_bars"]), stored[0], stored[1:])
-    db.close()
-    return {prefix: (grids[prefix], len(stored)) for prefix, stored in cells.items()}
+        counts = {json.loads(asset)[-1]: len(instance.get_materialized_partitions(dg.AssetKey(json.loads(asset))))
+                  for asset in cells}
+    return {"sessions": sessions, "latest": f"{latest:%Y-%m-%d}", "symbols": symbols, "counts": counts}
 
 
 def clone_materializations(db: sqlite3.Connection, asset: str, template: tuple[str, str],
@@ -330,73 +158,253 @@ def clone_materializations(db: sqlite3.Connection, asset: str, template: tuple[s
     )
 
 
-def compare_grids(work: Path, exchanges: list[str], symbol_count: int) -> None:
-    """The partition-status query on one grid per exchange against the union grid, same stored cells."""
-    home = work / "dagster_home"
-    home.mkdir(parents=True)
-    shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
-    location = work / "grids.py"
-    location.write_text(GRIDS_LOCATION.format(exchanges=exchanges))
-    saved = {name: os.environ.pop(name, None) for name in ("MARKET_ASSETS_PARTITION_DAYS", "DAGSTER_HOME")}
-    os.environ["DAGSTER_HOME"] = str(home)
-    try:
-        symbols = grid_symbols(exchanges, symbol_count)
-        grids = seed_grids(home, symbols)
-        env = dict(os.environ)
-        timings = {prefix: time_query(env, ["-f", str(location)], [prefix, "daily_bars"]) for prefix in grids}
-    finally:
-        os.environ.update({name: value for name, value in saved.items() if value is not None})
-    cells, stored = grids["union"]
-    never = cells - sum(grids[prefix][0] for prefix in grids if prefix != "union")
-    print(f"one grid over {'+'.join(exchanges)}: {cells} cells, {stored} stored, {never} ({never / cells:.1%}) "
-          "that can never exist (a symbol on a day its exchange is closed), shown as missing")
-    for prefix in grids:
-        cold, warm = timings[prefix][0], min(timings[prefix][1:])
-        print(f"  {prefix + '/daily_bars':<18} {grids[prefix][0]:>7} cells {grids[prefix][1]:>7} stored   "
-              f"query {cold:.2f} s cold, {warm:.2f} s warm")
-    each = [prefix for prefix in grids if prefix != "union"]
-    union_cold, union_warm = timings["union"][0], min(timings["union"][1:])
-    largest_cold = max(timings[prefix][0] for prefix in each)
-    total_warm = sum(min(timings[prefix][1:]) for prefix in each)
-    print(f"per-exchange grids vs the union grid: largest asset page {largest_cold / union_cold:.2f}x cold, "
-          f"all {len(each)} asset pages {total_warm / union_warm:.2f}x warm")
+# --- Ticks -----------------------------------------------------------------------------------------
+
+
+TICKS = """
+import json, os, sys, time
+import dagster as dg
+import pandas as pd
+from market_assets.definitions import defs
+from market_assets.defs.bars.sensors import close_bars
+from market_assets.defs.compositions.assets import index_composition
+from market_assets.defs.maintenance.sensors import abandoned_runs, partition_status_cache
+from market_assets.defs.alerts.sensors import freshness_alerts
+from market_assets.defs.resources import ClosePlanningResource
+from market_assets.defs.alerts.resources import AlertsResource
+from market_assets.lake.resource import DataLakeResource
+
+which = sys.argv[1:]
+timings = {}
+definitions = defs()
+repository = definitions.get_repository_def()
+resources = {"lake": DataLakeResource(root=os.environ["MARKET_ASSETS_DATA_ROOT"]), "close": ClosePlanningResource(),
+             "alerts": AlertsResource()}
+with dg.DagsterInstance.get() as instance:
+    def timed(name, evaluate):
+        started = time.perf_counter()
+        outcome = evaluate()
+        timings[name] = [time.perf_counter() - started, len(getattr(outcome, "run_requests", None) or [])
+                         if not isinstance(outcome, list) else len(outcome)]
+
+    if "schedule" in which:
+        schedule = definitions.resolve_schedule_def("xnys_close")
+        tick = pd.Timestamp.now(tz="UTC").floor("min")
+        with dg.build_schedule_context(instance=instance, scheduled_execution_time=tick.to_pydatetime(),
+                                       resources=resources) as context:
+            timed("xnys_close schedule", lambda: schedule(context))
+    if "close_bars" in which:
+        latest = instance.fetch_materializations(index_composition.key, limit=1).records[0].storage_id
+        with dg.build_sensor_context(instance=instance, cursor=str(latest), resources=resources,
+                                     repository_def=repository) as context:
+            timed(sys.argv[-1], lambda: close_bars(context))
+    if "cache" in which:
+        graph = repository.asset_graph
+        def build():
+            for key in graph.materializable_asset_keys:
+                definition = graph.get(key).partitions_def
+                if definition is not None:
+                    instance.get_status_by_partition(key, [], definition)
+        timed("partition-status cache", build)
+    if "rebuild" in which:
+        with dg.build_sensor_context(instance=instance, resources=resources, repository_def=repository) as context:
+            timed("partition_status_cache sensor", lambda: [partition_status_cache(context)])
+        job = definitions.resolve_job_def("refresh_partition_status")
+        timed("refresh_partition_status run", lambda: [job.execute_in_process(instance=instance)])
+    if "others" in which:
+        for sensor in (partition_status_cache, abandoned_runs, freshness_alerts):
+            with dg.build_sensor_context(instance=instance, resources=resources, repository_def=repository) as context:
+                timed(f"{sensor.name} sensor", lambda: sensor(context))
+print(json.dumps(timings))
+"""
+
+
+def time_ticks(env: dict[str, str], *which: str) -> dict[str, list[float]]:
+    """Seconds (and runs requested) of the ticks `which`, each evaluated as the daemon evaluates it,
+    in a process of its own that has loaded the code location first."""
+    done = subprocess.run([sys.executable, "-c", TICKS, *which], env=env, cwd=env["DAGSTER_HOME"],
+                          capture_output=True, text=True, timeout=1800)
+    if done.returncode:
+        raise RuntimeError(done.stderr[-4000:])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# --- The webserver and the browser -----------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Webserver:
+    """A `dagster-webserver` on the code location, with the code location loaded."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "dagster-webserver"), "-m", "market_assets", "-h", "127.0.0.1",
+             "-p", str(self.port)],
+            env=env, cwd=env["DAGSTER_HOME"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{self.url}/server_info", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.5)
+        # Load the code location first (the UI has it loaded when a user opens an asset page).
+        self.graphql("{ assetNodes { id } }")
+
+    def graphql(self, query: str, variables: dict | None = None) -> dict:
+        answer = requests.post(f"{self.url}/graphql", json={"query": query, "variables": variables or {}}, timeout=600)
+        answer.raise_for_status()
+        return answer.json()
+
+    def partition_query(self) -> list[float]:
+        """Seconds of the asset page's partition-status query, three times in a row."""
+        timings = []
+        for _ in range(3):
+            started = time.perf_counter()
+            body = self.graphql(PARTITION_HEALTH_QUERY, {"assetKey": {"path": ASSET_PAGE}})
+            timings.append(time.perf_counter() - started)
+            assert body["data"]["assetNodeOrError"]["assetPartitionStatuses"]["ranges"], body
+        return timings
+
+    def stop(self) -> None:
+        os.killpg(self._process.pid, signal.SIGTERM)
+        self._process.wait(timeout=60)
+
+
+def time_pages(url: str, shots: Path) -> dict[str, float]:
+    """Seconds, in a real browser, from the address or the click to the first figure each shows:
+    the partitions view of the asset page, its Materialize dialog, the close job's launchpad. A
+    screenshot of each page goes to `shots`."""
+    from playwright.sync_api import expect, sync_playwright
+
+    timings = {}
+    asset = f"{url}/assets/{'/'.join(ASSET_PAGE)}"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        page.set_default_timeout(120_000)
+
+        def timed(name: str, action, shown) -> None:
+            started = time.perf_counter()
+            action()
+            expect(shown()).to_be_visible()
+            timings[name] = time.perf_counter() - started
+            page.screenshot(path=shots / f"{len(timings):02d}-{re.sub('[^a-z]+', '-', name.lower())}.png")
+
+        # A first visit loads the UI's scripts, as a user's browser has them after their first page.
+        page.goto(asset, wait_until="domcontentloaded")
+        expect(page.get_by_role("button", name="Materialize…")).to_be_visible()
+        for attempt in ("first", "again"):
+            timed(
+                f"asset page, partitions view ({attempt})",
+                lambda: page.goto(f"{asset}?view=partitions", wait_until="commit"),
+                lambda: page.get_by_text(re.compile(r"^Materialized \(\d")),
+            )
+        timed(
+            "Materialize dialog",
+            lambda: page.get_by_role("button", name="Materialize…").click(),
+            lambda: page.get_by_role("dialog").get_by_role("button", name=re.compile(r"^Launch")),
+        )
+        page.keyboard.press("Escape")
+        timed(
+            "close job's launchpad",
+            lambda: page.goto(f"{url}/locations/market_assets/jobs/us_market_close/playground", wait_until="commit"),
+            lambda: page.get_by_role("button", name=re.compile("Launch Run")),
+        )
+        browser.close()
+    return timings
+
+
+# --- Main ------------------------------------------------------------------------------------------
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--years", type=int, default=3)
-    parser.add_argument("--symbols", type=int, default=210)
-    parser.add_argument("--exchanges", default="XNYS,XHKG",
-                        help="the exchanges of the per-exchange comparison (XNYS and XHKG share --symbols "
-                             "as the shipped indices do; any other has WIG20's 20)")
+    parser.add_argument("--symbols", type=int, default=10_000)
+    parser.add_argument("--sessions", type=int, default=40, help="sessions materialized before the latest")
+    parser.add_argument("--no-browser", action="store_true", help="leave out the pages in Chromium")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-partitions-"))
-    home = work / "dagster_home"
+    home, lake = work / "dagster_home", work / "lake"
     home.mkdir()
     shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
-    # The grid covers the seeded years here; the project's default window is measured after.
-    seeded_days = args.years * 366
+    entries = [entry for entry in yaml.safe_load((PROJECT_ROOT / "bench" / "indices.yaml").read_text())["indices"]
+               if entry["name"] == MARKET]
+    (work / "indices.yaml").write_text(yaml.safe_dump({"indices": entries}))
+    # Every seeded session is in the window first; the project's default window comes after.
+    wide = str(args.sessions * 2 + 21)
     os.environ.update({
         "DAGSTER_HOME": str(home),
-        "MARKET_ASSETS_DATA_ROOT": str(work / "lake"),
-        "MARKET_ASSETS_PARTITION_DAYS": str(seeded_days),
+        "MARKET_ASSETS_DATA_ROOT": str(lake),
+        "MARKET_ASSETS_INDICES_FILE": str(work / "indices.yaml"),
+        "MARKET_ASSETS_PARTITION_DAYS": wide,
+        "PYTHONPATH": str(PROJECT_ROOT),
     })
+    env = dict(os.environ)
+    default_window = {name: value for name, value in env.items() if name != "MARKET_ASSETS_PARTITION_DAYS"}
     try:
         started = time.perf_counter()
-        counts = seed(home, args.years, args.symbols)
-        print(f"seeded {counts['sessions']} sessions x {counts['symbols']} symbols: "
-              f"{counts['xnys/daily_bars']} xnys/daily_bars and {counts['xhkg/daily_bars']} xhkg/daily_bars "
-              f"partitions materialized, {counts['index_composition']} compositions "
-              f"({time.perf_counter() - started:.1f} s)")
-        ticks = time_ticks()
-        print(f"schedule tick (xnys_close): {ticks['schedule']:.3f} s, {ticks['schedule_runs']} runs requested   (target <= 2 s)")
-        print(f"sensor tick (close_bars):   {ticks['sensor']:.3f} s, {ticks['sensor_runs']} runs requested   (target <= 2 s)")
-        report_partition_query(home, seeded_days, f"all {args.years} years in the grid")
-        seconds, outcome = time_cache_rebuild(home)
-        print(f"partition_status_cache tick after the window moved: {seconds:.2f} s ({outcome})")
-        report_partition_query(home, None, "default window, first query after the window moved and that tick")
-        report_partition_query(home, None, "default window, after a webserver restart")
-        compare_grids(work / "grids", args.exchanges.split(","), args.symbols)
+        seeded = seed(home, lake, args.symbols, args.sessions)
+        print(f"seeded {args.sessions} sessions x {args.symbols:,} symbols: "
+              + ", ".join(f"{asset} {count:,}" for asset, count in seeded["counts"].items())
+              + f" partitions materialized ({time.perf_counter() - started:.0f} s)", flush=True)
+
+        # The partition-status cache over the wide window, as months of closes leave it.
+        built = time_ticks(env, "cache")["partition-status cache"][0]
+        print(f"the partition-status cache of the bars assets, built over all {args.sessions} sessions: {built:.2f} s")
+
+        # The window moves: the code location loads with the project's default window.
+        moved = time_ticks(default_window, "rebuild")
+        target("partition_status_cache tick after the window moved (launching the rebuild)", moved["partition_status_cache sensor"][0], "tick")
+        print(f"refresh_partition_status run, rebuilding the cache of the assets whose window moved: "
+              f"{moved['refresh_partition_status run'][0]:.2f} s", flush=True)
+        for name, (seconds, _) in time_ticks(default_window, "others").items():
+            target(f"{name} tick", seconds, "tick")
+        for name, (seconds, runs) in time_ticks(default_window, "schedule", "close_bars", "close_bars sensor tick at the close").items():
+            target(f"{name} ({runs} runs requested)", seconds, "tick")
+        # The session's composition stored: the sensor's tick has nothing to launch.
+        import dagster as dg
+
+        from market_assets.lake.store import ParquetStore
+
+        ParquetStore(str(lake)).write("index_composition", f"{seeded['latest']}|{MARKET}",
+                                      pd.DataFrame({"symbol": seeded["symbols"], "name": seeded["symbols"]}))
+        with dg.DagsterInstance.get() as instance:
+            instance.report_runless_asset_event(dg.AssetMaterialization(
+                asset_key="index_composition", partition=dg.MultiPartitionKey({"date": seeded["latest"], "index": MARKET})))
+        for name, (seconds, runs) in time_ticks(default_window, "close_bars", "close_bars sensor tick after the close").items():
+            target(f"{name} ({runs} runs requested)", seconds, "tick")
+
+        server = Webserver(default_window)
+        try:
+            server.graphql("mutation { setNuxSeen }")  # the newsletter prompt, as a person dismisses it once
+            cold, *warm = server.partition_query()
+            target("partition-status query of xnys/daily_bars, default window, first after the window moved, cold", cold, "query")
+            print(f"    warm: {min(warm):.2f} s")
+            shots = Path(tempfile.mkdtemp(prefix="bench-partitions-pages-"))
+            pages = {} if args.no_browser else time_pages(server.url, shots)
+        finally:
+            server.stop()
+        for name, seconds in pages.items():
+            target(f"in Chromium: {name}", seconds, "page")
+        server = Webserver(default_window)
+        try:
+            cold, *warm = server.partition_query()
+            target("partition-status query after a webserver restart, cold", cold, "query")
+            print(f"    warm: {min(warm):.2f} s")
+        finally:
+            server.stop()
+        if not args.no_browser:
+            print(f"the pages as the browser showed them: {shots}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -24,13 +24,22 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
     AssetCheckEvaluationTargetMaterializationData,
 )
 from dagster._core.definitions.freshness import FreshnessState, FreshnessStateChange
-from dagster._core.storage.event_log.schema import ConcurrencySlotsTable
+from dagster._core.event_api import PartitionKeyFilter
+from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS, DagsterEventType
+from dagster._core.events.log import EventLogEntry
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster._core.storage.event_log.schema import (
+    AssetCheckExecutionsTable,
+    ConcurrencySlotsTable,
+    SqlEventLogStorageTable,
+)
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
     SQLITE_BUSY_TIMEOUT_SECONDS,
     SqliteEventLogStorage,
 )
 from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
 from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import SqliteScheduleStorage
+from dagster._core.storage.sqlite import create_db_conn_string
 from dagster._core.storage.sqlite_storage import (
     DagsterSqliteStorage,
     _event_logs_directory,
@@ -41,20 +50,29 @@ from dagster._serdes import ConfigurableClassData
 from dagster._utils.concurrency import ConcurrencySlotStatus
 
 __all__ = [
+    "ASSET_CHECK_EVENTS",
+    "ASSET_EVENTS",
     "SQLITE_BUSY_TIMEOUT_SECONDS",
+    "AssetCheckExecutionRecordStatus",
+    "AssetCheckExecutionsTable",
     "AssetCheckEvaluationTargetMaterializationData",
     "ConcurrencySlotStatus",
     "ConcurrencySlotsTable",
     "ConfigurableClassData",
+    "DagsterEventType",
     "DagsterSqliteStorage",
+    "EventLogEntry",
     "FreshnessState",
     "FreshnessStateChange",
+    "PartitionKeyFilter",
+    "SqlEventLogStorageTable",
     "SqliteEventLogStorage",
     "SqliteRunStorage",
     "SqliteScheduleStorage",
     "_event_logs_directory",
     "_runs_directory",
     "_schedule_directory",
+    "create_db_conn_string",
     "freshness_states",
 ]
 

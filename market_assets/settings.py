@@ -80,7 +80,7 @@ STOOQ_COOKIES = Setting(
 FILES = Setting("MARKET_ASSETS_FILES", "", "the folder of Stooq files saved from a browser, for the files source")
 DATA_ROOT = Setting("MARKET_ASSETS_DATA_ROOT", "data", "where parquet goes: a folder, or an fsspec URL such as s3://bucket/prefix")
 MAX_SYMBOLS_PER_RUN = Setting(
-    "MARKET_ASSETS_MAX_SYMBOLS_PER_RUN", 200, "the most symbols one close run loads", _at_least(1, "symbol")
+    "MARKET_ASSETS_MAX_SYMBOLS_PER_RUN", 1000, "the most symbols one close run loads", _at_least(1, "symbol")
 )
 CATCH_UP_SESSIONS = Setting(
     "MARKET_ASSETS_CATCH_UP_SESSIONS", 5, "past sessions a tick looks back at for missed closes", _at_least(1, "session")
@@ -97,7 +97,7 @@ EXECUTOR = Setting(
     "MARKET_ASSETS_EXECUTOR", "default", "k8s: the step of a close run in a Kubernetes pod of its own", _one_of("default", "k8s")
 )
 PARTITION_DAYS = Setting(
-    "MARKET_ASSETS_PARTITION_DAYS", 365, "days of sessions the date partitions cover", _at_least(7, "days")
+    "MARKET_ASSETS_PARTITION_DAYS", 14, "days of sessions the date partitions cover, back to that week's Monday", _at_least(7, "days")
 )
 CLOSE_DELAY = Setting(
     "MARKET_ASSETS_CLOSE_DELAY_MINUTES",

@@ -10,6 +10,11 @@ to one folder, which the end of pytest's report names.
 from __future__ import annotations
 
 import os
+
+# The tests' partition window: three months, so that it holds a day on which one exchange trades
+# and the other is closed, which the project's default two to three weeks may not. Set before
+# anything loads the partitions, as for a code location (a load setting).
+os.environ.setdefault("MARKET_ASSETS_PARTITION_DAYS", "92")
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path

@@ -102,14 +102,14 @@ def test_its_close_loads_its_members_and_judges_them_on_its_calendar(warsaw, pla
     # (Veterans Day, 11 November, is Poland's Independence Day); on Warsaw's, none.
     assert not no_missing_sessions(daily, "XNYS").passed
     results = {
-        (evaluation.check_name, evaluation.partition): evaluation
+        (evaluation.asset_key.path[-1], evaluation.check_name, evaluation.partition): evaluation
         for run in instance.get_runs()
         for entry in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
         for evaluation in [entry.dagster_event.event_specific_data]
     }
-    plausible = [results["plausible_history", f"{session}|{symbol}"] for symbol in members]
-    assert all(result.passed for result in plausible), [r.metadata for r in plausible if not r.passed]
-    assert all(results["valid_bars", f"{session}|{symbol}"].passed for symbol in members)
+    daily = [results["daily_bars", "valid_bars", f"{session}|{symbol}"] for symbol in members]
+    assert all(result.passed for result in daily), [r.metadata for r in daily if not r.passed]
+    assert all(results["weekly_bars", "valid_bars", f"{session}|{symbol}"].passed for symbol in members)
 
     # Taken out of the file again, WIG20 has no job or partitions, but its stored bars still read.
     shipped = {name: value for name, value in platform.env.items() if name != INDICES_FILE.env_var}

@@ -24,11 +24,23 @@ REPLACED = {
         internals.SqliteEventLogStorage._has_asset_key_col_on_connection,
         "981049dfa81d2e47",
     ),
+    "SqliteEventLogStorage.store_event": (internals.SqliteEventLogStorage.store_event, "f89aed40602438b9"),
+    # Written in batches: the rows of a planned check and of a check's result, as these write them.
+    "SqlEventLogStorage._store_asset_check_evaluation_planned": (
+        internals.SqliteEventLogStorage._store_asset_check_evaluation_planned,
+        "bbecef7ab5ce9d01",
+    ),
+    "SqlEventLogStorage._update_asset_check_evaluation": (
+        internals.SqliteEventLogStorage._update_asset_check_evaluation,
+        "961fd6041447b07a",
+    ),
     "SqlEventLogStorage._claim_concurrency_slot": (
         internals.SqliteEventLogStorage._claim_concurrency_slot,
         "7628812bbe08bc3e",
     ),
     "SqliteRunStorage.connect": (internals.SqliteRunStorage.connect, "d343abae6e9bea85"),
+    "SqliteRunStorage.from_local": (internals.SqliteRunStorage.from_local, "50b4181e14913751"),
+    "SqliteScheduleStorage.from_local": (internals.SqliteScheduleStorage.from_local, "06ae7e70b419ac91"),
     "SqliteScheduleStorage.connect": (internals.SqliteScheduleStorage.connect, "d343abae6e9bea85"),
     "DagsterSqliteStorage.__init__": (internals.DagsterSqliteStorage.__init__, "bcf5aa27a5dd083f"),
 }

@@ -243,7 +243,7 @@ def test_two_closes_of_one_session_at_once_equal_one(platform, synthetic_univers
             ["close", "DJI", "--session", "2023-03-17"],
             {},
             f"2023-03-17 is before the partition window, which starts on {FIRST_SESSION} "
-            "(MARKET_ASSETS_PARTITION_DAYS=365); set MARKET_ASSETS_PARTITION_DAYS=",
+            "(MARKET_ASSETS_PARTITION_DAYS=92); set MARKET_ASSETS_PARTITION_DAYS=",
         ),
         (["close", "DJI"], {"MARKET_ASSETS_DATA_ROOT": "{file}/lake"}, "data root {file}/lake is not writable (Not a directory)"),
         (["close", "DJI"], {"STOOQ_BASE_URL": "stooq.com"}, "Stooq base URL 'stooq.com' is not an http(s) URL"),

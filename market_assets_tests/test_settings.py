@@ -28,9 +28,9 @@ def test_a_bad_value_is_an_error_naming_the_variable(monkeypatch, setting, text,
 
 def test_a_setting_left_unset_or_blank_is_its_default(monkeypatch):
     monkeypatch.delenv(settings.PARTITION_DAYS.env_var, raising=False)
-    assert settings.PARTITION_DAYS.value() == 365
+    assert settings.PARTITION_DAYS.value() == 14
     monkeypatch.setenv(settings.PARTITION_DAYS.env_var, "  ")
-    assert settings.PARTITION_DAYS.value() == 365 and not settings.PARTITION_DAYS.is_set()
+    assert settings.PARTITION_DAYS.value() == 14 and not settings.PARTITION_DAYS.is_set()
 
 
 def test_the_close_delay_is_one_number_or_one_per_exchange(monkeypatch):

@@ -2,8 +2,9 @@
 was written (the `verify_bars` job, run in this process), and, with `--repair`, the damaged
 partitions loaded again by a forced close of their symbols.
 
-Each file's result is recorded on its partition as the `file_intact` check
-(`market_assets.defs.bars.integrity`), so the UI shows which files were found damaged and when.
+Each file's result is recorded on its partition as a result of its `valid_bars` check, whose
+`file_intact` rule it judges (`market_assets.defs.bars.integrity`), so the UI shows which files were
+found damaged and when.
 """
 
 from __future__ import annotations

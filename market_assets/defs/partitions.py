@@ -15,17 +15,19 @@ from market_assets.sources.indices import followed_exchanges, followed_indices
 
 
 def window_start(today: pd.Timestamp | None = None) -> str:
-    """The first date partition: `MARKET_ASSETS_PARTITION_DAYS` (365) back, on the first of that month.
+    """The first date partition: the Monday of the week `MARKET_ASSETS_PARTITION_DAYS` (14) days back.
 
-    Every snapshot holds the symbol's whole history, so a snapshot older than the window adds no
-    data a newer one lacks; leaving old sessions out of the grid keeps the UI's partition views
-    quick (a year is about 32,000 keys for 126 New York symbols; see bench/partition_scale.py). Their files
-    and events stay where they are. The start is the first day of a month, so the definition (and
-    the partition-status cache Dagster keeps for it) changes once a month, not at every reload.
+    The window holds the sessions a close may still load or load again, and no more: a snapshot
+    holds the symbol's whole history, so an older session adds nothing a newer one lacks, and
+    reloading it now would give today's adjusted history, not what was known then. Its cells are
+    sessions x symbols, which the UI and Dagster's partition status pay for
+    (docs/design.md#the-partition-window-and-the-partition-status-cache). It starts on a Monday, so
+    the definition, and the partition-status cache Dagster keeps for it, changes once a week, not
+    at every reload. Sessions before it stay in the lake and in the instance's events.
     """
     today = today if today is not None else pd.Timestamp.now(tz="UTC").tz_localize(None)
-    days = pd.Timedelta(days=settings.PARTITION_DAYS.value())
-    return f"{(today.normalize() - days).replace(day=1):%Y-%m-%d}"
+    back = today.normalize() - pd.Timedelta(days=settings.PARTITION_DAYS.value())
+    return f"{back - pd.Timedelta(days=back.weekday()):%Y-%m-%d}"
 
 
 FIRST_SESSION = window_start()
@@ -131,6 +133,12 @@ def dimensions(key: str, definition: dg.MultiPartitionsDefinition) -> dict[str, 
     if not isinstance(key, dg.MultiPartitionKey):
         key = definition.get_partition_key_from_str(key)
     return dict(key.keys_by_dimension)
+
+
+def partition_tags(key: str) -> dict[str, str]:
+    """The tags Dagster gives the materialization of a two-dimensional partition that it records
+    for an output (`dagster/partition/date`, `dagster/partition/symbol`), for one the step reports."""
+    return {f"dagster/partition/{name}": value for name, value in bars_dimensions(key).items()}
 
 
 def bars_dimensions(key: str) -> dict[str, str]:

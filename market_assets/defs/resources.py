@@ -10,11 +10,11 @@ from market_assets import settings
 class ClosePlanningResource(dg.ConfigurableResource):
     """How far back a tick looks for missed closes, and how many symbols one close run loads.
 
-    Bigger runs pay Dagster's per-run cost (a process, loading the code) fewer times, and on one
-    machine fewer processes contend for the sqlite event log (measured: seven runs of some 30
-    symbols took 2.6 times as long as three of up to 90). Smaller ones spread a large universe
-    over more processes, or pods on Kubernetes. The request budget is shared by all of them (the
-    `stooq` pool), so splitting never adds load on the source.
+    Bigger runs pay Dagster's per-run cost (a process, about 3 s of CPU loading Dagster and the
+    code) fewer times; a step writes each partition as it builds it, so its memory does not grow
+    with them. Smaller ones spread a large universe over more processes, or pods on Kubernetes.
+    The request budget is shared by all of them (the `stooq` pool), so splitting never adds load
+    on the source. Figures: docs/performance.md.
     """
 
     max_symbols_per_run: int = Field(

@@ -10,6 +10,7 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from market_assets.domain.exchange_sessions import next_session
 
@@ -17,10 +18,14 @@ Period = Literal["week", "month"]
 _PANDAS_PERIOD = {"week": "W-SUN", "month": "M"}
 
 
-def period_ordinals(dates: pd.Series, period: Period) -> np.ndarray:
-    """The calendar week (Monday to Sunday) or month of each date, as pandas' period ordinals:
-    integers, cheap to compare."""
-    return dates.dt.to_period(_PANDAS_PERIOD[period]).array.asi8
+def period_ordinals(dates: pd.Series | np.ndarray, period: Period) -> np.ndarray:
+    """The calendar week (Monday to Sunday) or month of each date, as pandas' period ordinals
+    (`W-SUN`, `M`): integers, cheap to compare, computed from the days since 1970-01-01 (a
+    Thursday) without building periods."""
+    days = np.asarray(dates, dtype="datetime64[ns]").astype("datetime64[D]")
+    if period == "week":
+        return (days.astype(np.int64) + 3) // 7 + 1
+    return days.astype("datetime64[M]").astype(np.int64)
 
 
 def in_same_period(a: pd.Timestamp, b: pd.Timestamp, period: Period) -> bool:
@@ -96,12 +101,15 @@ PERIOD_COLUMNS = ["period_start", "period_end", "last_session", "sessions", "inc
 
 def period_bounds(ordinals: np.ndarray, period: Period) -> tuple[np.ndarray, np.ndarray]:
     """The first and last calendar day (Monday and Sunday, or the 1st and the month-end) of each
-    period ordinal, as datetime64[ns] days."""
-    periods = pd.PeriodIndex.from_ordinals(ordinals, freq=_PANDAS_PERIOD[period])
-    return (
-        periods.start_time.to_numpy("datetime64[ns]"),
-        periods.end_time.normalize().to_numpy("datetime64[ns]"),
-    )
+    period ordinal (`period_ordinals`), as datetime64[ns] days."""
+    ordinals = np.asarray(ordinals, dtype=np.int64)
+    if period == "week":
+        starts = (ordinals * 7 - 10).astype("datetime64[D]")
+        ends = starts + np.timedelta64(6, "D")
+    else:
+        starts = ordinals.astype("datetime64[M]").astype("datetime64[D]")
+        ends = (ordinals + 1).astype("datetime64[M]").astype("datetime64[D]") - np.timedelta64(1, "D")
+    return starts.astype("datetime64[ns]"), ends.astype("datetime64[ns]")
 
 
 def resample(daily: pd.DataFrame, period: Period, session: pd.Timestamp, calendar: str) -> pd.DataFrame:
@@ -137,6 +145,7 @@ def resample(daily: pd.DataFrame, period: Period, session: pd.Timestamp, calenda
 def with_symbol(bars: pd.DataFrame, symbol: str) -> pd.DataFrame:
     """`bars` with `symbol` as their first column, as the lake stores them: a file, or a folder of
     files read as one table, says whose bars it holds."""
-    labelled = bars.drop(columns="symbol", errors="ignore")
-    labelled.insert(0, "symbol", pd.array([symbol] * len(labelled), dtype="string"))
-    return labelled
+    repeated = pa.array([symbol], pa.large_string()).take(np.zeros(len(bars), dtype=np.int32))
+    columns = {"symbol": pd.array(repeated, dtype="string")}
+    columns.update((name, bars[name].array) for name in bars.columns if name != "symbol")
+    return pd.DataFrame(columns, index=bars.index)

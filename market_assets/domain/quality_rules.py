@@ -45,8 +45,10 @@ class Finding:
     """The bars of the snapshot the rule judged, when the checks say it (they do for daily bars)."""
 
     @classmethod
-    def of(cls, dates: Iterable[pd.Timestamp], noun: str, problem: str, fine: str) -> Finding:
+    def of(cls, dates: Iterable[pd.Timestamp] | np.ndarray, noun: str, problem: str, fine: str) -> Finding:
         """Passed when `dates` is empty; else "<count> <noun(s)> <problem>: <first dates>"."""
+        if isinstance(dates, np.ndarray) and not dates.size:
+            return cls(True, fine)
         found = sorted(pd.Timestamp(day) for day in dates)
         if not found:
             return cls(True, fine)
@@ -56,15 +58,23 @@ class Finding:
         return cls(False, f"{len(found)} {nouns} {problem}: {shown}{more}", found)
 
 
+def _dates(bars: pd.DataFrame) -> np.ndarray:
+    return bars["date"].to_numpy("datetime64[ns]")
+
+
+def _prices(bars: pd.DataFrame, name: str) -> np.ndarray:
+    return bars[name].to_numpy(float)
+
+
 # --- Daily bars ---------------------------------------------------------------------------------
 
 
 def high_low_consistent(bars: pd.DataFrame) -> Finding:
     """High at or above max(open, close), low at or below min(open, close)."""
-    open_, close = bars["open"].to_numpy(float), bars["close"].to_numpy(float)
-    bad = (bars["high"].to_numpy(float) < np.fmax(open_, close)) | (bars["low"].to_numpy(float) > np.fmin(open_, close))
+    open_, close = _prices(bars, "open"), _prices(bars, "close")
+    bad = (_prices(bars, "high") < np.fmax(open_, close)) | (_prices(bars, "low") > np.fmin(open_, close))
     return Finding.of(
-        bars.loc[bad, "date"],
+        _dates(bars)[bad],
         "bar",
         "with high below max(open, close) or low above min(open, close)",
         "every high and low brackets its open and close",
@@ -73,27 +83,26 @@ def high_low_consistent(bars: pd.DataFrame) -> Finding:
 
 def prices_positive(bars: pd.DataFrame) -> Finding:
     """Every open, high, low and close above zero."""
-    bad = (bars[_PRICES].to_numpy(float) <= 0).any(axis=1)
-    return Finding.of(bars.loc[bad, "date"], "bar", "with a price at or below zero", "every price is positive")
+    bad = np.logical_or.reduce([_prices(bars, name) <= 0 for name in _PRICES])
+    return Finding.of(_dates(bars)[bad], "bar", "with a price at or below zero", "every price is positive")
 
 
 def volume_not_negative(bars: pd.DataFrame) -> Finding:
     """Volume at or above zero where there is one (index series have none)."""
-    bad = (bars["volume"] < 0).fillna(False).astype(bool)
-    return Finding.of(bars.loc[bad, "date"], "bar", "with a negative volume", "no volume is negative")
+    bad = bars["volume"].to_numpy(float, na_value=np.nan) < 0
+    return Finding.of(_dates(bars)[bad], "bar", "with a negative volume", "no volume is negative")
 
 
 def dates_unique_and_increasing(bars: pd.DataFrame) -> Finding:
     """Each date once, each later than the one before it."""
+    fine = "dates are unique and increasing"
+    values = _dates(bars)
+    if (values[1:] > values[:-1]).all():
+        return Finding(True, fine)
     dates = bars["date"]
     repeated = dates.duplicated(keep=False)
     backwards = dates.diff() <= pd.Timedelta(0)
-    return Finding.of(
-        dates[repeated | backwards].unique(),
-        "date",
-        "repeated or out of order",
-        "dates are unique and increasing",
-    )
+    return Finding.of(dates[repeated | backwards].unique(), "date", "repeated or out of order", fine)
 
 
 def no_missing_sessions(bars: pd.DataFrame, calendar_code: str) -> Finding:
@@ -136,11 +145,13 @@ def no_unexplained_jumps(
     Stooq adjusts the past for splits, so a split leaves no jump in a consistent history: a jump
     of a split's size is the mark of a history adjusted only in part, or of a wrong price.
     """
-    move = (bars["close"] / bars["close"].shift(1) - 1.0).abs()
-    jumps = bars.loc[move > max_move, "date"]
+    close = _prices(bars, "close")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        move = np.abs(close[1:] / close[:-1] - 1.0)
+    jumps = _dates(bars)[1:][move > max_move]
     known = {pd.Timestamp(day) for day in split_dates}
     return Finding.of(
-        (day for day in jumps if day not in known),
+        [day for day in jumps if pd.Timestamp(day) not in known],
         "close",
         f"moved by more than {max_move:.0%} from the previous close without a split",
         f"no close moved by more than {max_move:.0%} without a split",
@@ -157,7 +168,7 @@ def close_not_repeated(bars: pd.DataFrame, sessions: int) -> Finding:
     lengths = np.diff(np.append(starts, len(close)))
     repeat = (np.repeat(lengths, lengths) >= sessions) & np.r_[False, close[1:] == close[:-1]]
     return Finding.of(
-        bars.loc[repeat, "date"],
+        _dates(bars)[repeat],
         "bar",
         f"repeating the close of the bar before, in a run of {sessions} or more",
         f"no close is repeated on {sessions} bars in a row",
@@ -182,7 +193,7 @@ def resampled_agree_with_daily(daily: pd.DataFrame, bars: pd.DataFrame, period: 
     owner = owner[covered]
     starts = run_starts(owner)
     expected = candle_columns({name: values[covered] for name, values in daily_columns.items()}, starts)
-    ordinals = period_ordinals(daily["date"][covered], period)
+    ordinals = period_ordinals(daily_columns["date"][covered], period)
     new_period = np.r_[False, np.diff(ordinals) != 0]
     one_period = np.add.reduceat(new_period, starts) - new_period[starts] == 0
     period_start, period_end = period_bounds(ordinals[starts], period)
@@ -201,7 +212,7 @@ def resampled_agree_with_daily(daily: pd.DataFrame, bars: pd.DataFrame, period: 
         & np.isclose(expected["volume"], actual["volume"], rtol=1e-12, equal_nan=True)
     )
     return Finding.of(
-        [*bars.loc[~right, "date"], *daily.loc[~covered, "date"]],
+        np.concatenate([bar_dates[~right], daily_columns["date"][~covered]]),
         "date",
         f"where the {period}ly bars disagree with the daily bars (a wrong bar, or a day left out)",
         f"every {period}ly bar agrees with its daily bars",
@@ -213,12 +224,11 @@ def incomplete_flag_right(bars: pd.DataFrame, period: Period, session: pd.Timest
     if bars.empty:
         return Finding(True, "no bars")
     goes_on = in_same_period(next_session(calendar_code, session), session, period)
-    expected = pd.Series(False, index=bars.index)
-    if goes_on and bars["date"].iloc[-1] >= session:
-        expected.iloc[-1] = True
-    wrong = bars.loc[bars["incomplete"].astype(bool) != expected, "date"]
+    dates = _dates(bars)
+    expected = np.zeros(len(bars), dtype=bool)
+    expected[-1] = goes_on and dates[-1] >= np.datetime64(session)
     return Finding.of(
-        wrong,
+        dates[bars["incomplete"].to_numpy(bool) != expected],
         f"{period}ly bar",
         "with a wrong incomplete flag",
         f"only a {period} with sessions still to come is flagged incomplete",

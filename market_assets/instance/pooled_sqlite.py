@@ -29,31 +29,64 @@ says why that is worth it and which test guards them).
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
 
 from market_assets.dagster_internals import (
+    ASSET_CHECK_EVENTS,
+    ASSET_EVENTS,
     SQLITE_BUSY_TIMEOUT_SECONDS,
+    AssetCheckExecutionRecordStatus,
+    AssetCheckExecutionsTable,
     ConcurrencySlotsTable,
     ConcurrencySlotStatus,
     ConfigurableClassData,
+    DagsterEventType,
     DagsterSqliteStorage,
+    EventLogEntry,
+    PartitionKeyFilter,
+    SqlEventLogStorageTable,
     SqliteEventLogStorage,
     SqliteRunStorage,
     SqliteScheduleStorage,
     _event_logs_directory,
     _runs_directory,
     _schedule_directory,
+    create_db_conn_string,
 )
 
 _OPEN_SHARDS = 16
 """Event log databases (one per run, plus the index) kept open per process. A run writes to its
 own and the index; the webserver and the daemon read many runs', so older ones are closed."""
+
+_BATCHED = frozenset(
+    {
+        DagsterEventType.ASSET_MATERIALIZATION,
+        DagsterEventType.ASSET_MATERIALIZATION_PLANNED,
+        DagsterEventType.ASSET_CHECK_EVALUATION,
+        DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED,
+    }
+)
+"""The events of a run that are written in batches: a close run stores several per symbol."""
+
+_BATCH_EVENTS = 500
+"""Batched events held at most before they are written."""
+
+_CHECK_RESULT_KEY = ("asset_key", "check_name", "run_id", "partition")
+_CHECK_RESULT_COLUMNS = (
+    "execution_status",
+    "evaluation_event",
+    "evaluation_event_timestamp",
+    "evaluation_event_storage_id",
+    "materialization_event_storage_id",
+)
+"""How a check result finds its planned row in the asset check executions, and what it sets there."""
 
 
 def _engine(conn_string: str) -> sa.Engine:
@@ -82,6 +115,10 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         self._engines_lock = threading.Lock()
         self._schema: set[str] = set()
         """Tables (and `asset_keys.<column>`) known to exist."""
+        self._pending: list[EventLogEntry] = []
+        """Batched events not written yet, in the order they came."""
+        self._pending_lock = threading.RLock()
+        self._writing = threading.local()
         super().__init__(base_dir, inst_data)
 
     def _shard_engine(self, shard: str) -> sa.Engine:
@@ -94,6 +131,9 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
 
     @contextmanager
     def _connect(self, shard: str) -> Iterator[sa.Connection]:
+        # Whatever is read or written next sees the events held for a batch.
+        if not getattr(self._writing, "batch", False):
+            self.flush()
         # The same transaction per connection, under the same process-wide lock, as the original.
         with self._db_lock:
             engine = self._shard_engine(shard)
@@ -102,6 +142,127 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
                 self._initialized_dbs.add(shard)
             with engine.connect() as conn, conn.begin():
                 yield conn
+
+    # --- Events written in batches ---------------------------------------------------------------
+
+    def store_event(self, event: EventLogEntry) -> None:
+        """Store `event`; a run's materializations, check results and their planned events are
+        held and written `_BATCH_EVENTS` at a time, or as soon as anything else is stored or
+        read in this process (see `flush`)."""
+        if event.is_dagster_event and event.run_id and event.dagster_event_type in _BATCHED:
+            with self._pending_lock:
+                self._pending.append(event)
+                if len(self._pending) >= _BATCH_EVENTS:
+                    self.flush()
+            return
+        super().store_event(event)  # through `_connect`, which writes the held events first
+
+    def flush(self) -> None:
+        """Write the held events: each once into its run's database and once into the index, in
+        one transaction each, where Dagster's sqlite storage opens two transactions per event,
+        serializes each materialization and check result twice, and a planned check's event once
+        per partition.
+
+        Events are held only between two calls into this storage: the next one, a read or the
+        write of an event of another kind, such as the end of a step, writes them first. So a
+        process that reads what it stored finds it, and a run that is killed loses only events
+        that nothing, in it or outside, has seen stored.
+        """
+        with self._pending_lock:
+            events, self._pending = self._pending, []
+            if not events:
+                return
+            self._writing.batch = True
+            try:
+                self._write_batch(events)
+            finally:
+                self._writing.batch = False
+
+    def _write_batch(self, events: Sequence[EventLogEntry]) -> None:
+        rows = [self._event_to_row(event) for event in events]  # each event serialized once
+        by_run: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for event, row in zip(events, rows):
+            by_run[event.run_id].append(row)
+        for run_id, run_rows in by_run.items():
+            with self.run_connection(run_id) as conn:
+                conn.execute(SqlEventLogStorageTable.insert(), run_rows)
+        with self.index_transaction() as conn:
+            inserted = conn.execute(
+                SqlEventLogStorageTable.insert().returning(SqlEventLogStorageTable.c.id, sort_by_parameter_order=True),
+                rows,
+            )
+            ids = [row.id for row in inserted]
+            assets = [(event, event_id) for event, event_id in zip(events, ids) if event.dagster_event_type in ASSET_EVENTS]
+            self._store_asset_event_tags(conn, [event for event, _ in assets], [event_id for _, event_id in assets])
+            # An asset's row keeps its latest event of each kind: only those are written.
+            latest = {(event.dagster_event.asset_key, event.dagster_event_type): (event, event_id) for event, event_id in assets}
+            for event, event_id in sorted(latest.values(), key=lambda item: item[1]):
+                self._store_asset_event(conn, event, event_id)
+            checks = [
+                (event, event_id, row["event"])
+                for event, event_id, row in zip(events, ids, rows)
+                if event.dagster_event_type in ASSET_CHECK_EVENTS
+            ]
+            self._store_check_events(conn, checks)
+
+    def _store_check_events(self, conn: sa.Connection, checks: Sequence[tuple[EventLogEntry, int, str]]) -> None:
+        """The asset check executions' rows of planned checks (one per partition) and of check
+        results (the planned row updated), as Dagster's storage writes them, with each event's
+        serialization made once and the rows written together."""
+        table = AssetCheckExecutionsTable
+        planned, results = [], []
+        for event, event_id, serialized in checks:
+            data = event.dagster_event.event_specific_data
+            common = {
+                "asset_key": data.asset_key.to_string(),
+                "check_name": data.check_name,
+                "run_id": event.run_id,
+                "evaluation_event": serialized,
+                "evaluation_event_timestamp": datetime.fromtimestamp(event.timestamp, timezone.utc).replace(tzinfo=None),
+                "evaluation_event_storage_id": event_id,
+            }
+            if event.dagster_event_type == DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED:
+                keys = data.partitions_subset.get_partition_keys() if data.partitions_subset else [None]
+                status = AssetCheckExecutionRecordStatus.PLANNED.value
+                planned += [{**common, "execution_status": status, "partition": key} for key in keys]
+                continue
+            status = AssetCheckExecutionRecordStatus.SUCCEEDED if data.passed else AssetCheckExecutionRecordStatus.FAILED
+            target = data.target_materialization_data
+            results.append(
+                {
+                    **common,
+                    "execution_status": status.value,
+                    "materialization_event_storage_id": target.storage_id if target else None,
+                    "partition": data.partition,
+                }
+            )
+        if planned:
+            conn.execute(table.insert(), planned)
+        partitioned = [row for row in results if row["partition"] is not None]
+        if partitioned:
+            update = (
+                table.update()
+                .where(
+                    table.c.asset_key == sa.bindparam("b_asset_key"),
+                    table.c.check_name == sa.bindparam("b_check_name"),
+                    table.c.run_id == sa.bindparam("b_run_id"),
+                    table.c.partition == sa.bindparam("b_partition"),
+                )
+                .values({name: sa.bindparam(name) for name in _CHECK_RESULT_COLUMNS})
+            )
+            params = [{**row, **{f"b_{name}": row[name] for name in _CHECK_RESULT_KEY}} for row in partitioned]
+            if conn.execute(update, params).rowcount == len(params):
+                results = [row for row in results if row["partition"] is None]
+        for row in results:  # one by one where a planned row may be missing, as Dagster does
+            self._store_check_result(conn, row)
+
+    def _store_check_result(self, conn: sa.Connection, row: dict[str, Any]) -> None:
+        table = AssetCheckExecutionsTable
+        key = [table.c[name] == row[name] for name in ("asset_key", "check_name", "run_id")]
+        partition = self._get_asset_check_partition_filter_clause(PartitionKeyFilter(key=row["partition"]))
+        values = {name: row[name] for name in _CHECK_RESULT_COLUMNS}
+        if not conn.execute(table.update().where(*key, partition).values(**values)).rowcount:
+            conn.execute(table.insert().values(**row))
 
     def has_table(self, table_name: str) -> bool:
         """Whether the index database has `table_name`, asked once per process (see `_exists`).
@@ -156,6 +317,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
             return ConcurrencySlotStatus.CLAIMED if taken else ConcurrencySlotStatus.BLOCKED
 
     def dispose(self) -> None:
+        self.flush()
         with self._engines_lock:
             for engine in self._engines.values():
                 engine.dispose()
@@ -164,10 +326,26 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
 
 
 class _PooledConnect:
-    """`connect()` of the run and schedule storages (one database each) on one kept engine."""
+    """`connect()` of the run and schedule storages (one database each) on one kept engine, and
+    their database's schema checked once per process rather than for every instance."""
 
     _conn_string: str
     _pooled: sa.Engine | None = None
+    _checked: set[str] = set()
+    """Databases whose schema this process has checked (or created) already."""
+
+    @classmethod
+    def from_local(cls, base_dir: str, inst_data: ConfigurableClassData | None = None) -> Any:
+        """Dagster's `from_local`, which checks the database's schema revision against the
+        migrations (about 25 ms, reading every migration script), the first time in a process; the
+        storage alone afterwards. The daemon and the code server make an instance for every
+        sensor and schedule tick, and only a migration, run while the instance is stopped,
+        changes a schema."""
+        if base_dir in cls._checked:
+            return cls(create_db_conn_string(base_dir, cls._DATABASE), inst_data)
+        storage = super().from_local(base_dir, inst_data)  # type: ignore[misc]
+        cls._checked.add(base_dir)
+        return storage
 
     @contextmanager
     def connect(self) -> Iterator[sa.Connection]:
@@ -183,11 +361,13 @@ class _PooledConnect:
 
 
 class PooledSqliteRunStorage(_PooledConnect, SqliteRunStorage):
-    pass
+    _DATABASE = "runs"
+    _checked: set[str] = set()
 
 
 class PooledSqliteScheduleStorage(_PooledConnect, SqliteScheduleStorage):
-    pass
+    _DATABASE = "schedules"
+    _checked: set[str] = set()
 
 
 class PooledSqliteStorage(DagsterSqliteStorage):

@@ -1,7 +1,8 @@
 """What can go wrong when writing the lake, and whether a retry can help.
 
 A write replaces a file only once the new one is whole (`ParquetStore.write`), so every error here
-leaves the partition as it was: its previous file, if any, is still in place and readable.
+but one leaves the partition as it was: its previous file, if any, is still in place and readable.
+The exception is a file written whole that then reads back other bytes (`ReadBackError`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,11 @@ import errno
 
 _FULL = {errno.ENOSPC, errno.EDQUOT}
 _REFUSED = {errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+class ReadBackError(Exception):
+    """A file just written does not read back as what was written (a disk or a store that lost
+    or changed the bytes, another writer): writing it again may help."""
 
 
 class LakeWriteError(Exception):
@@ -21,7 +27,10 @@ class LakeWriteError(Exception):
         self.cause = cause
         number = getattr(cause, "errno", None)
         local = "://" not in path
-        if number in _FULL:
+        if isinstance(cause, ReadBackError):
+            self.retryable = True
+            advice = "The file is written again when the step is retried."
+        elif number in _FULL:
             self.retryable = False
             advice = "The volume is full: free space or grow it, then re-run. Retrying now will not help."
         elif local and number in _REFUSED:
@@ -34,6 +43,9 @@ class LakeWriteError(Exception):
             self.retryable = True
             advice = "The object store refused the upload or did not answer in time: retrying may help."
         reason = getattr(cause, "strerror", None) or str(cause) or type(cause).__name__
+        if isinstance(cause, ReadBackError):
+            super().__init__(f"{path} was written, but {reason}. {advice}")
+            return
         super().__init__(
             f"cannot write {path}: {reason}. {advice} Nothing stored before was changed: "
             "the partition's previous file, if any, is still in place."

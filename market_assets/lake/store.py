@@ -30,7 +30,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from market_assets import settings
 from market_assets.lake.compacted import COMPACTABLE, COMPACTED_FOLDER, Manifest
-from market_assets.lake.errors import LakeWriteError
+from market_assets.lake.errors import LakeWriteError, ReadBackError
 
 SESSION_FOLDER = "session="
 """The prefix of a session's folder: Hive's `key=value` naming, which readers turn into a column."""
@@ -206,7 +206,7 @@ class ParquetStore:
         frame["session"] = pd.to_datetime(frame["session"]).astype("datetime64[ns]")
         return frame
 
-    def write(self, asset: str, partition_key: str | None, frame: pd.DataFrame) -> str:
+    def write(self, asset: str, partition_key: str | None, frame: pd.DataFrame, *, read_back: bool = False) -> str:
         """Write `frame`, replacing any previous file only once the new one is complete.
 
         Compacted snapshots rebuilt from the partition's current file get their own files back
@@ -216,16 +216,18 @@ class ParquetStore:
         target: local files are written aside and renamed (atomic on POSIX); object stores publish
         an object only when its upload completes. A write that fails (a full volume, an object
         store's error or timeout) raises `LakeWriteError`, naming the file, and leaves the
-        previous file in place.
+        previous file in place. With `read_back`, the file's bytes are read back once written, and
+        a file that differs from what was written is a `LakeWriteError` too (writing again may help).
         """
         if partition_key is not None:
             self._restore_dependents(asset, partition_key)
-        self._write_file(self._fs_path(asset, partition_key), frame)
+        self._write_file(self._fs_path(asset, partition_key), frame, read_back)
         return self.path(asset, partition_key)
 
-    def _write_file(self, path: str, frame: pd.DataFrame) -> None:
-        """Write `frame` to `path` (on `filesystem`) whole or not at all; `LakeWriteError` names
-        the file and the cause."""
+    def _write_file(self, path: str, frame: pd.DataFrame, read_back: bool = False) -> None:
+        """Write `frame` to `path` (on `filesystem`) whole or not at all, and with `read_back`
+        compare what the file then holds with what was written; `LakeWriteError` names the file and
+        the cause."""
         buffer = io.BytesIO()
         # Without dictionary encoding, which prices and dates (nearly all distinct) never use but
         # the writer tries per column: writing takes a third less time, and files are smaller.
@@ -239,7 +241,25 @@ class ParquetStore:
                 self._fs.pipe_file(path, data)
             except Exception as error:  # whatever the store's client raises, nothing was published
                 raise LakeWriteError(self._url(path), error) from error
-            return
+        else:
+            self._replace_local(path, data)
+        if read_back:
+            self._compare(path, data)
+
+    def _compare(self, path: str, written: bytes) -> None:
+        """`LakeWriteError` when the file at `path` does not hold the bytes `written`."""
+        try:
+            stored = self._fs.cat_file(path)
+        except Exception as error:  # a store's or the disk's error: what was written is unknown
+            raise LakeWriteError(self._url(path), ReadBackError(f"it cannot be read back ({error})")) from error
+        if stored != written:
+            raise LakeWriteError(
+                self._url(path), ReadBackError(f"it reads back {len(stored)} bytes other than the {len(written)} written")
+            )
+
+    @staticmethod
+    def _replace_local(path: str, data: bytes) -> None:
+        """Write `data` aside, then rename it over `path` (atomic on POSIX)."""
         target = Path(path)
         temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
         try:

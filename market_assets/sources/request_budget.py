@@ -22,8 +22,11 @@ import dagster as dg
 
 POOL = "stooq"
 
-_POLL_SECONDS = 0.25
-"""How often a worker waiting for a slot asks again: well under one request's latency."""
+_POLL_SECONDS = (0.25, 2.0)
+"""How often a worker waiting for a slot asks again: first well under one request's latency, then
+less and less often, up to the second figure. Each ask is two queries of the instance, and at the
+close of a whole market dozens of workers wait while six hold the slots, each until its run has
+nothing left to ask; a slot given back waits at most that long for its next holder."""
 
 MAX_WAIT_SECONDS = 1800.0
 """How long a worker waits for a slot before its step fails, naming who holds the slots: half an
@@ -73,11 +76,13 @@ class RequestBudget:
             return
         holder = f"{self._step_key}[worker {worker}]"
         deadline = time.monotonic() + self._max_wait
+        pause, longest = _POLL_SECONDS
         try:
             while not self._storage.claim_concurrency_slot(self._pool, self._run_id, holder, priority).is_claimed:
                 if time.monotonic() > deadline:
                     raise TimeoutError(self._starved())
-                time.sleep(_POLL_SECONDS)
+                time.sleep(pause)
+                pause = min(pause * 1.5, longest)
             yield
         finally:
             self._storage.free_concurrency_slot_for_step(self._run_id, holder)

@@ -10,20 +10,21 @@ import pandas as pd
 
 from market_assets.cli import main as cli
 from market_assets.cli.close import close_index
-from market_assets.defs.bars.integrity import FILE_INTACT
+from market_assets.defs.bars.checks import FILE_INTACT, VALID_BARS
 from market_assets.defs.bars.keys import BARS_ASSETS, bars_asset_key
 from market_assets_tests.lake_files import assert_same_bars, bars_frames
 from market_assets_tests.universe import last_session
 
 
 def _file_intact_results(instance: dg.DagsterInstance) -> dict[tuple[str, str], list[bool]]:
-    """`{(asset, partition): [passed, ...]}` of every `file_intact` result, oldest first: the bars
-    step's and the `verify_bars` runs'."""
+    """`{(asset, partition): [passed, ...]}` of every `valid_bars` result, oldest first (the bars
+    step's and the `verify_bars` runs'), each failed only by `file_intact`."""
     results: dict[tuple[str, str], list[bool]] = {}
     for name in BARS_ASSETS:
-        key = dg.AssetCheckKey(bars_asset_key("XNYS", name), FILE_INTACT)
+        key = dg.AssetCheckKey(bars_asset_key("XNYS", name), VALID_BARS)
         for record in reversed(instance.event_log_storage.get_asset_check_execution_history(key, limit=1000)):
             evaluation = record.event.dagster_event.event_specific_data
+            assert evaluation.metadata["failed_rules"].value in ("none", FILE_INTACT), evaluation.metadata
             results.setdefault((name, evaluation.partition), []).append(evaluation.passed)
     return results
 

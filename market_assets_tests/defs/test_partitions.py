@@ -1,9 +1,16 @@
 """The partition grids: each exchange's bars on its own sessions and its own symbols."""
 
 import dagster as dg
+import pandas as pd
 
 from market_assets.cli.close import close_index
-from market_assets.defs.partitions import FIRST_SESSION, bars_partitions, session_partitions, symbol_partitions
+from market_assets.defs.partitions import (
+    FIRST_SESSION,
+    bars_partitions,
+    session_partitions,
+    symbol_partitions,
+    window_start,
+)
 from market_assets.domain.exchange_sessions import calendar
 from market_assets_tests.universe import last_session
 
@@ -39,3 +46,14 @@ def test_a_composition_registers_its_members_on_its_exchange_grid_only(platform,
         session = last_session(synthetic_universe, code)
         materialized = instance.get_materialized_partitions(dg.AssetKey([code.lower(), "daily_bars"]))
         assert materialized == {f"{session}|{symbol}" for symbol in symbols}, code
+
+
+def test_the_window_starts_on_the_monday_of_the_week_two_weeks_back(monkeypatch):
+    """By default the window holds two to three weeks of sessions, and moves once a week."""
+    monkeypatch.delenv("MARKET_ASSETS_PARTITION_DAYS", raising=False)
+
+    starts = {day: window_start(pd.Timestamp(day)) for day in ("2026-12-06", "2026-12-07", "2026-12-11", "2026-12-13")}
+
+    assert starts == {"2026-12-06": "2026-11-16", "2026-12-07": "2026-11-23", "2026-12-11": "2026-11-23", "2026-12-13": "2026-11-23"}
+    monkeypatch.setenv("MARKET_ASSETS_PARTITION_DAYS", "92")
+    assert window_start(pd.Timestamp("2026-12-07")) == "2026-08-31"

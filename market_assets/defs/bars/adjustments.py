@@ -63,9 +63,10 @@ def previous_daily(store: ParquetStore, target: Target) -> pd.DataFrame | None:
 
 
 def adjustment_metadata(adjustment: Adjustment | None) -> dict[str, dg.MetadataValue]:
-    """What a `daily_bars` materialization says about rewritten history."""
+    """What a `daily_bars` materialization says about rewritten history: nothing when the snapshot
+    rewrote none (its `download` says how it was compared)."""
     if adjustment is None:
-        return {"adjusted_past": dg.MetadataValue.text("no")}
+        return {}
     return {
         "adjusted_past": dg.MetadataValue.text(adjustment.describe()),
         "adjustment_ratio": dg.MetadataValue.float(adjustment.ratio),

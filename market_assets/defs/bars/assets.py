@@ -1,42 +1,26 @@
 """`daily_bars`, `weekly_bars`, `monthly_bars`: one snapshot per (session, symbol), built in one step.
 
 `daily_bars[date, symbol]` is the symbol's daily history as Stooq publishes it after the close of
-`date`, up to and including `date`. Stooq adjusts past prices after splits and dividends, so each
-snapshot is complete and self-consistent on its own; appending new rows to an old file could mix
-adjusted and unadjusted prices. A backfilled past date holds no row after that date. `weekly_bars`
-and `monthly_bars` of a partition are resampled from the `daily_bars` of the same partition.
-
-Each followed exchange has these three assets, on its own grid (`xnys/daily_bars`, see `keys.py`),
-and they are one multi-asset step, `<exchange>_bars`: each symbol's history is inspected, resampled
-into weeks and months and checked as soon as it arrives, while the other requests are in flight
-(`fetching.py`, `building.py`), so that once the last answer is in only the writing and the events
-are left. (As three steps, the weekly and the monthly ones started after the last answer and read
-every snapshot back: a third of the time from the publication to the end of the last run of a
-close; see docs/performance.md.) The step materializes any subset of the three: `weekly_bars` or
-`monthly_bars` alone, from the UI, resample the stored daily snapshots.
-
-A single-run backfill policy makes a close run cover an index's constituents for one session in
-this one step, fetching concurrently, instead of paying a Dagster run per symbol.
+`date`, up to and including `date`; `weekly_bars` and `monthly_bars` of a partition are resampled
+from it (docs/design.md#daily-bars-are-a-snapshot-per-session). Each followed exchange has these
+three assets on its own grid (`xnys/daily_bars`, see `keys.py`), and they are one multi-asset step,
+`<exchange>_bars`, which loads a range of partitions in one run: each symbol is fetched, built,
+written and checked as its answer arrives (`fetching.py`, `building.py`), and once the last is in,
+only the step's events are left (docs/design.md#one-step-builds-the-three-bars-assets).
 """
 
+import time
 from collections.abc import Iterator, Mapping
 
 import dagster as dg
-import pandas as pd
 
 from market_assets.defs.bars.adjustments import previous_daily, record_adjustments
 from market_assets.defs.bars.building import Built, PartitionBuilder
-from market_assets.defs.bars.checks import (
-    Findings,
-    check_evaluations,
-    check_outputs,
-    check_specs,
-    latest_materializations,
-)
+from market_assets.dagster_internals import AssetCheckEvaluationTargetMaterializationData
+from market_assets.defs.bars.checks import VALID_BARS, check_spec, evaluation
 from market_assets.defs.bars.executor import bars_step_k8s_tags
 from market_assets.defs.bars.failure import step_failure
 from market_assets.defs.bars.fetching import fetch_all
-from market_assets.defs.bars.integrity import file_intact_spec, read_back
 from market_assets.defs.bars.keys import (
     ADJUSTMENT_EVENTS,
     BARS_ASSETS,
@@ -49,11 +33,10 @@ from market_assets.defs.bars.keys import (
 )
 from market_assets.defs.bars.resources import DataQualityResource
 from market_assets.defs.bars.targets import require_stored_daily, step_targets, stored_daily
-from market_assets.defs.partitions import bars_partitions
+from market_assets.defs.partitions import bars_partitions, partition_tags
 from market_assets.defs.publication import wait_for_publication
 from market_assets.defs.retry import STOOQ_RETRY
 from market_assets.defs.runs import claim_run_process
-from market_assets.lake.io_manager import write_failures
 from market_assets.lake.resource import DataLakeResource
 from market_assets.lake.store import ParquetStore
 from market_assets.sources.resources import MarketDataSource
@@ -103,14 +86,7 @@ def build_bars(code: str) -> dg.AssetsDefinition:
         partitions_def=bars_partitions[code],
         backfill_policy=dg.BackfillPolicy.single_run(),
         retry_policy=STOOQ_RETRY,
-        check_specs=[
-            spec
-            for name in BARS_ASSETS
-            for spec in [
-                *check_specs(bars_asset_key(code, name), bars_partitions[code]),
-                file_intact_spec(bars_asset_key(code, name), bars_partitions[code]),
-            ]
-        ],
+        check_specs=[check_spec(bars_asset_key(code, name), bars_partitions[code]) for name in BARS_ASSETS],
         op_tags=bars_step_k8s_tags(),
     )
     def bars(
@@ -121,55 +97,43 @@ def build_bars(code: str) -> dg.AssetsDefinition:
         quality: DataQualityResource,
     ) -> Iterator[dg.Output | dg.AssetMaterialization | dg.AssetCheckEvaluation]:
         """Fetch (or, without `daily_bars` in the selection, read) each partition's daily snapshot,
-        build the selected assets of exchange `code` from it, store them and report their checks.
+        build and write the selected assets of exchange `code` from it, then report their
+        materializations and checks.
 
         Partitions that fail to fetch, or whose daily snapshot breaks a blocking rule, do not hold
-        back the others: everything built is stored and recorded, then the step fails naming them.
+        back the others: everything built is stored and reported, then the step fails naming them.
         """
         claim_run_process(context)
-        selected = {key.path[-1]: key for key in context.selected_asset_keys}
-        events = bars_asset_key(code, ADJUSTMENT_EVENTS)
+        keys = {name: bars_asset_key(code, name) for name in BARS_ASSETS}
+        selected = {name: key for name, key in keys.items() if key in context.selected_asset_keys}
         store = lake.store
         targets = step_targets(context, store)
-        build = PartitionBuilder(context, store, quality)
+        build = PartitionBuilder(selected, store, quality)
 
         if DAILY in selected:
             stored = set() if config.force else stored_daily(targets, store)
         else:
             stored = require_stored_daily(targets, store)
         built = {
-            t.key: build(t, store.read(DAILY, t.key), previous_daily(store, t))
-            for t in targets
-            if t.key in stored
+            t.key: build(t, store.read(DAILY, t.key), previous_daily(store, t)) for t in targets if t.key in stored
         }
         missing = [t for t in targets if t.key not in stored]
         if missing:
             wait_for_publication(context, {(t.exchange, t.session) for t in missing})
-        fetched, failures = fetch_all(context, missing, stooq, store, build, whole=config.full_history)
+        fetched, failures, write_error = fetch_all(context, missing, stooq, store, build, whole=config.full_history)
         built.update(fetched)
         if DAILY in selected:
             context.log.info(
                 f"{len(fetched)} fetched, {len(stored)} already stored, {len(failures)} failed "
                 f"of {len(targets)} partitions"
             )
-        assets = [asset for asset in BARS_ASSETS if asset in selected]
-        frames = {a: {key: b.frames[a] for key, b in built.items() if a in b.frames} for a in assets}
-        findings = {a: {key: b.findings[a] for key, b in built.items() if a in b.findings} for a in assets}
-        adjustments = {t: fetched[t.key].adjustment for t in missing if t.key in fetched}
-        resampling = selected.keys() & PERIODS.keys()
-        blocked = {key: b.blocked for key, b in built.items() if b.blocked} if resampling else {}
-        if failures or blocked:
-            for asset in assets:
-                written = frames[asset] if asset != DAILY else {key: frames[asset][key] for key in fetched}
-                yield from _store_and_record(context, store, selected[asset], written, built, findings[asset])
-            record_adjustments(context, store, events, adjustments)
-            raise step_failure(targets, failures, blocked, [asset for asset in assets if asset in PERIODS])
-        for asset in assets:
-            yield dg.Output(frames[asset], output_name=asset)
-        yield from check_outputs(context)
-        for asset in assets:
-            yield from _check_results(context, store, selected[asset], findings[asset])
-        record_adjustments(context, store, events, adjustments)
+        yield from report_bars(context, store, selected, built)
+        record_adjustments(
+            context, store, bars_asset_key(code, ADJUSTMENT_EVENTS), {t: fetched[t.key].adjustment for t in missing if t.key in fetched}
+        )
+        blocked = {key: b.blocked for key, b in built.items() if b.blocked} if selected.keys() & PERIODS.keys() else {}
+        if failures or blocked or write_error:
+            raise step_failure(targets, failures, blocked, [name for name in selected if name in PERIODS], write_error)
 
     return bars
 
@@ -180,36 +144,40 @@ def _out(code: str, description: str) -> dg.AssetOut:
     )
 
 
-def _store_and_record(
-    context: dg.AssetExecutionContext,
-    store: ParquetStore,
-    asset: dg.AssetKey,
-    frames: Mapping[str, pd.DataFrame],
-    built: Mapping[str, Built],
-    findings: Mapping[str, Findings],
-) -> Iterator[dg.AssetMaterialization | dg.AssetCheckEvaluation]:
-    """Store the partitions of `asset` that a failing step did produce, and their materializations
-    and checks' results, so that a re-run asks only for the rest.
+def report_bars(
+    context: dg.AssetExecutionContext, store: ParquetStore, selected: Mapping[str, dg.AssetKey], built: Mapping[str, Built]
+) -> Iterator[dg.Output | dg.AssetMaterialization | dg.AssetCheckEvaluation]:
+    """The materializations of the partitions `built` (their files written), then their checks'
+    results, each pointing at the materialization it checked: its storage id, read in one query
+    per asset, this run and when it was reported."""
+    written = {name: [key for key, b in built.items() if name in b.metadata] for name in selected}
+    reported: dict[str, float] = {}
+    for name, asset in selected.items():
+        for key in written[name]:
+            reported[key] = time.time()
+            yield dg.AssetMaterialization(
+                asset_key=asset, partition=key, metadata=built[key].metadata[name], tags=partition_tags(key)
+            )
+        if written[name]:
+            folders = sorted({store.path(name, key).rsplit("/", 1)[0] for key in written[name]})
+            context.log.info(f"{name}: {len(written[name])} partitions written under {', '.join(folders)}")
+    yield from check_outputs(context)
+    for name, asset in selected.items():
+        if not written[name] or dg.AssetCheckKey(asset, VALID_BARS) not in context.selected_asset_check_keys:
+            continue
+        stored = context.instance.get_latest_storage_id_by_partition(
+            asset, dg.DagsterEventType.ASSET_MATERIALIZATION, partitions=set(written[name])
+        )
+        for key in written[name]:
+            target = AssetCheckEvaluationTargetMaterializationData(
+                storage_id=stored[key], run_id=context.run.run_id, timestamp=reported[key]
+            )
+            yield evaluation(asset, key, built[key].findings[name], target, blocking=True)
 
-    The step's output would cover all of its partitions, so these are written through the lake's
-    own write path, as the IO manager writes, and reported here. Dagster stores a yielded event
-    before the step goes on, so the checks' results can name the materializations they checked."""
-    name = asset.path[-1]
-    with write_failures():
-        context.log.info(store.write_partitions(name, frames))
-    for key in frames:
-        yield dg.AssetMaterialization(asset_key=asset, partition=key, metadata=built[key].metadata[name])
-    yield from _check_results(context, store, asset, {key: findings[key] for key in frames})
 
-
-def _check_results(
-    context: dg.AssetExecutionContext, store: ParquetStore, asset: dg.AssetKey, findings: Mapping[str, Findings]
-) -> Iterator[dg.AssetCheckEvaluation]:
-    """The results of the selected checks of `asset` on the partitions of `findings`, just stored:
-    the rules' (`check_evaluations`), then the files read back (`read_back`), both pointing at the
-    partitions' latest materializations, read in one query."""
-    if not any(key.asset_key == asset for key in context.selected_asset_check_keys):
-        return
-    records = latest_materializations(context.instance, asset, list(findings))
-    yield from check_evaluations(context, asset, findings, records)
-    yield from read_back(context, store, asset, records)
+def check_outputs(context: dg.AssetExecutionContext) -> Iterator[dg.Output]:
+    """The (empty) outputs Dagster expects of a step for each of its selected checks."""
+    selected = context.selected_asset_check_keys
+    for output_name, spec in context.assets_def.check_specs_by_output_name.items():
+        if spec.key in selected:
+            yield dg.Output(None, output_name=output_name)

@@ -1,67 +1,28 @@
-"""Asset checks of the bars: which rules of `market_assets.domain.quality_rules` run on which asset, and which block.
+"""`valid_bars`, the one asset check of each bars asset: its rules, which of them are errors, and
+its result on a partition.
 
-The checks run inside the step that materializes the assets (the bars step's `check_specs`
-for `daily_bars`, `weekly_bars`, `monthly_bars`), on the frames the step writes, and report one result per
-(session, symbol) partition naming the rules that failed and their offending dates.
+| asset | rules that are errors | rules that warn |
+|---|---|---|
+| `daily_bars` | `file_intact`, `high_low_consistent`, `prices_positive`, `volume_not_negative`, `dates_unique_and_increasing`, `ends_at_session` (these block the partition's weekly and monthly bars) | `no_missing_sessions`, `no_unexplained_jumps`, `close_not_repeated` |
+| `weekly_bars`, `monthly_bars` | `file_intact`, `agrees_with_daily`, `incomplete_flag_right` | |
 
-| asset | check | rules | on failure |
-|---|---|---|---|
-| `daily_bars` | `valid_bars` | `high_low_consistent`, `prices_positive`, `volume_not_negative`, `dates_unique_and_increasing`, `ends_at_session` | blocks |
-| `daily_bars` | `plausible_history` | `no_missing_sessions`, `no_unexplained_jumps`, `close_not_repeated` | warns |
-| `weekly_bars`, `monthly_bars` | `matches_daily_bars` | `agrees_with_daily`, `incomplete_flag_right` | error |
-
-**Which rules block, and why.** A rule blocks when weekly or monthly bars built on a failing
-snapshot would be wrong themselves:
-
-- `high_low_consistent`, `prices_positive`, `volume_not_negative`: a bad high, low, price or
-  volume goes straight into the week's and the month's bar (their high, low, close or summed volume);
-- `dates_unique_and_increasing`: a repeated or misplaced day is counted twice or in the wrong bar;
-- `ends_at_session`: a stale snapshot would be resampled into bars labelled as up to date, with a
-  wrong `incomplete` flag.
-
-The others warn: `no_missing_sessions` (a halted stock has no bar, and its weeks are right for
-what traded), `no_unexplained_jumps` (a real crash or rally exceeds any threshold now and then) and
-`close_not_repeated` (an illiquid stock can close unchanged for days). They are shown in the UI on
-the partition but do not stop its weekly and monthly bars.
-
-**What is judged.** The warning rules judge what a snapshot brings against the symbol's previous
-snapshot (`market_assets.domain.judged_rows`): the bars added after its last bar, or, when the past
-was rewritten, the bars from the first changed one on; a symbol's first snapshot is judged whole,
-once. Each rule sees the bars before the new ones that it needs (`Rule.context`). Judged whole
-every session, real histories would repeat decades-old findings forever (a real crash, adjusted
-prices rounded into repeated closes, a session Stooq never had), and a warning always there is
-one nobody looks at. The blocking rules judge the whole snapshot: the weekly and monthly bars are
-resampled from all of it, so a bad bar of any age would make them wrong; they take milliseconds,
-and real histories pass them, so they do not warn forever. Each daily result says in its metadata
-which bars it covered: `judged` (what they are), `judged_from`, `judged_to`, `judged_rows` (the
-widest of its rules' windows).
-
-**Blocking per partition.** A close run covers hundreds of symbols in one step. Dagster 1.13's
-`blocking=True` acts per step: one failing symbol would fail the step and skip the weekly and
-monthly bars of every symbol in the run. So the specs are not `blocking` in Dagster's sense;
-instead the bars step builds no weekly and monthly bars for a partition whose daily snapshot
-breaks a blocking rule (`blocking_failures`), stores and records everything else, and fails
-naming the refused partitions. When weekly or monthly bars are materialized without the daily
-ones (from the UI), the blocking rules are applied to the stored snapshot rather than read back
-from recorded results: they are pure and take milliseconds, and the gate then depends on the data
-only, not on which runs recorded what.
-
-**Partitioned results.** The specs carry the bars' `partitions_def` (a preview feature of dagster
-1.13, hence its `PreviewWarning`), and each result names its partition. `AssetCheckResult` only
-takes the partition of a single-partition run, so a step over a range of partitions (a close run)
-reports `AssetCheckEvaluation`s with their partition set (`check_evaluations`).
+A result fails with ERROR severity when an error rule fails, with WARN when only warnings do, and
+says which rules failed, on which dates, and whether the failure blocks. One check per asset, not
+one per rule or kind of rule: each result is an event Dagster stores, for every (session, symbol).
+Why the rules block or warn, and which bars the warnings judge: docs/design.md#data-quality-checks.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 
 import dagster as dg
 import pandas as pd
 
 from market_assets.dagster_internals import AssetCheckEvaluationTargetMaterializationData
+from market_assets.defs.bars.keys import DAILY, MONTHLY, WEEKLY
 from market_assets.defs.bars.resources import DataQualityResource
 from market_assets.defs.bars.targets import Target
 from market_assets.domain.adjustment_detection import Adjustment
@@ -81,6 +42,13 @@ from market_assets.domain.quality_rules import (
     volume_not_negative,
 )
 
+VALID_BARS = "valid_bars"
+"""The name of each bars asset's check."""
+
+FILE_INTACT = "file_intact"
+"""The rule every bars asset's check starts with: its file reads back as what was written
+(`market_assets.defs.bars.integrity`)."""
+
 _LISTED_DATES = 100
 """Offending dates listed in a result's metadata (the count is always complete)."""
 
@@ -94,34 +62,19 @@ class Snapshot:
     """The exchange_calendars code of the symbol's exchange."""
     session: pd.Timestamp
     quality: DataQualityResource | None
-    """The thresholds of the warning checks (the blocking ones take none)."""
+    """The thresholds of the warning rules (the error rules take none)."""
     adjustment: Adjustment | None = None
 
 
 @dataclass(frozen=True)
 class Rule:
-    """One thing a check verifies, on one partition's daily snapshot."""
+    """One thing a daily check verifies on one partition's snapshot."""
 
     name: str
     verify: Callable[[Snapshot], Finding]
     context: Callable[[Snapshot], int] | None = None
     """The bars before a snapshot's new ones that the rule judges with them; None: the rule judges
-    the whole snapshot (see the module docstring)."""
-
-
-@dataclass(frozen=True)
-class BarsCheck:
-    """An asset check: rules of one severity, with one result per partition naming what failed.
-
-    Rules are grouped by what their failure means (block, warn) rather than given a check each: a
-    close run records one result per check and partition, and each result is an event Dagster
-    stores, so eight checks of their own would make the checks most of what a close run writes.
-    """
-
-    name: str
-    description: str
-    severity: dg.AssetCheckSeverity
-    rules: tuple[str, ...]
+    the whole snapshot."""
 
 
 BLOCKING_RULES: tuple[Rule, ...] = (
@@ -131,7 +84,8 @@ BLOCKING_RULES: tuple[Rule, ...] = (
     Rule("dates_unique_and_increasing", lambda s: dates_unique_and_increasing(s.bars)),
     Rule("ends_at_session", lambda s: ends_at_session(s.bars, s.session)),
 )
-"""Rules whose failure keeps a partition's weekly and monthly bars from being built."""
+"""Rules of the whole daily snapshot whose failure keeps a partition's weekly and monthly bars from
+being built."""
 
 WARNING_RULES: tuple[Rule, ...] = (
     # A session missing after the last old bar lies between it and the first new one.
@@ -153,71 +107,87 @@ WARNING_RULES: tuple[Rule, ...] = (
         lambda s: s.quality.stale_sessions - 1,
     ),
 )
-"""Rules whose failure only warns, each judging a snapshot's new bars with the `context` before them."""
+"""Rules whose failure only warns, each judging what a snapshot brings, with the `context` before it."""
 
-VALID_BARS = BarsCheck(
-    "valid_bars",
-    "Every bar of the whole snapshot is sound, and the snapshot is the session's: the weekly and "
-    "monthly bars are resampled from all of it. high_low_consistent: high >= max(open, "
-    "close) and low <= min(open, close); prices_positive: open, high, low, close > 0; "
-    "volume_not_negative: volume >= 0 where present; dates_unique_and_increasing: each date once, "
-    "in increasing order; ends_at_session: the last bar is the partition's session (an older one "
-    "is stale data). Blocks the partition's weekly and monthly bars.",
-    dg.AssetCheckSeverity.ERROR,
-    tuple(rule.name for rule in BLOCKING_RULES),
+
+@dataclass(frozen=True)
+class BarsCheck:
+    """The `valid_bars` check of one bars asset: its rules by what their failure means."""
+
+    errors: tuple[str, ...]
+    warnings: tuple[str, ...]
+    blocks: str | None
+    """What a failed error rule stops from being built; None when nothing is built from the asset."""
+    description: str
+
+    @property
+    def rules(self) -> tuple[str, ...]:
+        return (*self.errors, *self.warnings)
+
+
+_FILE_INTACT = (
+    "file_intact: the partition's file reads back as what was written (its materialization's "
+    "fingerprint), checked after each write and by `python -m market_assets verify`."
 )
 
-PLAUSIBLE_HISTORY = BarsCheck(
-    "plausible_history",
-    "What the snapshot brings looks like a live market's. Judged: the bars added after the symbol's "
-    "previous snapshot, or from the first changed bar on when the past was rewritten, or the whole "
-    "history of a symbol's first snapshot (the metadata's judged, judged_from, judged_to, "
-    "judged_rows). no_missing_sessions: no session of the exchange calendar missing between the "
-    "last old bar and the newest; no_unexplained_jumps: no new close moves from the close before it "
-    "beyond the `quality` resource's max_daily_move, except where a detected split takes effect; "
-    "close_not_repeated: no run of stale_sessions bars with the same close that takes in a new bar "
-    "(a stale feed). Warns only.",
-    dg.AssetCheckSeverity.WARN,
-    tuple(rule.name for rule in WARNING_RULES),
-)
-
-MATCHES_DAILY = BarsCheck(
-    "matches_daily_bars",
-    "agrees_with_daily: each bar is its period's daily bars (first open, highest high, lowest "
-    "low, last close, summed volume, its last session and number of sessions, dated by the period's "
-    "last calendar day; no daily bar left out); "
-    "incomplete_flag_right: only the last bar, and only when its period has sessions to come, is "
-    "flagged incomplete.",
-    dg.AssetCheckSeverity.ERROR,
-    ("agrees_with_daily", "incomplete_flag_right"),
-)
-
-CHECKS: dict[str, tuple[BarsCheck, ...]] = {
-    "daily_bars": (VALID_BARS, PLAUSIBLE_HISTORY),
-    "weekly_bars": (MATCHES_DAILY,),
-    "monthly_bars": (MATCHES_DAILY,),
+CHECKS: dict[str, BarsCheck] = {
+    DAILY: BarsCheck(
+        errors=(FILE_INTACT, *(rule.name for rule in BLOCKING_RULES)),
+        warnings=tuple(rule.name for rule in WARNING_RULES),
+        blocks="the partition's weekly_bars and monthly_bars are not built",
+        description=(
+            "Errors, judged on the whole snapshot, which block the partition's weekly and monthly "
+            f"bars: {_FILE_INTACT} high_low_consistent: high >= max(open, close) and low <= "
+            "min(open, close); prices_positive: open, high, low, close > 0; volume_not_negative: "
+            "volume >= 0 where present; dates_unique_and_increasing: each date once, in increasing "
+            "order; ends_at_session: the last bar is the partition's session (an older one is "
+            "stale data). Warnings, judged on what the snapshot brings (the bars after the "
+            "symbol's previous snapshot, from the first changed bar on when the past was "
+            "rewritten, the whole history of a first snapshot): no_missing_sessions: no session of "
+            "the exchange calendar missing; no_unexplained_jumps: no close moves beyond the "
+            "`quality` resource's max_daily_move, except where a detected split takes effect; "
+            "close_not_repeated: no run of stale_sessions equal closes that takes in a new bar."
+        ),
+    ),
+    **{
+        asset: BarsCheck(
+            errors=(FILE_INTACT, "agrees_with_daily", "incomplete_flag_right"),
+            warnings=(),
+            blocks=None,
+            description=(
+                f"{_FILE_INTACT} agrees_with_daily: each bar is its period's daily bars (first "
+                "open, highest high, lowest low, last close, summed volume, its last session and "
+                "number of sessions, dated by the period's last calendar day; no daily bar left "
+                "out); incomplete_flag_right: only the last bar, and only when its period has "
+                "sessions to come, is flagged incomplete."
+            ),
+        )
+        for asset in (WEEKLY, MONTHLY)
+    },
 }
 
 
-def check_specs(asset: dg.AssetKey, partitions_def: dg.PartitionsDefinition) -> list[dg.AssetCheckSpec]:
-    """The asset checks of the bars asset `asset`, partitioned like it (`partitions_def`)."""
+def check_spec(asset: dg.AssetKey, partitions_def: dg.PartitionsDefinition) -> dg.AssetCheckSpec:
+    """The `valid_bars` check of the bars asset `asset`, partitioned like it (`partitions_def`)."""
+    check = CHECKS[asset.path[-1]]
     with warnings.catch_warnings():
-        # Partitioned checks are a preview in dagster 1.13 (see the module docstring): said once
-        # here rather than on every load of the code location.
+        # Partitioned checks are a preview in dagster 1.13: said once here rather than on every
+        # load of the code location.
         warnings.simplefilter("ignore", dg.PreviewWarning)
-        return [
-            dg.AssetCheckSpec(
-                check.name,
-                asset=asset,
-                description=check.description,
-                partitions_def=partitions_def,
-                metadata={"severity": check.severity.value, "rules": ", ".join(check.rules)},
-            )
-            for check in CHECKS[asset.path[-1]]
-        ]
+        return dg.AssetCheckSpec(
+            VALID_BARS,
+            asset=asset,
+            description=check.description,
+            partitions_def=partitions_def,
+            metadata={
+                "error_rules": ", ".join(check.errors),
+                "warning_rules": ", ".join(check.warnings) or "none",
+                "an error blocks": check.blocks or "nothing",
+            },
+        )
 
 
-# --- Running the checks ---------------------------------------------------------------------------
+# --- Judging a partition ------------------------------------------------------------------------
 
 
 Findings = dict[str, Finding]
@@ -239,10 +209,11 @@ def daily_findings(
     (an incremental download compared the past)."""
     snapshot = Snapshot(bars, target.exchange, target.session, quality, adjustment)
     new = new if new is not None else new_rows(previous, bars)
+    whole = Judged.of(bars, "the whole snapshot")
     findings = {}
     for rule in rules:
         if rule.context is None:
-            judged, window = Judged.of(bars, "the whole snapshot"), snapshot
+            judged, window = whole, snapshot
         else:
             bars_judged, judged = judged_rows(bars, new, rule.context(snapshot))
             window = replace(snapshot, bars=bars_judged)
@@ -265,82 +236,68 @@ def blocking_failures(findings: Findings) -> list[str]:
     ]
 
 
-def check_outputs(context: dg.AssetExecutionContext) -> Iterator[dg.Output]:
-    """The (empty) outputs Dagster expects of a step for each of its selected checks."""
-    selected = context.selected_asset_check_keys
-    for output_name, spec in context.assets_def.check_specs_by_output_name.items():
-        if spec.key in selected:
-            yield dg.Output(None, output_name=output_name)
+# --- Results ------------------------------------------------------------------------------------
 
 
-def check_evaluations(
-    context: dg.AssetExecutionContext,
+def evaluation(
     asset_key: dg.AssetKey,
-    findings: Mapping[str, Findings],
-    records: Mapping[str, dg.EventLogRecord],
-) -> list[dg.AssetCheckEvaluation]:
-    """One evaluation per selected check of `asset_key` and partition, from the partition's rule
-    findings, once the step's materializations of those partitions are stored: each result points
-    at its partition's latest materialization (`records`, see `latest_materializations`), the one
-    it checked."""
-    selected = {key.name for key in context.selected_asset_check_keys if key.asset_key == asset_key}
-    checks = [check for check in CHECKS[asset_key.path[-1]] if check.name in selected]
-    targets = {key: check_target(record) for key, record in records.items()}
-    return [
-        _evaluation(asset_key, check, key, by_rule, targets.get(key))
-        for key, by_rule in findings.items()
-        for check in checks
-    ]
-
-
-def _evaluation(
-    asset_key: dg.AssetKey,
-    check: BarsCheck,
     partition: str,
-    by_rule: Findings,
+    findings: Findings,
     target: AssetCheckEvaluationTargetMaterializationData | None,
+    *,
+    blocking: bool,
+    extra: Mapping[str, dg.MetadataValue] | None = None,
 ) -> dg.AssetCheckEvaluation:
-    """A check's result on a partition: failed when any of its rules is, saying which and where.
+    """The `valid_bars` result of `asset_key` on `partition`, from the findings of its rules (a
+    rule not judged, such as those of a file that could not be read, is left out), pointing at the
+    materialization it checked (`target`). `blocking`: a failed error rule keeps what the check
+    blocks from being built (in a close; not when `verify` judges files written long ago).
 
-    Metadata: `failed_rules`, `offending_dates` (`{rule: [dates]}` of the failed rules, the first
-    `_LISTED_DATES` of each), `offending_count` and `first_offending_date` over all of them; for
-    daily bars, which bars the result covered (`_judged_metadata`).
+    Metadata: `failed_rules`; when any failed, `blocks` (what the failure stops, or `no`),
+    `offending_dates` (`{rule: [dates]}` of the failed rules, the first `_LISTED_DATES` of each),
+    `offending_count` and `first_offending_date` over all of them; `extra` (the file); and for
+    daily bars which bars the warnings judged.
     """
-    failed = {rule: by_rule[rule] for rule in check.rules if not by_rule[rule].passed}
-    dates = sorted(day for finding in failed.values() for day in finding.dates)
-    metadata = {
-        "failed_rules": dg.MetadataValue.text(", ".join(failed) or "none"),
-        "offending_count": dg.MetadataValue.int(len(dates)),
-        "offending_dates": dg.MetadataValue.json(
+    check = CHECKS[asset_key.path[-1]]
+    failed = {rule: findings[rule] for rule in check.rules if rule in findings and not findings[rule].passed}
+    errors = [rule for rule in failed if rule in check.errors]
+    metadata = {"failed_rules": dg.MetadataValue.text(", ".join(failed) or "none"), **(extra or {})}
+    if failed:  # a result that passed says no more: every result is an event Dagster stores
+        dates = sorted(day for finding in failed.values() for day in finding.dates)
+        metadata["blocks"] = dg.MetadataValue.text(f"yes: {check.blocks}" if errors and blocking and check.blocks else "no")
+        metadata["offending_count"] = dg.MetadataValue.int(len(dates))
+        metadata["offending_dates"] = dg.MetadataValue.json(
             {rule: [f"{day:%Y-%m-%d}" for day in finding.dates[:_LISTED_DATES]] for rule, finding in failed.items()}
-        ),
-    }
-    if dates:
-        metadata["first_offending_date"] = dg.MetadataValue.text(f"{dates[0]:%Y-%m-%d}")
-    metadata.update(_judged_metadata([by_rule[rule].judged for rule in check.rules if by_rule[rule].judged]))
+        )
+        if dates:
+            metadata["first_offending_date"] = dg.MetadataValue.text(f"{dates[0]:%Y-%m-%d}")
+    metadata.update(_judged_metadata([findings[rule].judged for rule in check.warnings if rule in findings]))
+    judged = [rule for rule in check.rules if rule in findings]
     description = (
         "; ".join(f"{rule}: {finding.description}" for rule, finding in failed.items())
         if failed
-        else f"all {len(check.rules)} rules hold: {', '.join(check.rules)}"
+        else f"all {len(judged)} rules hold"
     )
     return dg.AssetCheckEvaluation(
         asset_key=asset_key,
-        check_name=check.name,
+        check_name=VALID_BARS,
         passed=not failed,
         partition=partition,
         description=description,
         metadata=metadata,
-        severity=check.severity,
+        # A failure of warnings alone is a warning; a result that passed keeps the check's own.
+        severity=dg.AssetCheckSeverity.WARN if failed and not errors else dg.AssetCheckSeverity.ERROR,
         target_materialization_data=target,
     )
 
 
-def _judged_metadata(judged: list[Judged]) -> dict[str, dg.MetadataValue]:
-    """Which bars a result covered: the widest of its rules' windows (they all end at the newest
+def _judged_metadata(judged: list[Judged | None]) -> dict[str, dg.MetadataValue]:
+    """Which bars the warnings covered: the widest of their windows (they all end at the newest
     bar), what they are, and from and to which date."""
-    if not judged:
+    windows = [window for window in judged if window is not None]
+    if not windows:
         return {}
-    widest = max(judged, key=lambda window: window.rows)
+    widest = max(windows, key=lambda window: window.rows)
     metadata = {
         "judged": dg.MetadataValue.text(widest.describe()),
         "judged_rows": dg.MetadataValue.int(widest.rows),

@@ -4,9 +4,9 @@ By default a run's steps execute in the run's own process (the Definitions' in-p
 on one machine a step process would only add seconds of start-up (loading Dagster and the code
 again) to a step that fetches concurrently inside itself anyway. On Kubernetes,
 `MARKET_ASSETS_EXECUTOR=k8s` gives the bars step of a close run its own pod
-(`dagster_k8s.k8s_job_executor`): the step, which holds every fetched history of the run and its
-weekly and monthly bars in memory, gets the memory it needs while the run's pod stays small, and a
-hard deadline, `activeDeadlineSeconds`, which Kubernetes enforces by killing the pod. Dagster
+(`dagster_k8s.k8s_job_executor`): the step, which builds and writes its partitions as their
+answers arrive, gets the CPU and memory it needs while the run's pod stays small, and a hard
+deadline, `activeDeadlineSeconds`, which Kubernetes enforces by killing the pod. Dagster
 itself has no per-step timeout (only the run-level `dagster/max_runtime`), so a step stuck on a
 hung connection would otherwise hold its run forever.
 
@@ -26,9 +26,8 @@ from market_assets import settings
 K8S_CONFIG_TAG = "dagster-k8s/config"
 
 BARS_STEP_K8S_CONFIG: dict[str, Any] = {
-    # Fetches up to MARKET_ASSETS_MAX_SYMBOLS_PER_RUN histories concurrently and keeps them, with
-    # their weekly and monthly bars, until the step's outputs are written: memory grows with the
-    # symbols of the run.
+    # Writes each partition as it is built, holding a few snapshots at a time whatever the number of
+    # symbols of its run; a first close from scratch parses whole histories, twenty years each.
     "container_config": {
         "resources": {
             "requests": {"cpu": "500m", "memory": "1Gi"},

@@ -25,6 +25,7 @@ as for a symbol's first snapshot; the snapshot built is the same either way.
 from __future__ import annotations
 
 import queue
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -37,20 +38,27 @@ from market_assets.defs.bars.adjustments import previous_daily
 from market_assets.defs.bars.targets import Target
 from market_assets.domain.candles import snapshot
 from market_assets.domain.incremental_history import extend, overlap_start
+from market_assets.lake.errors import LakeWriteError
 from market_assets.lake.store import ParquetStore
 from market_assets.sources.errors import StooqApiKeyRequired, StooqChallengeError, StooqError, StooqHitsLimitError
 from market_assets.sources.resources import MarketDataSource
 
 B = TypeVar("B")
 
+_BACKLOG_PER_WORKER = 2
+"""Fetched snapshots waiting for the builder, per worker."""
+
 _STOP_ASKING = (StooqApiKeyRequired, StooqChallengeError, StooqHitsLimitError)
 """Answers that concern every request, not one symbol: after one of them the step stops asking."""
 
 
 class NotAsked(Exception):
-    """A symbol left out after Stooq refused the source as a whole (see `_STOP_ASKING`)."""
+    """A symbol left out after Stooq refused the source as a whole (see `_STOP_ASKING`), or after
+    a file could not be written; `retryable` as the reason is."""
 
-    retryable = False
+    def __init__(self, message: str, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 @dataclass(frozen=True)
@@ -71,32 +79,58 @@ def fetch_all(
     store: ParquetStore,
     build: Callable[[Target, pd.DataFrame, pd.DataFrame | None, Download], B],
     whole: bool = False,
-) -> tuple[dict[str, B], dict[str, Exception]]:
+) -> tuple[dict[str, B], dict[str, Exception], LakeWriteError | None]:
     """`build(target, snapshot, previous snapshot, how it was downloaded)` of every target that
-    could be fetched, by key, and the error of every symbol that could not; fetched by at most
-    `source.max_concurrency` workers, incrementally where `store` holds a previous snapshot unless
-    `whole`."""
+    could be fetched and built, by key; the error of every symbol that could not be; and the
+    error that stopped the writing, if any. Fetched by at most `source.max_concurrency` workers,
+    incrementally where `store` holds a previous snapshot unless `whole`. Once a file cannot be
+    written (a full volume, say), nothing more is asked for or built."""
     pending: queue.SimpleQueue[Target] = queue.SimpleQueue()
     for target in targets:
         pending.put(target)
-    stop_reason: list[StooqError] = []
-    building: dict[str, Future[B]] = {}
+    # Why nothing more is asked for: a file that could not be written, or an answer that concerns
+    # the whole source.
+    stop: list[NotAsked] = []
+    write_error: list[LakeWriteError] = []
+    built: dict[str, B] = {}
+    building: list[Future[None]] = []
     failures: dict[str, Exception] = {}
+    workers = max(1, min(source.max_concurrency, len(targets)))
+    # Snapshots fetched and not yet built, at most a few per worker: a builder that falls behind
+    # holds back the requests rather than the step's memory.
+    backlog = threading.BoundedSemaphore(_BACKLOG_PER_WORKER * workers)
+
+    def left_out(target: Target, what: str) -> NotAsked:
+        return NotAsked(f"{target.symbol}: {what}, because {stop[0]}", stop[0].retryable)
+
+    def build_one(target: Target, daily: pd.DataFrame, previous: pd.DataFrame | None, download: Download) -> None:
+        try:
+            if write_error:
+                failures[target.symbol] = left_out(target, "not stored")
+                return
+            built[target.key] = build(target, daily, previous, download)
+        except LakeWriteError as error:
+            write_error.append(error)
+            stop.insert(0, NotAsked(f"{error.path} could not be written", error.retryable))
+            failures[target.symbol] = left_out(target, "not stored")
+        finally:
+            backlog.release()
 
     def fetch(target: Target, builder: ThreadPoolExecutor) -> None:
-        if stop_reason:
-            failures[target.symbol] = NotAsked(f"{target.symbol}: not requested, because {stop_reason[0].problem}")
+        if stop:
+            failures[target.symbol] = left_out(target, "not requested")
             return
         previous = previous_daily(store, target)
         try:
             daily, download = _download(source, target, None if whole else previous)
         except _STOP_ASKING as error:
-            stop_reason.append(error)
+            stop.append(NotAsked(error.problem))
             failures[target.symbol] = error
         except StooqError as error:
             failures[target.symbol] = error
         else:
-            building[target.key] = builder.submit(build, target, daily, previous, download)
+            backlog.acquire()
+            building.append(builder.submit(build_one, target, daily, previous, download))
 
     def work(worker: int, builder: ThreadPoolExecutor) -> None:
         with source.worker_slot(context, worker, priority=len(targets)):
@@ -106,14 +140,15 @@ def fetch_all(
                 except queue.Empty:
                     return
 
-    workers = max(1, min(source.max_concurrency, len(targets)))
-    with ThreadPoolExecutor(max_workers=1) as builder, ThreadPoolExecutor(max_workers=workers) as pool:
-        for outcome in [pool.submit(work, worker, builder) for worker in range(workers)]:
-            outcome.result()
-        fetched = {key: future.result() for key, future in building.items()}
+    with ThreadPoolExecutor(max_workers=1) as builder:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for outcome in [pool.submit(work, worker, builder) for worker in range(workers)]:
+                outcome.result()
+    for future in building:
+        future.result()  # an error that is not a symbol's or a write's fails the step
     for error in failures.values():
         context.log.warning(str(error))
-    return fetched, failures
+    return built, failures, (write_error[0] if write_error else None)
 
 
 def _download(

@@ -1,125 +1,124 @@
-"""`file_intact`: each bars partition's file reads back as what was written.
+"""`file_intact`, the first rule of each bars asset's `valid_bars` check: the partition's file reads
+back as what was written.
 
-Every bars materialization records the fingerprint of the frame it wrote (its `fingerprint`
-metadata, `market_assets.lake.fingerprint`). The check compares it with the partition as read back
-from the lake:
-
-- **in the bars step**, right after its files are written: a file that does not read back fails
-  the step, and the retry policy writes it again;
-- **by the `verify_bars` job** (`jobs.py`; `python -m market_assets verify`, or the launchpad), at any later
-  time: a file truncated, removed or overwritten by something else since is reported on its
-  partition, the run fails naming it, and `verify --repair` loads it again by a forced close run.
+- **In the bars step** the store reads each file's bytes back right after writing it; a file that
+  differs fails the step, and the retry policy writes it again.
+- **The `verify_bars` job** (`python -m market_assets verify`, or the launchpad) reads every bars
+  file of an index's session at any later time and compares its rows with the fingerprint its
+  materialization recorded (`market_assets.lake.fingerprint`): a file truncated, removed or
+  overwritten since is reported on its partition, the run fails naming it, and `verify --repair`
+  loads it again. A file that is intact is judged again by every other rule of its check, so
+  that a verification never hides what the close found.
 
 Partitions materialized before fingerprints were recorded are not judged: nothing says what they held.
 """
 
-import warnings
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import dagster as dg
+import pandas as pd
 
-from market_assets.defs.bars.checks import check_target, latest_materializations
-from market_assets.defs.bars.keys import BARS_ASSETS, bars_asset_key
+from market_assets.defs.bars.adjustments import previous_daily
+from market_assets.defs.bars.checks import (
+    FILE_INTACT,
+    Findings,
+    check_target,
+    daily_findings,
+    evaluation,
+    latest_materializations,
+    resampled_findings,
+)
+from market_assets.defs.bars.keys import BARS_ASSETS, DAILY, PERIODS, bars_asset_key
 from market_assets.defs.bars.metadata import FINGERPRINT
+from market_assets.defs.bars.resources import DataQualityResource
+from market_assets.defs.bars.targets import Target, target_of
 from market_assets.defs.partitions import bars_key, composition_key
+from market_assets.domain.adjustment_detection import detect_adjustment
+from market_assets.domain.quality_rules import Finding
 from market_assets.lake.fingerprint import fingerprint
 from market_assets.lake.resource import DataLakeResource
 from market_assets.lake.store import ParquetStore
 from market_assets.sources.indices import get_index
 
-FILE_INTACT = "file_intact"
-
-
-def file_intact_spec(asset: dg.AssetKey, partitions_def: dg.PartitionsDefinition) -> dg.AssetCheckSpec:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", dg.PreviewWarning)  # partitioned checks, see checks.py
-        return dg.AssetCheckSpec(
-            FILE_INTACT,
-            asset=asset,
-            description=(
-                "The partition's file reads back whole and holds exactly what was written (its "
-                "materialization's fingerprint): checked after each write and by `python -m "
-                "market_assets verify`."
-            ),
-            partitions_def=partitions_def,
-            metadata={"severity": dg.AssetCheckSeverity.ERROR.value},
-        )
-
 
 @dataclass(frozen=True)
 class Inspected:
-    """One partition's file compared with its latest materialization."""
+    """One partition's file compared with its latest materialization, and judged again."""
 
     asset_key: dg.AssetKey
     partition: str
     path: str
     problem: str | None
     """What is wrong with the file, naming it; None when it is intact."""
+    findings: Findings
 
     def evaluation(self, record: dg.EventLogRecord) -> dg.AssetCheckEvaluation:
-        return dg.AssetCheckEvaluation(
-            asset_key=self.asset_key,
-            check_name=FILE_INTACT,
-            passed=self.problem is None,
-            severity=dg.AssetCheckSeverity.ERROR,
-            partition=self.partition,
-            target_materialization_data=check_target(record),
-            description=self.problem,
-            metadata={"file": dg.MetadataValue.path(self.path), "problem": dg.MetadataValue.text(self.problem or "none")},
+        return evaluation(
+            self.asset_key,
+            self.partition,
+            self.findings,
+            check_target(record),
+            blocking=False,
+            extra={"file": dg.MetadataValue.path(self.path)},
         )
 
 
+def read_file(store: ParquetStore, asset: str, key: str, recorded: str) -> tuple[pd.DataFrame | None, Finding]:
+    """The partition's frame as read back, and the `file_intact` finding of it against the
+    fingerprint `recorded` when it was written (no frame when it cannot be read)."""
+    path = store.path(asset, key)
+    try:
+        frame = store.read(asset, key)
+    except FileNotFoundError:
+        return None, Finding(False, f"{path} is missing")
+    except ValueError as error:  # unreadable: the store's message names the file, after the partition
+        return None, Finding(False, str(error).removeprefix(f"{asset}[{key}]: "))
+    read = fingerprint(frame)
+    if read != recorded:
+        return frame, Finding(
+            False,
+            f"{path} holds other rows than were written ({len(frame)} rows; fingerprint {read[:12]}, "
+            f"{recorded[:12]} when written)",
+        )
+    return frame, Finding(True, f"{path} reads back as written ({len(frame)} rows)")
+
+
+def inspect_partition(
+    store: ParquetStore, quality: DataQualityResource, asset_key: dg.AssetKey, target: Target, recorded: str
+) -> Inspected:
+    """The partition `target` of `asset_key` read back against its `recorded` fingerprint and, when
+    intact, judged again by the other rules of its check."""
+    asset = asset_key.path[-1]
+    frame, intact = read_file(store, asset, target.key, recorded)
+    findings = {FILE_INTACT: intact}
+    if intact.passed:
+        if asset == DAILY:
+            previous = previous_daily(store, target)
+            adjustment = None if previous is None else detect_adjustment(previous, frame)
+            findings.update(daily_findings(target, frame, previous, quality, adjustment))
+        else:
+            try:
+                daily = store.read(DAILY, target.key)
+            except (FileNotFoundError, ValueError):  # the daily file's own result tells what is wrong with it
+                daily = None
+            if daily is not None:
+                findings.update(resampled_findings(target, daily, frame, PERIODS[asset]))
+    problem = None if intact.passed else intact.description
+    return Inspected(asset_key, target.key, store.path(asset, target.key), problem, findings)
+
+
 def inspect_files(
-    store: ParquetStore, asset_key: dg.AssetKey, records: Mapping[str, dg.EventLogRecord]
+    store: ParquetStore, quality: DataQualityResource, asset_key: dg.AssetKey, records: dict[str, dg.EventLogRecord]
 ) -> list[tuple[Inspected, dg.EventLogRecord]]:
     """Each partition of `asset_key` whose latest materialization (`records`, by partition key,
-    see `latest_materializations`) has a fingerprint, read back and compared with it."""
-    asset = asset_key.path[-1]
+    see `latest_materializations`) has a fingerprint, read back, compared with it and judged."""
     inspected = []
     for key, record in records.items():
         materialization = record.asset_materialization
         recorded = materialization.metadata.get(FINGERPRINT) if materialization else None
-        if recorded is None:
-            continue
-        path = store.path(asset, key)
-        inspected.append((Inspected(asset_key, key, path, _problem(store, asset, key, path, recorded.value)), record))
+        if recorded is not None:
+            inspected.append((inspect_partition(store, quality, asset_key, target_of(key), recorded.value), record))
     return inspected
-
-
-def _problem(store: ParquetStore, asset: str, key: str, path: str, recorded: str) -> str | None:
-    try:
-        frame = store.read(asset, key)
-    except FileNotFoundError:
-        return f"{path} is missing"
-    except ValueError as error:  # unreadable: the store's message names the file, after the partition
-        return str(error).removeprefix(f"{asset}[{key}]: ")
-    read = fingerprint(frame)
-    if read != recorded:
-        return (
-            f"{path} holds other rows than were written ({len(frame)} rows; fingerprint {read[:12]}, "
-            f"{recorded[:12]} when written)"
-        )
-    return None
-
-
-def read_back(
-    context: dg.AssetExecutionContext,
-    store: ParquetStore,
-    asset_key: dg.AssetKey,
-    records: Mapping[str, dg.EventLogRecord],
-) -> list[dg.AssetCheckEvaluation]:
-    """In the bars step, once the files of the partitions of `records` (their materializations)
-    are written: one `file_intact` result per partition, or, when any file does not read back, a
-    failure naming them (retried: writing again may succeed)."""
-    if dg.AssetCheckKey(asset_key, FILE_INTACT) not in context.selected_asset_check_keys:
-        return []
-    inspected = inspect_files(store, asset_key, records)
-    damaged = [item.problem for item, _ in inspected if item.problem]
-    if damaged:
-        listed = "\n".join(f"- {problem}" for problem in damaged)
-        raise dg.Failure(f"{len(damaged)} files written by this step do not read back as written:\n{listed}")
-    return [item.evaluation(record) for item, record in inspected]
 
 
 class VerifyConfig(dg.Config):
@@ -130,10 +129,12 @@ class VerifyConfig(dg.Config):
 
 
 @dg.op(name="verify_bars_files", out=dg.Out(dg.Nothing))
-def verify_bars_files(context: dg.OpExecutionContext, config: VerifyConfig, lake: DataLakeResource) -> dg.Output:
+def verify_bars_files(
+    context: dg.OpExecutionContext, config: VerifyConfig, lake: DataLakeResource, quality: DataQualityResource
+) -> dg.Output:
     """Read back every bars file of the index's members for the session, compare it with its
-    materialization, and report a `file_intact` result on each partition; fail naming the
-    damaged ones (`damaged` metadata: asset, partition and problem of each)."""
+    materialization, and report a `valid_bars` result on each partition; fail naming the damaged
+    ones (`damaged` metadata: asset, partition and problem of each)."""
     index = get_index(config.index)
     store = lake.store
     members = list(store.read("index_composition", str(composition_key(config.session, index.name)))["symbol"])
@@ -141,7 +142,8 @@ def verify_bars_files(context: dg.OpExecutionContext, config: VerifyConfig, lake
     judged, damaged = 0, []
     for name in BARS_ASSETS:
         asset_key = bars_asset_key(index.calendar, name)
-        for item, record in inspect_files(store, asset_key, latest_materializations(context.instance, asset_key, keys)):
+        records = latest_materializations(context.instance, asset_key, keys)
+        for item, record in inspect_files(store, quality, asset_key, records):
             context.log_event(item.evaluation(record))
             judged += 1
             if item.problem:

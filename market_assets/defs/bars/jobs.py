@@ -36,8 +36,9 @@ close_jobs = {
 
 @dg.job(
     description=(
-        "Read back the bars files of an index's members for a session and compare each with what was "
-        "written (the file_intact check, reported on each partition); fails naming the damaged ones."
+        "Read back the bars files of an index's members for a session, compare each with what was "
+        "written and judge it again (the valid_bars check, reported on each partition); fails naming "
+        "the damaged ones."
     )
 )
 def verify_bars() -> None:

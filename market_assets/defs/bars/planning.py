@@ -129,6 +129,8 @@ def materialized_symbols(
     materialized partition on each sensor tick would grow with it.
     """
     keys = {str(bars_key(session, symbol)): symbol for symbol in symbols}
+    if not keys:  # (no partitions would ask for every partition of the asset)
+        return set()
     complete = set(keys)
     for asset in assets:
         complete &= set(

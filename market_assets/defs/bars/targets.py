@@ -117,3 +117,9 @@ def _without_partitions(job: str) -> str:
         f"`python -m market_assets plan {index} --session <session>` prints the exact commands, in the "
         "order the symbols were registered"
     )
+
+
+def target_of(key: str) -> Target:
+    """The partition `key` (`<date>|<symbol>`) as a target."""
+    dims = bars_dimensions(key)
+    return Target(key, dims["symbol"], pd.Timestamp(dims["date"]))

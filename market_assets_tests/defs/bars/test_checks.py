@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from market_assets.cli.close import CloseFailed, close_index
-from market_assets.defs.bars.checks import BLOCKING_RULES, PLAUSIBLE_HISTORY, VALID_BARS, WARNING_RULES
+from market_assets.defs.bars.checks import VALID_BARS
 from market_assets.defs.bars.keys import bars_asset_key
 from market_assets.domain.exchange_sessions import calendar
 from stooq_server import Fault, FaultKind, generate_synthetic
@@ -42,12 +42,6 @@ def _evaluations(instance: dg.DagsterInstance, run_ids: list[str]) -> dict[tuple
             evaluation = entry.dagster_event.event_specific_data
             found[evaluation.asset_key.path[-1], evaluation.check_name, evaluation.partition] = evaluation
     return found
-
-
-_CHECK_OF_RULE = {
-    **{rule.name: VALID_BARS.name for rule in BLOCKING_RULES},
-    **{rule.name: PLAUSIBLE_HISTORY.name for rule in WARNING_RULES},
-}
 
 
 def _day(value: object) -> str:
@@ -97,7 +91,7 @@ def test_bad_histories_fail_their_checks_and_block_only_their_own_bars(platform,
     sessions = calendar("XNYS").sessions_in_range(pd.Timestamp(originals[gap]["Date"].iloc[0]), session)
 
     def failed(rule: str, symbol: str) -> dg.AssetCheckEvaluation:
-        evaluation = evaluations["daily_bars", _CHECK_OF_RULE[rule], f"{day}|{symbol}"]
+        evaluation = evaluations["daily_bars", VALID_BARS, f"{day}|{symbol}"]
         assert not evaluation.passed and evaluation.metadata["failed_rules"].value == rule, (rule, symbol)
         return evaluation
 
@@ -107,6 +101,7 @@ def test_bad_histories_fail_their_checks_and_block_only_their_own_bars(platform,
     high_low = failed("high_low_consistent", inverted)
     assert offending("high_low_consistent", inverted) == [_day(d) for d in originals[inverted]["Date"].iloc[-3:-1]]
     assert high_low.check_name == "valid_bars" and high_low.severity == dg.AssetCheckSeverity.ERROR
+    assert high_low.metadata["blocks"].value == "yes: the partition's weekly_bars and monthly_bars are not built"
     assert high_low.description.startswith("high_low_consistent: 2 bars with high below max(open, close)")
     assert high_low.metadata["offending_count"].value == 2
     assert offending("dates_unique_and_increasing", duplicated) == [_day(originals[duplicated]["Date"].iloc[-4])]
@@ -116,7 +111,8 @@ def test_bad_histories_fail_their_checks_and_block_only_their_own_bars(platform,
     )
     missing = failed("no_missing_sessions", gap)
     assert offending("no_missing_sessions", gap) == [_day(originals[gap]["Date"].iloc[-10])]
-    assert missing.check_name == "plausible_history" and missing.severity == dg.AssetCheckSeverity.WARN
+    assert missing.check_name == "valid_bars" and missing.severity == dg.AssetCheckSeverity.WARN
+    assert missing.metadata["blocks"].value == "no"
     assert missing.metadata["judged"].value == "the whole history (first snapshot)"
     assert offending("close_not_repeated", flat) == [_day(d) for d in originals[flat]["Date"].iloc[-6:]]
     assert offending("no_unexplained_jumps", jump) == [_day(originals[jump]["Date"].iloc[-3])]
@@ -149,7 +145,7 @@ def test_bad_histories_fail_their_checks_and_block_only_their_own_bars(platform,
             assert store.exists(asset, key) is not blocked, (asset, symbol)
             assert (key in instance.get_materialized_partitions(bars_asset_key("XNYS", asset))) is not blocked
             if not blocked:
-                assert evaluations[asset, "matches_daily_bars", key].passed
+                assert evaluations[asset, VALID_BARS, key].passed
         assert store.exists("daily_bars", key)
 
 
@@ -191,9 +187,9 @@ def test_a_split_is_recorded_as_an_adjustment_event_not_a_jump(platform, univers
     assert metadata["adjustment_ratio"].value == 2.0
     assert f"past rows from {_day(previous['date'].iloc[0])} to {before} changed by a ratio of 2" in metadata["adjusted_past"].value
     evaluations = _evaluations(instance, [run.run_id for run in instance.get_runs()])
-    rewritten = evaluations["daily_bars", "plausible_history", f"{session}|{splitting}"]
+    rewritten = evaluations["daily_bars", VALID_BARS, f"{session}|{splitting}"]
     assert rewritten.passed and rewritten.metadata["judged_rows"].value == len(previous) + 1  # judged whole again
-    extended = evaluations["daily_bars", "plausible_history", f"{session}|{members[1]}"].metadata
+    extended = evaluations["daily_bars", VALID_BARS, f"{session}|{members[1]}"].metadata
     assert extended["judged"].value == f"the 1 bar added after {before}, with the 4 bars before it"
     assert (extended["judged_to"].value, extended["judged_rows"].value) == (session, 5)
 
@@ -216,6 +212,6 @@ def test_a_failing_daily_step_records_the_checks_of_what_it_stored(platform, uni
 
     evaluations = _evaluations(instance, [run.run_id for run in instance.get_runs()])
     assert store.exists("daily_bars", f"{day}|{inverted}") and not store.exists("daily_bars", f"{day}|{missing}")
-    failing = evaluations["daily_bars", "valid_bars", f"{day}|{inverted}"]
+    failing = evaluations["daily_bars", VALID_BARS, f"{day}|{inverted}"]
     assert not failing.passed and failing.metadata["offending_dates"].value == {"high_low_consistent": [day]}
     assert not any(partition == f"{day}|{missing}" for _, _, partition in evaluations)

@@ -10,13 +10,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from market_assets.defs.bars.checks import (
-    PLAUSIBLE_HISTORY,
-    VALID_BARS,
-    BarsCheck,
-    _evaluation,
-    daily_findings,
-)
+from market_assets.defs.bars.checks import BLOCKING_RULES, Findings, daily_findings, evaluation
 from market_assets.defs.bars.keys import bars_asset_key
 from market_assets.defs.bars.resources import DataQualityResource
 from market_assets.defs.bars.targets import Target
@@ -63,16 +57,18 @@ class _History:
     symbol: str
     calendar: str
 
-    def check(
-        self, bars: pd.DataFrame, previous: pd.DataFrame | None, check: BarsCheck = PLAUSIBLE_HISTORY
-    ) -> dg.AssetCheckEvaluation:
-        """`check`'s result on the snapshot `bars`, after the stored snapshot `previous`."""
+    def findings(self, bars: pd.DataFrame, previous: pd.DataFrame | None) -> tuple[str, Findings]:
+        """The partition of the snapshot `bars` and its rules' findings, after the stored snapshot `previous`."""
         session = bars["date"].iloc[-1]
         target = _Series(f"{session:%Y-%m-%d}|{self.symbol}", self.symbol, session, self.calendar)
         stored = None if previous is None else with_symbol(previous, self.symbol)
         adjustment = None if previous is None else detect_adjustment(stored, bars)
-        findings = daily_findings(target, bars, stored, DataQualityResource(), adjustment)
-        return _evaluation(bars_asset_key(self.calendar, "daily_bars"), check, target.key, findings, None)
+        return target.key, daily_findings(target, bars, stored, DataQualityResource(), adjustment)
+
+    def check(self, bars: pd.DataFrame, previous: pd.DataFrame | None) -> dg.AssetCheckEvaluation:
+        """The `valid_bars` result on the snapshot `bars`, after the stored snapshot `previous`."""
+        key, findings = self.findings(bars, previous)
+        return evaluation(bars_asset_key(self.calendar, "daily_bars"), key, findings, None, blocking=True)
 
 
 @pytest.fixture(params=HISTORIES, ids=[name for name, *_ in HISTORIES])
@@ -84,8 +80,11 @@ def history(request) -> tuple[_History, dict[str, tuple[int, str]]]:
 
 def _offending(evaluation: dg.AssetCheckEvaluation) -> dict[str, tuple[int, str]]:
     """`{rule: (count, first date)}` of the failed rules, the counts as the description states them
-    (the metadata lists the first 100 dates of each)."""
-    stated = dict(part.split(": ", 1) for part in evaluation.description.split("; ")) if not evaluation.passed else {}
+    (the metadata lists the first 100 dates of each; a passing result lists none)."""
+    if evaluation.passed:
+        assert "offending_dates" not in evaluation.metadata
+        return {}
+    stated = dict(part.split(": ", 1) for part in evaluation.description.split("; "))
     return {
         rule: (int(stated[rule].split(" ", 1)[0]), dates[0])
         for rule, dates in evaluation.metadata["offending_dates"].value.items()
@@ -113,7 +112,11 @@ def test_the_first_snapshot_reports_the_whole_history_and_the_next_session_passe
     assert _judged(on_first) == (
         "the whole history (first snapshot)", _day(dates.iloc[0]), _day(dates.iloc[-2]), len(first)
     )
-    assert on_next.passed and on_next.description.startswith("all 3 rules hold")
+    assert on_next.passed and on_next.description == "all 8 rules hold"
+    if broken:  # warnings only
+        assert on_first.metadata["blocks"].value == "no" and on_first.severity == dg.AssetCheckSeverity.WARN
+    else:
+        assert "blocks" not in on_first.metadata and on_first.severity == dg.AssetCheckSeverity.ERROR
     assert _judged(on_next) == (
         f"the 1 bar added after {_day(dates.iloc[-2])}, with the 4 bars before it",
         _day(dates.iloc[-5]),
@@ -121,8 +124,10 @@ def test_the_first_snapshot_reports_the_whole_history_and_the_next_session_passe
         5,
     )
     for snapshot, previous in ((first, None), (last, first)):  # the blocking rules judge every bar
-        sound = history.check(snapshot, previous, VALID_BARS)
-        assert sound.passed and _judged(sound)[0] == "the whole snapshot" and _judged(sound)[3] == len(snapshot)
+        _, findings = history.findings(snapshot, previous)
+        for rule in BLOCKING_RULES:
+            judged = findings[rule.name].judged
+            assert findings[rule.name].passed and (judged.what, judged.rows) == ("the whole snapshot", len(snapshot))
 
 
 def test_a_new_jump_is_caught(history):

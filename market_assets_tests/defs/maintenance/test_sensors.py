@@ -5,14 +5,15 @@ import pandas as pd
 
 from market_assets import definitions
 from market_assets.defs.bars.keys import bars_asset_key
-from market_assets.defs.maintenance.sensors import partition_status_cache
+from market_assets.defs.maintenance.sensors import partition_status_cache, refresh_partition_status
 from market_assets.defs.partitions import bars_partitions, symbol_partitions, window_start
 from market_assets.domain.exchange_sessions import latest_closed_session
 
 
 def test_the_partition_status_cache_is_rebuilt_when_the_window_moves(platform):
-    """After the rolling window's start moves, the sensor rebuilds the status Dagster cached for
-    the old window, so the UI's first partition query finds it ready; then it has nothing to do."""
+    """After the rolling window's start moves, the sensor launches a run that rebuilds the status
+    Dagster cached for the old window, so the UI's first partition query finds it ready; then it
+    has nothing to do."""
     instance = platform.instance
     daily, grid, symbols = bars_asset_key("XNYS", "daily_bars"), bars_partitions["XNYS"], symbol_partitions["XNYS"]
     session = f"{latest_closed_session('XNYS'):%Y-%m-%d}"
@@ -38,11 +39,15 @@ def test_the_partition_status_cache_is_rebuilt_when_the_window_moves(platform):
             return definition.get_serializable_unique_identifier()
 
     assert cached().partitions_def_id == identifier(old_window)
-    context = dg.build_sensor_context(instance=instance, repository_def=definitions.defs().get_repository_def())
+    defs = definitions.defs()
+    context = dg.build_sensor_context(instance=instance, repository_def=defs.get_repository_def())
 
     moved = partition_status_cache(context)
 
-    assert "rebuilt the partition-status cache of xnys/daily_bars" in moved.skip_message
+    assert isinstance(moved, dg.RunRequest) and moved.tags["market_assets/rebuilds"] == "xnys/daily_bars"
+    assert partition_status_cache(context).run_key == moved.run_key  # launched once
+    rebuilt = defs.resolve_job_def(refresh_partition_status.name).execute_in_process(instance=instance)
+    assert rebuilt.success
     assert cached().partitions_def_id == identifier(grid)
     materialized = cached().deserialize_materialized_partition_subsets(grid)
     assert set(materialized.get_partition_keys()) == {f"{session}|AAPL.US", f"{session}|MSFT.US"}
