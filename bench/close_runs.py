@@ -42,6 +42,7 @@ import argparse
 import math
 import multiprocessing
 import os
+import re
 import shutil
 import signal
 import socket
@@ -398,7 +399,12 @@ def _wait_for_close(instance, expected: int, exchanges: tuple[str, ...], earlier
             records = [r for r in instance.get_run_records() if r.dagster_run.run_id not in earlier]
             failed = [r for r in records if r.dagster_run.status == dg.DagsterRunStatus.FAILURE]
             if failed:
-                raise RuntimeError(f"run {failed[0].dagster_run.run_id} ({failed[0].dagster_run.job_name}) failed")
+                run = failed[0].dagster_run
+                errors = [
+                    entry.dagster_event.event_specific_data.error.message
+                    for entry in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+                ]
+                raise RuntimeError(f"run {run.run_id} ({run.job_name}) failed: {' / '.join(errors) or 'see its events'}")
             if records and all(r.dagster_run.is_finished for r in records):
                 stored = sum(
                     sum(1 for key in instance.get_materialized_partitions(bars_asset_key(code, MONTHLY))
@@ -546,8 +552,14 @@ def saved_files(server: StooqServer, folder: Path, symbols: list[str], session: 
     folder.mkdir(parents=True)
     served = server.store
     write_bulk_archive(folder / "d_us_txt.zip", {symbol: served.history(symbol, session) for symbol in symbols})
-    index = followed_indices()[MARKET]
-    (folder / f"{MARKET.lower()}.html").write_text(requests.get(f"{server.url}/t/?i={index.stooq_id}", timeout=600).text)
+    url = f"{server.url}/t/?i={followed_indices()[MARKET].stooq_id}"
+    to_save, saved = {1}, set()
+    while to_save - saved:  # every page the saved ones link to, as a user saves them
+        page = min(to_save - saved)
+        text = requests.get(url if page == 1 else f"{url}&l={page}", timeout=600).text
+        (folder / (f"{MARKET.lower()}.html" if page == 1 else f"{MARKET.lower()}_{page}.html")).write_text(text)
+        saved.add(page)
+        to_save.update(int(linked) for linked in re.findall(r"/t/\?i=\d+&l=(\d+)", text))
     return folder
 
 

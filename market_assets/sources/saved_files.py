@@ -40,7 +40,7 @@ from market_assets.sources.parsing import (
     parse_history_csv,
 )
 
-_PAGE_NAME = re.compile(r"(?P<index>[a-z0-9]+)(?:_(?P<page>\d+))?\.html?", re.IGNORECASE)
+_PAGE_NAME = re.compile(r"(?P<index>[a-z][a-z0-9_]*?)(?:_(?P<page>\d+))?\.html?", re.IGNORECASE)
 
 
 def _symbol_key(name: str) -> str:

@@ -179,6 +179,26 @@ def test_composition_pages_missing_or_incomplete(saved_files, tmp_path):
     ) in str(ndx.value)
 
 
+def test_an_index_whose_name_has_an_underscore_is_read_from_its_saved_pages(saved_files, tmp_path, monkeypatch):
+    with StooqFiles(saved_files / "pages") as ndx:
+        expected = ndx.composition("NDX")
+    indices = tmp_path / "indices.yaml"
+    indices.write_text("indices:\n  - name: US_MARKET\n    title: a market\n    stooq_id: 580\n    calendar: XNYS\n")
+    monkeypatch.setenv("MARKET_ASSETS_INDICES_FILE", str(indices))
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    first = (saved_files / "pages" / "NDX.html").read_text()
+    (pages / "us_market.html").write_text(first)
+
+    with StooqFiles(pages) as files, pytest.raises(StooqFileMissing) as caught:
+        files.composition("US_MARKET")
+    assert "save https://stooq.com/t/?i=580&l=2 as US_MARKET_2.html" in str(caught.value)
+
+    (pages / "us_market_2.html").write_text((saved_files / "pages" / "ndx_2.html").read_text())
+    with StooqFiles(pages) as files:
+        assert files.composition("US_MARKET").equals(expected)
+
+
 def test_a_page_that_is_not_a_composition_names_the_file(tmp_path):
     (tmp_path / "HSI.html").write_text("<html><body><p>Checking your browser (proof-of-work)</p></body></html>")
 
