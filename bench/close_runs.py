@@ -167,12 +167,13 @@ class Postgres:
     databases: int = 0
 
     @classmethod
-    def start(cls, base: Path) -> Postgres:
+    def start(cls) -> Postgres:
+        """Start a cluster in a folder of its own, which the `postgres` user can reach when run as root."""
         found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), key=lambda p: int(p.parts[-3]))
         if not found:
             raise SystemExit("--storage postgres: no PostgreSQL server under /usr/lib/postgresql (apt-get install postgresql)")
+        base = Path(tempfile.mkdtemp(prefix="bench-postgres-"))
         server = cls(found[-1].parent, base, _free_port())
-        base.mkdir(parents=True)
         (base / "password").write_text("bench\n")
         if os.geteuid() == 0:  # initdb refuses root: the cluster belongs to Debian's `postgres` user
             shutil.chown(base, "postgres")
@@ -301,7 +302,8 @@ class Platform:
             scripts.append([line[2:] for line in script.splitlines() if line.startswith("# ")])
             executed = subprocess.run(["sh"], input=script, env=env, cwd=self.home, capture_output=True, text=True)
             if executed.returncode != 0:
-                raise RuntimeError(f"plan | sh failed:\n{executed.stderr[-3000:]}")
+                causes = [line for line in executed.stderr.splitlines() if "Error" in line and not line.startswith(" ")]
+                raise RuntimeError("plan | sh failed:\n" + "\n".join(causes[-20:]) + executed.stderr[-2000:])
         ended = time.time()
         return {"seconds": self.last_file() - started, "to_the_end": ended - started, "plans": scripts}
 
@@ -734,7 +736,7 @@ def main() -> int:
     sizes = [int(size) for size in (args.sizes if args.sizes is not None else "1000,10000").split(",") if size.strip()]
     work = Path(tempfile.mkdtemp(prefix="bench-close-"))
     print(f"work folder: {work}; instance: {args.storage}", flush=True)
-    postgres = Postgres.start(work / "postgres") if args.storage == "postgres" else None
+    postgres = Postgres.start() if args.storage == "postgres" else None
     try:
         if args.indices or args.sizes is None:
             three_indices(args, work / "indices", postgres)
