@@ -1,6 +1,6 @@
 """What a close costs, in time and in CPU, against baselines measured in the same run of this script.
 
-    .venv/bin/python bench/close_runs.py                          # everything (about 90 minutes)
+    .venv/bin/python bench/close_runs.py                          # everything (about 70 minutes)
     .venv/bin/python bench/close_runs.py --sizes 1000             # a whole market of 1,000 only
     .venv/bin/python bench/close_runs.py --sizes "" --indices     # the three indices only
     .venv/bin/python bench/close_runs.py --storage postgres ...   # the instance in PostgreSQL
