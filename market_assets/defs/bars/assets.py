@@ -151,10 +151,10 @@ def report_bars(
     results, each pointing at the materialization it checked: its storage id, read in one query
     per asset, this run and when it was reported."""
     written = {name: [key for key, b in built.items() if name in b.metadata] for name in selected}
-    reported: dict[str, float] = {}
+    reported: dict[tuple[str, str], float] = {}
     for name, asset in selected.items():
         for key in written[name]:
-            reported[key] = time.time()
+            reported[name, key] = time.time()
             yield dg.AssetMaterialization(
                 asset_key=asset, partition=key, metadata=built[key].metadata[name], tags=partition_tags(key)
             )
@@ -170,7 +170,7 @@ def report_bars(
         )
         for key in written[name]:
             target = AssetCheckEvaluationTargetMaterializationData(
-                storage_id=stored[key], run_id=context.run.run_id, timestamp=reported[key]
+                storage_id=stored[key], run_id=context.run.run_id, timestamp=reported[name, key]
             )
             yield evaluation(asset, key, built[key].findings[name], target, blocking=True)
 
