@@ -11,6 +11,10 @@ member, when the pinned Dagster changes any of them, and is the list to go throu
   its type; `dg.AssetCheckResult`, which fills it in by itself, reports only the partition of a
   single-partition step, and a close step covers hundreds (`market_assets.defs.bars.checks`).
   Without the pointer the UI shows each partition's check as not run on its latest materialization.
+- **The asset check executions of a run**, which `DagsterInstance.delete_run` leaves behind (it
+  removes the run's row and events only): retention (`market_assets.instance.retention`) removes
+  them with `delete_check_executions`, and the pooled sqlite storage the run's tags, which sqlite,
+  enforcing no foreign keys, keeps when the run's row goes.
 - **The freshness state** of an asset as the daemon last evaluated its freshness policy
   (`DagsterInstance.get_freshness_state_records`, `FreshnessState`), which the `freshness_alerts`
   sensor turns into an alert: Dagster 1.13 has no public reader of it, and alerts on freshness only
@@ -20,6 +24,7 @@ member, when the pinned Dagster changes any of them, and is the list to go throu
 from collections.abc import Sequence
 
 from dagster import AssetKey, DagsterInstance
+from dagster._core.storage.event_log.base import EventLogStorage
 from dagster._core.definitions.asset_checks.asset_check_evaluation import (
     AssetCheckEvaluationTargetMaterializationData,
 )
@@ -34,9 +39,11 @@ from dagster._core.storage.event_log.schema import (
     SqlEventLogStorageTable,
 )
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
+    INDEX_SHARD_NAME,
     SQLITE_BUSY_TIMEOUT_SECONDS,
     SqliteEventLogStorage,
 )
+from dagster._core.storage.runs.schema import RunTagsTable
 from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
 from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import SqliteScheduleStorage
 from dagster._core.storage.sqlite import create_db_conn_string
@@ -52,6 +59,7 @@ from dagster._utils.concurrency import ConcurrencySlotStatus
 __all__ = [
     "ASSET_CHECK_EVENTS",
     "ASSET_EVENTS",
+    "INDEX_SHARD_NAME",
     "SQLITE_BUSY_TIMEOUT_SECONDS",
     "AssetCheckExecutionRecordStatus",
     "AssetCheckExecutionsTable",
@@ -65,6 +73,7 @@ __all__ = [
     "FreshnessState",
     "FreshnessStateChange",
     "PartitionKeyFilter",
+    "RunTagsTable",
     "SqlEventLogStorageTable",
     "SqliteEventLogStorage",
     "SqliteRunStorage",
@@ -73,6 +82,7 @@ __all__ = [
     "_runs_directory",
     "_schedule_directory",
     "create_db_conn_string",
+    "delete_check_executions",
     "freshness_states",
 ]
 
@@ -81,3 +91,10 @@ def freshness_states(instance: DagsterInstance, keys: Sequence[AssetKey]) -> dic
     """The freshness state of each of `keys` that has one, and when it changed to it (a timestamp)."""
     records = instance.get_freshness_state_records(keys)
     return {key: (record.freshness_state, record.updated_at.timestamp()) for key, record in records.items()}
+
+
+def delete_check_executions(storage: EventLogStorage, run_id: str) -> None:
+    """Remove the asset check executions (planned and evaluated) of the run `run_id` from a SQL
+    event log storage (sqlite's index database, or PostgreSQL)."""
+    with storage.index_connection() as conn:  # type: ignore[attr-defined]
+        conn.execute(AssetCheckExecutionsTable.delete().where(AssetCheckExecutionsTable.c.run_id == run_id))

@@ -17,6 +17,7 @@ from market_assets.defs.compositions.assets import index_composition, index_memb
 from market_assets.defs.compositions.jobs import compositions_job, membership_job
 from market_assets.defs.compositions.schedules import close_schedules
 from market_assets.defs.maintenance.compaction import compact_lake, compaction_schedule
+from market_assets.defs.maintenance.retention import RetentionResource, prune_instance, retention_schedule
 from market_assets.defs.maintenance.sensors import abandoned_runs, partition_status_cache, refresh_partition_status
 from market_assets.defs.resources import ClosePlanningResource
 from market_assets.lake.io_manager import ParquetIOManager
@@ -38,8 +39,8 @@ def defs() -> dg.Definitions:
             *(with_bars_freshness(assets, code) for code, assets in bars_assets.items()),
             *adjustment_events,
         ],
-        jobs=[compositions_job, membership_job, *close_jobs.values(), verify_bars, compact_lake, refresh_partition_status],
-        schedules=[*close_schedules, compaction_schedule],
+        jobs=[compositions_job, membership_job, *close_jobs.values(), verify_bars, compact_lake, prune_instance, refresh_partition_status],
+        schedules=[*close_schedules, compaction_schedule, retention_schedule],
         sensors=[close_bars, partition_status_cache, abandoned_runs, close_failure_alerts, freshness_alerts],
         # Steps run in the run's process: see market_assets/defs/bars/executor.py.
         executor=dg.in_process_executor,
@@ -52,6 +53,7 @@ def defs() -> dg.Definitions:
                 catch_up_sessions=_bound(settings.CATCH_UP_SESSIONS),
             ),
             "io_manager": ParquetIOManager(lake=lake),
+            "retention": RetentionResource(days=_bound(settings.RETENTION_DAYS)),
             "alerts": AlertsResource(webhook_url=_bound(settings.ALERT_WEBHOOK_URL), ui_url=_bound(settings.UI_URL)),
         },
     )

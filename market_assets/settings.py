@@ -89,6 +89,12 @@ ALERT_WEBHOOK_URL = Setting(
     "MARKET_ASSETS_ALERT_WEBHOOK_URL", "", "a Slack-compatible webhook told of each failed close run (empty: none); a secret, never logged or shown"
 )
 UI_URL = Setting("MARKET_ASSETS_UI_URL", "http://localhost:3000", "the Dagster UI's address, for the links in alerts")
+RETENTION_DAYS = Setting(
+    "MARKET_ASSETS_RETENTION_DAYS",
+    0,
+    "days of sessions whose runs and events the instance keeps, back to that week's Monday (0, or fewer than the partition window's: the partition window's)",
+    _at_least(0, "days"),
+)
 
 # --- Load settings ------------------------------------------------------------------------------
 
@@ -116,7 +122,7 @@ FRESHNESS_GRACE = Setting(
 
 RESOURCE_SETTINGS = (
     STOOQ_BASE_URL, STOOQ_API_KEY, STOOQ_COOKIES, FILES, DATA_ROOT, MAX_SYMBOLS_PER_RUN, CATCH_UP_SESSIONS,
-    ALERT_WEBHOOK_URL, UI_URL,
+    ALERT_WEBHOOK_URL, UI_URL, RETENTION_DAYS,
 )
 LOAD_SETTINGS = (SOURCE, EXECUTOR, PARTITION_DAYS, CLOSE_DELAY, HEAD_START, FRESHNESS_GRACE, INDICES_FILE)
 

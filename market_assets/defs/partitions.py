@@ -14,8 +14,9 @@ from market_assets.domain.exchange_sessions import closed_weekdays
 from market_assets.sources.indices import followed_exchanges, followed_indices
 
 
-def window_start(today: pd.Timestamp | None = None) -> str:
-    """The first date partition: the Monday of the week `MARKET_ASSETS_PARTITION_DAYS` (14) days back.
+def window_start(today: pd.Timestamp | None = None, days: int | None = None) -> str:
+    """The first date partition: the Monday of the week `MARKET_ASSETS_PARTITION_DAYS` (14), or
+    `days`, days back.
 
     The window holds the sessions a close may still load or load again, and no more: a snapshot
     holds the symbol's whole history, so an older session adds nothing a newer one lacks, and
@@ -26,7 +27,7 @@ def window_start(today: pd.Timestamp | None = None) -> str:
     at every reload. Sessions before it stay in the lake and in the instance's events.
     """
     today = today if today is not None else pd.Timestamp.now(tz="UTC").tz_localize(None)
-    back = today.normalize() - pd.Timedelta(days=settings.PARTITION_DAYS.value())
+    back = today.normalize() - pd.Timedelta(days=days if days is not None else settings.PARTITION_DAYS.value())
     return f"{back - pd.Timedelta(days=back.weekday()):%Y-%m-%d}"
 
 

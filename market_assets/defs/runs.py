@@ -60,7 +60,7 @@ def claim_run_process(context: dg.AssetExecutionContext) -> None:
     retried run starts with the tags of the run it retries, the dead process's among them."""
     tags = process_tags()
     if context.run.tags.get(PROCESS_TAG) != tags[PROCESS_TAG]:
-        context.instance.add_run_tags(context.run_id, tags)
+        context.instance.add_run_tags(context.run.run_id, tags)
 
 
 def fail_abandoned_runs(instance: dg.DagsterInstance) -> list[str]:

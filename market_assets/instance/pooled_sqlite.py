@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -41,6 +42,7 @@ import sqlalchemy as sa
 from market_assets.dagster_internals import (
     ASSET_CHECK_EVENTS,
     ASSET_EVENTS,
+    INDEX_SHARD_NAME,
     SQLITE_BUSY_TIMEOUT_SECONDS,
     AssetCheckExecutionRecordStatus,
     AssetCheckExecutionsTable,
@@ -51,6 +53,7 @@ from market_assets.dagster_internals import (
     DagsterSqliteStorage,
     EventLogEntry,
     PartitionKeyFilter,
+    RunTagsTable,
     SqlEventLogStorageTable,
     SqliteEventLogStorage,
     SqliteRunStorage,
@@ -316,6 +319,25 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
             ).rowcount
             return ConcurrencySlotStatus.CLAIMED if taken else ConcurrencySlotStatus.BLOCKED
 
+    def delete_events(self, run_id: str) -> None:
+        """Dagster's deletion of a run's events, then of its database file, which it leaves empty
+        on disk (one file per run ever deleted)."""
+        super().delete_events(run_id)
+        with self._engines_lock:
+            engine = self._engines.pop(run_id, None)
+        if engine is not None:
+            engine.dispose()
+        self._initialized_dbs.discard(run_id)
+        path = self.path_for_shard(run_id)
+        for suffix in ("", "-wal", "-shm"):
+            Path(path + suffix).unlink(missing_ok=True)
+
+    def vacuum(self) -> None:
+        """Rewrite the index database, giving the pages of deleted events back to the file system."""
+        self.flush()
+        with self._db_lock:
+            _vacuum(self._shard_engine(INDEX_SHARD_NAME))
+
     def dispose(self) -> None:
         self.flush()
         with self._engines_lock:
@@ -360,9 +382,30 @@ class _PooledConnect:
         super().dispose()  # type: ignore[misc]
 
 
+def _vacuum(engine: sa.Engine) -> None:
+    """`VACUUM` the database of `engine` (outside a transaction, as sqlite requires), then empty its
+    write-ahead log, which the rewrite filled with the whole database."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("VACUUM")
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
 class PooledSqliteRunStorage(_PooledConnect, SqliteRunStorage):
     _DATABASE = "runs"
     _checked: set[str] = set()
+
+    def delete_run(self, run_id: str) -> None:
+        """Dagster's deletion of a run's row, and of its tags, which the schema's cascade would
+        remove but sqlite, enforcing no foreign keys, keeps."""
+        super().delete_run(run_id)
+        with self.connect() as conn:
+            conn.execute(RunTagsTable.delete().where(RunTagsTable.c.run_id == run_id))
+
+    def vacuum(self) -> None:
+        """Rewrite the runs database, giving the pages of deleted runs back to the file system."""
+        if self._pooled is None:
+            self._pooled = _engine(self._conn_string)
+        _vacuum(self._pooled)
 
 
 class PooledSqliteScheduleStorage(_PooledConnect, SqliteScheduleStorage):

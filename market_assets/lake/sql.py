@@ -9,6 +9,8 @@ Views (each row of a bars view also has the `session` of its snapshot):
 - `daily_bars_as_of(s)`, `weekly_bars_as_of(s)`, `monthly_bars_as_of(s)`: each symbol's snapshot
   of session `s`, or its newest before `s` (what was known after that close);
 - `index_composition`, `index_membership`, `adjustment_events`;
+- `run_history`: the runs the instance no longer holds (`market_assets/lake/run_history.py`), one
+  row per run with the `session` it loaded;
 - `lake_snapshots(kind, symbol, session)`: which snapshots are stored.
 
 The views are of the lake as listed when the connection was made: connect again to see a later
@@ -25,6 +27,7 @@ from fsspec.implementations.local import LocalFileSystem
 from market_assets import settings
 from market_assets.lake.compacted import TAIL, Manifest
 from market_assets.lake.reader import COMPOSITIONS, KINDS
+from market_assets.lake.run_history import RUN_HISTORY
 from market_assets.lake.store import SESSION_FOLDER, ParquetStore
 
 _EMPTY_EVENTS = (
@@ -118,6 +121,8 @@ def connect(root: str | None = None) -> duckdb.DuckDBPyConnection:
     events = "adjustment_events"
     source = f"SELECT * FROM {read(files(events))}" if store.stored_sessions(events) else _EMPTY_EVENTS
     connection.execute(f"CREATE VIEW {events} AS {source}")
+    if store.stored_sessions(RUN_HISTORY):
+        connection.execute(f"CREATE VIEW {RUN_HISTORY} AS SELECT * FROM {read(files(RUN_HISTORY))}")
     if store.exists("index_membership"):
         membership = f"'{prefix}{store.asset_folder('index_membership')}.parquet'"
         connection.execute(f"CREATE VIEW index_membership AS SELECT * FROM read_parquet({membership})")

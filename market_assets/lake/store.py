@@ -18,7 +18,7 @@ import io
 import os
 import tempfile
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import fsspec
@@ -223,6 +223,32 @@ class ParquetStore:
             self._restore_dependents(asset, partition_key)
         self._write_file(self._fs_path(asset, partition_key), frame, read_back)
         return self.path(asset, partition_key)
+
+    def remove_leftovers(self, asset: str, partition_keys: Iterable[str]) -> list[str]:
+        """Remove the hidden temporary files that killed writes of these partitions left beside
+        them, and return their paths (local roots only: an object store publishes nothing partial).
+
+        The run about to write the partitions calls it first, when no other write of them is
+        under way; each session folder is listed once.
+        """
+        if not self._local:
+            return []
+        names: dict[Path, set[str]] = {}
+        for key in partition_keys:
+            target = Path(self._fs_path(asset, key))
+            names.setdefault(target.parent, set()).add(target.name)
+        removed = []
+        for folder, targets in names.items():
+            try:
+                entries = [entry.name for entry in os.scandir(folder)]
+            except FileNotFoundError:
+                continue
+            for name in entries:
+                # `.<target>.<uuid>.tmp`, as `_replace_local` names them
+                if name[0] == "." and name.endswith(".tmp") and name[1:].rsplit(".", 2)[0] in targets:
+                    (folder / name).unlink(missing_ok=True)
+                    removed.append(str(folder / name))
+        return removed
 
     def _write_file(self, path: str, frame: pd.DataFrame, read_back: bool = False) -> None:
         """Write `frame` to `path` (on `filesystem`) whole or not at all, and with `read_back`

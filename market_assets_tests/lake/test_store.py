@@ -40,6 +40,22 @@ def test_a_failed_write_keeps_the_previous_file_whole(tmp_path):
     assert [p.name for p in (tmp_path / "daily_bars" / "session=2026-11-20").iterdir()] == ["AAPL.US.parquet"]
 
 
+def test_leftovers_of_killed_writes_are_removed_for_the_partitions_named_only(tmp_path):
+    store = ParquetStore(str(tmp_path))
+    store.write("daily_bars", "2026-11-20|AAPL.US", _frame(10.0))
+    folder = tmp_path / "daily_bars" / "session=2026-11-20"
+    left = folder / ".AAPL.US.parquet.8b493352a9774c2fae17c474e5d66903.tmp"
+    kept = [folder / ".MSFT.US.parquet.20421c50e96241668439a06214175fa5.tmp", folder / ".AAPL.US.parquet.notes"]
+    for path in (left, *kept):
+        path.write_bytes(b"PAR1")
+
+    removed = store.remove_leftovers("daily_bars", ["2026-11-20|AAPL.US", "2026-11-21|AAPL.US"])
+
+    assert removed == [str(left)]
+    assert sorted(path.name for path in folder.iterdir()) == sorted(["AAPL.US.parquet", *(path.name for path in kept)])
+    pd.testing.assert_frame_equal(store.read("daily_bars", "2026-11-20|AAPL.US"), _frame(10.0))
+
+
 def test_a_corrupt_file_is_named_in_the_error(tmp_path):
     store = ParquetStore(str(tmp_path))
     target = tmp_path / "daily_bars" / "session=2026-11-20" / "AAPL.US.parquet"

@@ -32,7 +32,7 @@ from market_assets.defs.bars.keys import (
     bars_step_name,
 )
 from market_assets.defs.bars.resources import DataQualityResource
-from market_assets.defs.bars.targets import require_stored_daily, step_targets, stored_daily
+from market_assets.defs.bars.targets import Target, require_stored_daily, step_targets, stored_daily
 from market_assets.defs.partitions import bars_partitions, partition_tags
 from market_assets.defs.publication import wait_for_publication
 from market_assets.defs.retry import STOOQ_RETRY
@@ -108,6 +108,7 @@ def build_bars(code: str) -> dg.AssetsDefinition:
         selected = {name: key for name, key in keys.items() if key in context.selected_asset_keys}
         store = lake.store
         targets = step_targets(context, store)
+        remove_leftovers(context, store, targets)
         build = PartitionBuilder(selected, store, quality)
 
         if DAILY in selected:
@@ -136,6 +137,14 @@ def build_bars(code: str) -> dg.AssetsDefinition:
             raise step_failure(targets, failures, blocked, [name for name in selected if name in PERIODS], write_error)
 
     return bars
+
+
+def remove_leftovers(context: dg.AssetExecutionContext, store: ParquetStore, targets: list[Target]) -> None:
+    """Remove the temporary files that an earlier, killed write of these partitions left in the lake."""
+    keys = [t.key for t in targets]
+    removed = [path for name in (*BARS_ASSETS, ADJUSTMENT_EVENTS) for path in store.remove_leftovers(name, keys)]
+    if removed:
+        context.log.info(f"removed {len(removed)} temporary file(s) left by an interrupted write: {', '.join(removed)}")
 
 
 def _out(code: str, description: str) -> dg.AssetOut:

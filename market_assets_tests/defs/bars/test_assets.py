@@ -2,6 +2,7 @@
 
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import dagster as dg
@@ -40,6 +41,26 @@ def test_close_of_an_index_is_one_run_and_writes_consistent_bars(platform, synth
         assert monthly["volume"].sum() == daily["volume"].sum()
     assert Path(store.path("daily_bars", f"{session}|{members[0]}")).is_file()
     assert not list(Path(store.root).rglob("*.tmp"))
+
+
+def test_a_killed_writes_temporary_files_are_removed_by_the_next_run_of_its_partitions(platform, synthetic_universe):
+    store = platform.store
+    session = last_session(synthetic_universe, "XNYS")
+    member = synthetic_universe.members("DJI", pd.Timestamp(session))[0]
+    left = []
+    for asset in ("daily_bars", "monthly_bars"):
+        folder = Path(store.path(asset, f"{session}|{member}")).parent
+        folder.mkdir(parents=True)
+        left.append(folder / f".{member}.parquet.{uuid.uuid4().hex}.tmp")
+        left[-1].write_bytes(b"PAR1 half a file")
+    elsewhere = left[-1].with_name(f".OTHER.US.parquet.{uuid.uuid4().hex}.tmp")  # not a partition of this run
+    elsewhere.write_bytes(b"PAR1")
+
+    close_index(platform.instance, "DJI", session)
+
+    assert [path for path in left if path.exists()] == []
+    assert elsewhere.exists()
+    assert store.read("monthly_bars", f"{session}|{member}")["close"].iloc[-1] == served_daily(synthetic_universe, member, session)["close"].iloc[-1]
 
 
 def test_materializations_carry_metadata_a_person_can_read(platform, synthetic_universe):
