@@ -43,6 +43,9 @@ REPLACED = {
     "SqliteScheduleStorage.from_local": (internals.SqliteScheduleStorage.from_local, "06ae7e70b419ac91"),
     "SqliteScheduleStorage.connect": (internals.SqliteScheduleStorage.connect, "d343abae6e9bea85"),
     "DagsterSqliteStorage.__init__": (internals.DagsterSqliteStorage.__init__, "bcf5aa27a5dd083f"),
+    # Extended, for retention: what a run's deletion leaves on sqlite (its tags, its database file).
+    "SqlEventLogStorage.delete_events": (internals.SqliteEventLogStorage.delete_events, "a14c58828a905817"),
+    "SqlRunStorage.delete_run": (internals.SqliteRunStorage.delete_run, "046afe455bdaf90f"),
 }
 """Dagster's methods that the pooled storage replaces, and the digest of their source in dagster 1.13.27."""
 

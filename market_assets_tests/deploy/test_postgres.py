@@ -9,9 +9,11 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
+import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import dagster as dg
@@ -20,6 +22,7 @@ import pytest
 
 from market_assets.cli.close import close_index
 from market_assets.defs.bars.keys import bars_asset_key
+from market_assets.domain.exchange_sessions import calendar
 from market_assets_tests.platform import PROJECT_ROOT
 
 POSTGRES_INSTANCE = PROJECT_ROOT / "deploy" / "dagster.postgres.yaml"
@@ -54,7 +57,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def postgres() -> Iterator[Postgres]:
+def postgres_server() -> Iterator[Postgres]:
     """A PostgreSQL server of its own on 127.0.0.1, password-protected, stopped afterwards."""
     bin_dir = _postgres_bin()
     if bin_dir is None:
@@ -70,7 +73,7 @@ def postgres() -> Iterator[Postgres]:
     if as_owner:
         shutil.chown(base, "postgres")
         shutil.chown(password_file, "postgres")
-    server = Postgres("127.0.0.1", _free_port(), "dagster", "s3cret-for-tests", "market_assets")
+    server = Postgres("127.0.0.1", _free_port(), "dagster", "s3cret-for-tests", "postgres")
 
     def run(*command: str) -> None:
         subprocess.run([*as_owner, *command], check=True, capture_output=True, timeout=120)
@@ -82,19 +85,24 @@ def postgres() -> Iterator[Postgres]:
     options = f"-p {server.port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
     run(str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(base / "log"), "-w", "start")
     try:
-        import psycopg2
-
-        admin = psycopg2.connect(
-            host=server.host, port=server.port, user=server.user, password=server.password, dbname="postgres"
-        )
-        admin.autocommit = True  # CREATE DATABASE cannot run in a transaction
-        with admin.cursor() as cursor:
-            cursor.execute(f"CREATE DATABASE {server.database}")
-        admin.close()
         yield server
     finally:
         run(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres(postgres_server: Postgres) -> Postgres:
+    """A database of the test's own on the module's server."""
+    import psycopg2
+
+    server = replace(postgres_server, database=f"market_assets_{uuid.uuid4().hex[:12]}")
+    admin = psycopg2.connect(host=server.host, port=server.port, user=server.user, password=server.password, dbname="postgres")
+    admin.autocommit = True  # CREATE DATABASE cannot run in a transaction
+    with admin.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE {server.database}")
+    admin.close()
+    return server
 
 
 @pytest.fixture
@@ -158,6 +166,34 @@ def test_a_close_runs_to_success_with_runs_events_and_partitions_in_postgres(
         assert sorted(row[0] for row in cursor.fetchall()) == sorted(members)
         cursor.execute("SELECT to_regclass('instigators'), to_regclass('job_ticks')")
         assert cursor.fetchone() == ("instigators", "job_ticks")
+
+
+def test_prune_instance_removes_old_runs_and_everything_stored_for_them_from_postgres(
+    postgres, postgres_instance, synthetic_universe
+):
+    instance, _ = postgres_instance
+    latest = f"{synthetic_universe.last_session['XNYS']:%Y-%m-%d}"
+    old = f"{calendar('XNYS').sessions_window(latest, -45)[0]:%Y-%m-%d}"
+    old_runs = close_index(instance, "DJI", old).run_ids
+    kept = close_index(instance, "DJI", latest).run_ids
+
+    pruned = subprocess.run(
+        [str(Path(sys.executable).with_name("dagster")), "job", "execute", "-m", "market_assets", "-j", "prune_instance"],
+        env={**os.environ, "MARKET_ASSETS_PARTITION_DAYS": "14"}, capture_output=True, text=True, timeout=300,
+    )
+
+    assert pruned.returncode == 0, pruned.stderr[-3000:]
+    left = {run.run_id for run in instance.get_runs() if run.job_name != "prune_instance"}
+    assert left == set(kept)
+    with postgres.connect() as connection, connection.cursor() as cursor:
+        for table in ("runs", "run_tags", "event_logs", "asset_check_executions"):
+            cursor.execute(f"SELECT count(*) FROM {table} WHERE run_id = ANY(%s)", (old_runs,))
+            assert cursor.fetchone()[0] == 0, table
+            cursor.execute(f"SELECT count(*) FROM {table} WHERE run_id = ANY(%s)", (kept,))
+            assert cursor.fetchone()[0] > 0, table
+    for asset in ("daily_bars", "weekly_bars", "monthly_bars"):
+        stored = instance.get_materialized_partitions(bars_asset_key("XNYS", asset))
+        assert {key.split("|")[0] for key in stored} == {latest}
 
 
 def test_the_postgres_instance_refuses_to_start_without_its_connection_settings(tmp_path, monkeypatch):
