@@ -19,7 +19,7 @@ from market_assets.dagster_internals import AssetCheckExecutionsTable, RunTagsTa
 from market_assets.defs.bars.keys import BARS_ASSETS, bars_asset_key
 from market_assets.defs.maintenance.retention import RetentionResource, run_session
 from market_assets.defs.partitions import bars_partitions, window_start
-from market_assets.defs.runs import SESSION_TAG
+from market_assets.defs.runs import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 from market_assets.domain.exchange_sessions import calendar
 from market_assets.lake.reader import LakeReader
 from market_assets.lake.run_history import RunHistoryRow, history_frame, write_run_history
@@ -98,7 +98,8 @@ def test_a_prune_killed_halfway_loses_nothing_and_the_next_one_finishes(platform
     kept = set(runs) - expired
     # ten bars runs of three symbols and a composition run a session, and the run of the failed symbol again
     assert len(expired) == 3 * (10 + 1) + 1 and kept
-    running = instance.create_run_for_job(platform.job("dji_close"), tags={SESSION_TAG: old[0]}, status=dg.DagsterRunStatus.STARTED)
+    old_range = {PARTITION_RANGE_START_TAG: f"{old[0]}|{broken}", PARTITION_RANGE_END_TAG: f"{old[0]}|{broken}"}
+    running = instance.create_run_for_job(platform.job("dji_close"), tags=old_range, status=dg.DagsterRunStatus.STARTED)
     before = _state(platform, first_kept)
 
     pruning = _prune(platform)
@@ -129,6 +130,9 @@ def test_a_prune_killed_halfway_loses_nothing_and_the_next_one_finishes(platform
     for name in BARS_ASSETS:
         stored = instance.get_materialized_partitions(bars_asset_key("XNYS", name))
         assert {key.split("|")[0] for key in stored} == {latest}
+    platform.server.reset_stats()  # what the planning reads is still there: a re-run of the window's session asks nothing
+    assert close_index(instance, "DJI", latest).runs == []
+    assert platform.server.stats()["total"] == 0
 
     history = connect(platform.store.root).execute(
         "SELECT run_id, session, job, index, status, len(symbols) AS symbols, failures FROM run_history ORDER BY session, started"
