@@ -54,7 +54,7 @@ def test_definitions_load_as_a_code_location():
 
     assert {job.name for job in defs().resolve_all_job_defs()} >= {
         "index_compositions", "refresh_membership", "dji_close", "ndx_close", "hsi_close", "verify_bars", "compact_lake",
-        "refresh_partition_status",
+        "refresh_partition_status", "prune_instance",
     }
 
 

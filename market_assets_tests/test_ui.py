@@ -133,7 +133,7 @@ def _settle_instance(url: str) -> None:
     """
     _graphql(url, "mutation { setNuxSeen }")
     schedules = _graphql(url, _SCHEDULES_QUERY)["schedulesOrError"]["results"]
-    assert {schedule["name"] for schedule in schedules} == {"xnys_close", "xhkg_close", "compact_lake_daily"}
+    assert {schedule["name"] for schedule in schedules} == {"xnys_close", "xhkg_close", "compact_lake_daily", "prune_instance_daily"}
     for schedule in schedules:
         stopped = _graphql(url, _STOP_SCHEDULE, {"id": schedule["scheduleState"]["id"]})
         assert stopped["stopRunningSchedule"]["scheduleState"]["status"] == "STOPPED", stopped

@@ -783,7 +783,7 @@ class _Handler(BaseHTTPRequestHandler):
         if response is None:
             self._reset()
         else:
-            stats.sent(route, self._send(response))
+            self._send(response, lambda size: stats.sent(route, size))
 
     def do_POST(self) -> None:
         path = urlsplit(self.path).path.rstrip("/")
@@ -792,9 +792,12 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(Response(404, HTTPStatus.NOT_FOUND.phrase))
 
-    def _send(self, response: Response) -> int:
-        """Answer `response`; the size of its body."""
+    def _send(self, response: Response, sending: Callable[[int], None] | None = None) -> None:
+        """Answer `response`, telling `sending` the size of its body first: the stats count what a
+        client downloaded by the time it has it all."""
         body = response.body.encode("utf-8")
+        if sending is not None:
+            sending(len(body))
         try:
             self.send_response(response.status)
             self.send_header("Content-Type", response.content_type)
@@ -806,7 +809,6 @@ class _Handler(BaseHTTPRequestHandler):
         except ConnectionError:
             # The client gave up (a timeout shorter than a slow answer): nothing left to tell it.
             self.close_connection = True
-        return len(body)
 
     def _reset(self) -> None:
         # A zero linger time makes close() send a TCP RST: the client sees "connection reset".
