@@ -38,11 +38,8 @@ from market_assets.defs.partitions import (
     dimensions,
     latest_composition_before,
 )
-from market_assets.defs.runs import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
+from market_assets.defs.runs import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG, PARTITION_TAG
 from market_assets.sources.indices import get_index
-
-PARTITION_TAG = "dagster/partition"
-"""The tag `dagster job execute` takes a single partition from (a composition run)."""
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,9 @@ PROCESS_TAG = "market_assets/process"
 died (`fail_abandoned_runs`)."""
 
 # Tags Dagster documents and reads itself.
+PARTITION_TAG = "dagster/partition"
+"""The partition of a run over one partition (`dagster job execute` takes it from the tag)."""
+
 PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
 PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
 """The first and last partition key of a run over a range of partitions (a close run)."""

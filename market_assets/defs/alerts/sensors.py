@@ -24,6 +24,7 @@ from market_assets.defs.partitions import bars_dimensions, composition_key, late
 from market_assets.defs.runs import (
     INDEX_TAG,
     PARTITION_RANGE_START_TAG,
+    PARTITION_TAG,
     SESSION_TAG,
     WILL_RETRY_TAG,
     step_error_message,
@@ -34,7 +35,6 @@ from market_assets.lake.resource import DataLakeResource
 from market_assets.lake.store import ParquetStore
 from market_assets.sources.indices import followed_exchanges, indices_on
 
-_PARTITION_TAG = "dagster/partition"
 _BLOCKING = "fail a blocking check"
 """How a bars step's failure says that snapshots broke a blocking check (`failure.py`)."""
 
@@ -89,7 +89,7 @@ def _verified_symbols(context: dg.RunFailureSensorContext) -> list[str]:
 
 def _from_partition(run: dg.DagsterRun, dimension: str) -> str:
     """The date or index of a composition run, from its `<date>|<index>` partition (or range start)."""
-    key = run.tags.get(_PARTITION_TAG) or run.tags.get(PARTITION_RANGE_START_TAG) or "?|?"
+    key = run.tags.get(PARTITION_TAG) or run.tags.get(PARTITION_RANGE_START_TAG) or "?|?"
     date, _, index = key.partition("|")
     return {"date": date, "index": index}[dimension]
 

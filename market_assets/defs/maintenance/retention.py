@@ -16,6 +16,7 @@ from market_assets.defs.runs import (
     INDEX_TAG,
     PARTITION_RANGE_END_TAG,
     PARTITION_RANGE_START_TAG,
+    PARTITION_TAG,
     SESSION_TAG,
     close_in_flight,
 )
@@ -27,7 +28,6 @@ RETENTION_TIME = "45 3 * * *"
 """03:45 UTC, after the lake's compaction and before Hong Kong's close is loaded (08:00 UTC)."""
 
 FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
-_PARTITION_TAG = "dagster/partition"
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
@@ -43,7 +43,7 @@ class RetentionResource(dg.ConfigurableResource):
 
 def run_session(run: dg.DagsterRun) -> str | None:
     """The last session a run loaded (its partitions' latest date), or None for a run of no session."""
-    keys = [run.tags[tag] for tag in (SESSION_TAG, _PARTITION_TAG, PARTITION_RANGE_START_TAG, PARTITION_RANGE_END_TAG) if tag in run.tags]
+    keys = [run.tags[tag] for tag in (SESSION_TAG, PARTITION_TAG, PARTITION_RANGE_START_TAG, PARTITION_RANGE_END_TAG) if tag in run.tags]
     dates = [match.group() for key in keys if (match := _DATE.match(key))]
     return max(dates) if dates else None
 
