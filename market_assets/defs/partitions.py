@@ -24,7 +24,8 @@ def window_start(today: pd.Timestamp | None = None, days: int | None = None) -> 
     sessions x symbols, which the UI and Dagster's partition status pay for
     (docs/design.md#the-partition-window-and-the-partition-status-cache). It starts on a Monday, so
     the definition, and the partition-status cache Dagster keeps for it, changes once a week, not
-    at every reload. Sessions before it stay in the lake and in the instance's events.
+    at every reload. Sessions before it stay in the lake; their runs and events leave the instance
+    (`market_assets.defs.maintenance.retention`).
     """
     today = today if today is not None else pd.Timestamp.now(tz="UTC").tz_localize(None)
     back = today.normalize() - pd.Timedelta(days=days if days is not None else settings.PARTITION_DAYS.value())

@@ -51,6 +51,9 @@ IN_FLIGHT = [
 ]
 """Run states before a run has ended."""
 
+FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
+"""Run states once a run has ended."""
+
 
 def process_tags() -> dict[str, str]:
     """The tags naming this process as the one executing a run (`PROCESS_TAG`)."""

@@ -369,11 +369,16 @@ class _PooledConnect:
         cls._checked.add(base_dir)
         return storage
 
-    @contextmanager
-    def connect(self) -> Iterator[sa.Connection]:
+    @property
+    def _kept_engine(self) -> sa.Engine:
+        """The kept engine of this storage's database, made on first use."""
         if self._pooled is None:
             self._pooled = _engine(self._conn_string)
-        with self._pooled.connect() as conn, conn.begin():
+        return self._pooled
+
+    @contextmanager
+    def connect(self) -> Iterator[sa.Connection]:
+        with self._kept_engine.connect() as conn, conn.begin():
             yield conn
 
     def dispose(self) -> None:
@@ -403,9 +408,7 @@ class PooledSqliteRunStorage(_PooledConnect, SqliteRunStorage):
 
     def vacuum(self) -> None:
         """Rewrite the runs database, giving the pages of deleted runs back to the file system."""
-        if self._pooled is None:
-            self._pooled = _engine(self._conn_string)
-        _vacuum(self._pooled)
+        _vacuum(self._kept_engine)
 
 
 class PooledSqliteScheduleStorage(_PooledConnect, SqliteScheduleStorage):

@@ -50,7 +50,11 @@ def history_frame(rows: Iterable[RunHistoryRow]) -> pd.DataFrame:
     for column in ("started", "ended"):
         frame[column] = pd.to_datetime(frame[column], utc=True)
     frame["duration_seconds"] = (frame["ended"] - frame["started"]).dt.total_seconds()
-    return frame[COLUMNS].sort_values(["started", "run_id"], kind="stable").reset_index(drop=True)
+    return _in_order(frame[COLUMNS])
+
+
+def _in_order(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.sort_values(["started", "run_id"], kind="stable").reset_index(drop=True)
 
 
 def write_run_history(store: ParquetStore, rows: Iterable[RunHistoryRow]) -> list[str]:
@@ -64,7 +68,6 @@ def write_run_history(store: ParquetStore, rows: Iterable[RunHistoryRow]) -> lis
         frame = history_frame(added)
         if store.exists(RUN_HISTORY, key):
             kept = store.read(RUN_HISTORY, key)
-            frame = pd.concat([kept[~kept["run_id"].isin(frame["run_id"])], frame], ignore_index=True)
-            frame = frame.sort_values(["started", "run_id"], kind="stable").reset_index(drop=True)
+            frame = _in_order(pd.concat([kept[~kept["run_id"].isin(frame["run_id"])], frame], ignore_index=True))
         written.append(store.write(RUN_HISTORY, key, frame))
     return written

@@ -36,6 +36,17 @@ SESSION_FOLDER = "session="
 """The prefix of a session's folder: Hive's `key=value` naming, which readers turn into a column."""
 
 
+_TEMPORARY = ".tmp"
+"""The ending of a file written aside, `.<target>.<uuid>.tmp`, until it is renamed over its target."""
+
+
+def _temporary_of(name: str) -> str | None:
+    """The target a file named `name` was written aside for, or None when it is no such file."""
+    if name.startswith(".") and name.endswith(_TEMPORARY):
+        return name[1 : -len(_TEMPORARY)].rpartition(".")[0] or None
+    return None
+
+
 class ParquetStore:
     """Reads and atomically writes one parquet file per asset partition under `root` (a local
     folder, made absolute, or an fsspec URL)."""
@@ -244,8 +255,7 @@ class ParquetStore:
             except FileNotFoundError:
                 continue
             for name in entries:
-                # `.<target>.<uuid>.tmp`, as `_replace_local` names them
-                if name[0] == "." and name.endswith(".tmp") and name[1:].rsplit(".", 2)[0] in targets:
+                if _temporary_of(name) in targets:
                     (folder / name).unlink(missing_ok=True)
                     removed.append(str(folder / name))
         return removed
@@ -287,7 +297,7 @@ class ParquetStore:
     def _replace_local(path: str, data: bytes) -> None:
         """Write `data` aside, then rename it over `path` (atomic on POSIX)."""
         target = Path(path)
-        temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+        temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}{_TEMPORARY}")
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             with open(temporary, "wb") as handle:

@@ -13,12 +13,14 @@ from market_assets import settings
 from market_assets.defs.bars.planning import run_symbols
 from market_assets.defs.partitions import FIRST_SESSION, window_start
 from market_assets.defs.runs import (
+    FINISHED,
     INDEX_TAG,
     PARTITION_RANGE_END_TAG,
     PARTITION_RANGE_START_TAG,
     PARTITION_TAG,
     SESSION_TAG,
     close_in_flight,
+    step_error_message,
 )
 from market_assets.instance.retention import delete_run, reclaim_space
 from market_assets.lake.resource import DataLakeResource
@@ -27,7 +29,6 @@ from market_assets.lake.run_history import RunHistoryRow, write_run_history
 RETENTION_TIME = "45 3 * * *"
 """03:45 UTC, after the lake's compaction and before Hong Kong's close is loaded (08:00 UTC)."""
 
-FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
@@ -81,15 +82,14 @@ def history_row(instance: dg.DagsterInstance, record: dg.RunRecord, orders: dict
 
 
 def _failures(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str:
-    """The error messages of the run's failed steps, else of the run's failure."""
-    failed = instance.all_logs(run.run_id, of_type={dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE})
-    steps = [entry for entry in failed if entry.dagster_event_type == dg.DagsterEventType.STEP_FAILURE] or failed
-    return "\n".join(_message(entry) for entry in steps)
-
-
-def _message(entry: dg.EventLogEntry) -> str:
-    error = getattr(entry.dagster_event.event_specific_data, "error", None) if entry.dagster_event else None
-    return error.message.strip() if error is not None else entry.message
+    """What went wrong: the errors of the run's failed steps (`step_error_message`), else the
+    message of the run's failure."""
+    steps = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+    errors = [entry.dagster_event.step_failure_data.error for entry in steps if entry.dagster_event]
+    messages = [step_error_message(error) for error in errors if error is not None]
+    if messages:
+        return "\n".join(messages)
+    return "\n".join(entry.message for entry in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE))
 
 
 @dg.op(description="Write the history of the runs past the retention window to the lake, then remove them from the instance.")
