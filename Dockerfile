@@ -14,9 +14,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /opt/dagster/app
 
-# setup.py holds every pin: the image installs exactly what `pip install -e .` installs elsewhere,
-# plus PostgreSQL storage and the s3:// parquet root.
-COPY setup.py ./
+# pyproject.toml holds every pin: the image installs exactly what `pip install -e .` installs
+# elsewhere, plus PostgreSQL storage and the s3:// parquet root.
+COPY pyproject.toml setup.py ./
 COPY market_assets ./market_assets
 RUN pip install '.[postgres,s3]' \
     && groupadd --system --gid 10001 dagster \

@@ -121,17 +121,16 @@ def child(mode: str, folder: Path, symbols: list[str]) -> dict[str, float]:
     baseline = _baseline_mib()
     whole = io.BytesIO((folder / "d_us_txt.zip").read_bytes())
     with zipfile.ZipFile(whole) as archive:
-        rows = sum(
-            len(parse_bulk_file(archive.read(bulk_member(symbol)).decode(), symbol, "naive"))
-            for symbol in symbols
-        )
+        rows = sum(len(parse_bulk_file(archive.read(bulk_member(symbol)).decode(), symbol, "naive")) for symbol in symbols)
     return {"baseline_mib": baseline, "peak_mib": _peak_mib(), "rows": rows}
 
 
 def _measure(mode: str, folder: Path, symbols: list[str]) -> dict[str, float]:
     out = subprocess.run(
         [sys.executable, __file__, "--child", mode, "--folder", str(folder), *symbols],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -170,13 +169,16 @@ def main() -> None:
     assert files["rows"] == naive["rows"] == ROWS * len(symbols)
     growth = files["peak_mib"] - files["baseline_mib"]
     print(f"read {len(symbols)} symbols ({', '.join(symbols)}), {ROWS} rows each")
-    print(f"files source  baseline {files['baseline_mib']:.1f} MiB, peak {files['peak_mib']:.1f} MiB "
-          f"(+{growth:.1f} MiB)")
-    print(f"naive         baseline {naive['baseline_mib']:.1f} MiB, peak {naive['peak_mib']:.1f} MiB "
-          f"(+{naive['peak_mib'] - naive['baseline_mib']:.1f} MiB)")
-    print(f"ratios        files peak / baseline {files['peak_mib'] / files['baseline_mib']:.2f}, "
-          f"naive peak / files peak {naive['peak_mib'] / files['peak_mib']:.2f}, "
-          f"files growth / archive size {growth / (size_mb * 1e6 / 2**20):.3f}")
+    print(f"files source  baseline {files['baseline_mib']:.1f} MiB, peak {files['peak_mib']:.1f} MiB (+{growth:.1f} MiB)")
+    print(
+        f"naive         baseline {naive['baseline_mib']:.1f} MiB, peak {naive['peak_mib']:.1f} MiB "
+        f"(+{naive['peak_mib'] - naive['baseline_mib']:.1f} MiB)"
+    )
+    print(
+        f"ratios        files peak / baseline {files['peak_mib'] / files['baseline_mib']:.2f}, "
+        f"naive peak / files peak {naive['peak_mib'] / files['peak_mib']:.2f}, "
+        f"files growth / archive size {growth / (size_mb * 1e6 / 2**20):.3f}"
+    )
 
 
 if __name__ == "__main__":

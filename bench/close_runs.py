@@ -178,8 +178,17 @@ class Postgres:
         if os.geteuid() == 0:  # initdb refuses root: the cluster belongs to Debian's `postgres` user
             shutil.chown(base, "postgres")
             shutil.chown(base / "password", "postgres")
-        server._run("initdb", "-D", str(base / "data"), "-U", "dagster", f"--pwfile={base / 'password'}",
-                    "--auth=scram-sha-256", "--encoding=UTF8", "--no-sync")
+        server._run(
+            "initdb",
+            "-D",
+            str(base / "data"),
+            "-U",
+            "dagster",
+            f"--pwfile={base / 'password'}",
+            "--auth=scram-sha-256",
+            "--encoding=UTF8",
+            "--no-sync",
+        )
         # The settings of a small deployment; fsync stays on, as in production.
         options = f"-p {server.port} -k {base} -c listen_addresses=127.0.0.1 -c max_connections=300"
         server._run("pg_ctl", "-D", str(base / "data"), "-o", options, "-l", str(base / "log"), "-w", "start")
@@ -200,8 +209,13 @@ class Postgres:
         with admin.cursor() as cursor:
             cursor.execute(f"CREATE DATABASE {name}")
         admin.close()
-        return {"DAGSTER_PG_HOST": "127.0.0.1", "DAGSTER_PG_PORT": str(self.port), "DAGSTER_PG_USERNAME": "dagster",
-                "DAGSTER_PG_PASSWORD": "bench", "DAGSTER_PG_DB": name}
+        return {
+            "DAGSTER_PG_HOST": "127.0.0.1",
+            "DAGSTER_PG_PORT": str(self.port),
+            "DAGSTER_PG_USERNAME": "dagster",
+            "DAGSTER_PG_PASSWORD": "bench",
+            "DAGSTER_PG_DB": name,
+        }
 
     def rows(self, database: str) -> dict[str, int]:
         """Rows per table of `database`, the largest first."""
@@ -297,7 +311,11 @@ class Platform:
         for _ in range(2):
             script = subprocess.run(
                 [sys.executable, "-m", "market_assets", "plan", *sessions],
-                env=env, cwd=self.home, capture_output=True, text=True, check=True,
+                env=env,
+                cwd=self.home,
+                capture_output=True,
+                text=True,
+                check=True,
             ).stdout
             scripts.append([line[2:] for line in script.splitlines() if line.startswith("# ")])
             executed = subprocess.run(["sh"], input=script, env=env, cwd=self.home, capture_output=True, text=True)
@@ -309,8 +327,11 @@ class Platform:
 
     def last_file(self) -> float:
         """When the last bars file was written."""
-        return max(path.stat().st_mtime for name in ("daily", "weekly", "monthly")
-                   for path in (self.lake / f"{name}_bars").rglob("*.parquet"))
+        return max(
+            path.stat().st_mtime
+            for name in ("daily", "weekly", "monthly")
+            for path in (self.lake / f"{name}_bars").rglob("*.parquet")
+        )
 
     def close_by_schedule(self, expected: int, exchanges: tuple[str, ...]) -> Close:
         """Publish the exchanges' latest sessions a minute after the daemon starts; wait until
@@ -332,12 +353,20 @@ class Platform:
         port = _free_port()
         server = subprocess.Popen(
             [str(BIN / "dagster"), "code-server", "start", "-m", "market_assets", "-h", "127.0.0.1", "-p", str(port)],
-            env=env, cwd=self.home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            env=env,
+            cwd=self.home,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         _wait_for_port(port)
         daemon = subprocess.Popen(
             [str(BIN / "dagster-daemon"), "run", "--grpc-host", "127.0.0.1", "--grpc-port", str(port)],
-            env=env, cwd=self.home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            env=env,
+            cwd=self.home,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         usage = ProcessUsage(daemon.pid, server.pid)
         try:
@@ -389,7 +418,8 @@ def _wait_for_close(instance, expected: int, exchanges: tuple[str, ...], earlier
     `tick` comes."""
     import dagster as dg
 
-    from market_assets.defs.bars.keys import MONTHLY, bars_asset_key
+    from market_assets.defs.bars.keys import bars_asset_key
+    from market_assets.lake.datasets import MONTHLY_BARS
 
     sessions = {code: f"{latest_closed_session(code, tick):%Y-%m-%d}" for code in exchanges}
     deadline = tick + pd.Timedelta(minutes=60)
@@ -409,8 +439,11 @@ def _wait_for_close(instance, expected: int, exchanges: tuple[str, ...], earlier
                 raise RuntimeError(f"run {run.run_id} ({run.job_name}) failed: {' / '.join(errors) or 'see its events'}")
             if records and all(r.dagster_run.is_finished for r in records):
                 stored = sum(
-                    sum(1 for key in instance.get_materialized_partitions(bars_asset_key(code, MONTHLY))
-                        if key.startswith(sessions[code]))
+                    sum(
+                        1
+                        for key in instance.get_materialized_partitions(bars_asset_key(code, MONTHLY_BARS))
+                        if key.startswith(sessions[code])
+                    )
                     for code in exchanges
                 )
                 if stored >= expected:
@@ -433,7 +466,9 @@ def _event_counts(instance, run_ids: list[str]) -> dict[str, int]:
 # --- The work alone --------------------------------------------------------------------------------
 
 
-def work_alone(server: StooqServer, symbols: list[str], session: pd.Timestamp, previous: ParquetStore | None, workdir: Path) -> float:
+def work_alone(
+    server: StooqServer, symbols: list[str], session: pd.Timestamp, previous: ParquetStore | None, workdir: Path
+) -> float:
     """CPU seconds per symbol of the work alone, on an even sample of `symbols`, in a fresh
     process as a run worker is (this one holds the server's renderings, whose size would slow
     its garbage collection down): each symbol's bars fetched from `server` with a plain `requests`
@@ -461,12 +496,13 @@ def _plain_loop(url: str, symbols: list[str], session: pd.Timestamp, previous_ro
     with requests.Session() as http:
         for symbol in symbols:
             code = exchange_of(symbol)
-            address = f"{url}/q/d/l/?s={symbol.lower()}&i=d&d2={day.replace('-', '')}"
+            address = f"{url}/q/d/l/?s={symbol.lower()}&i=d"
             stored = previous.read("daily_bars", f"{before}|{symbol}") if previous is not None else None
             if stored is not None:
                 address += f"&d1={overlap_start(stored):%Y%m%d}"
             bars = parse_history_csv(http.get(address, timeout=60).text, symbol, address)
-            daily = snapshot(bars, session) if stored is None else extend(stored, bars, overlap_start(stored))
+            bars = snapshot(bars, session)
+            daily = bars if stored is None else extend(stored, bars, overlap_start(stored))
             key = f"{day}|{symbol}"
             store.write("daily_bars", key, with_symbol(daily, symbol))
             for period in ("week", "month"):
@@ -483,9 +519,7 @@ def baseline(server: StooqServer, workdir: Path) -> tuple[float, int]:
         url = f"{server.url}/t/?i={index.stooq_id}"
         first, pages = parse_composition_page(session.get(url, timeout=30).text, name, url)
         frames = [first] + [
-            parse_composition_page(session.get(f"{url}&l={page}", timeout=30).text, name, url)[0]
-            for page in pages
-            if page != 1
+            parse_composition_page(session.get(f"{url}&l={page}", timeout=30).text, name, url)[0] for page in pages if page != 1
         ]
         for symbol in pd.concat(frames)["symbol"]:
             url = f"{server.url}/q/d/l/?s={symbol.lower()}&i=d"
@@ -495,9 +529,11 @@ def baseline(server: StooqServer, workdir: Path) -> tuple[float, int]:
             folder.mkdir(parents=True, exist_ok=True)
             daily.to_parquet(folder / f"{symbol}.daily.parquet")
             for rule, label in (("W-SUN", "weekly"), ("ME", "monthly")):
-                bars = daily.resample(rule).agg(
-                    {"Open": "first", "High": "max", "Low": "min", "Close": "last", "Volume": "sum"}
-                ).dropna(subset=["Close"])
+                bars = (
+                    daily.resample(rule)
+                    .agg({"Open": "first", "High": "max", "Low": "min", "Close": "last", "Volume": "sum"})
+                    .dropna(subset=["Close"])
+                )
                 bars.to_parquet(folder / f"{symbol}.{label}.parquet")
             symbols += 1
     return time.perf_counter() - started, symbols
@@ -516,19 +552,29 @@ def report_close(label: str, close: Close, symbols: int, work: float) -> float:
     """The lines of one close through the daemon; returns everything's CPU per symbol / the work's."""
     per_symbol = {role: close.cpu_of(role) / symbols for role in ROLES}
     total = sum(per_symbol.values())
-    print(f"{label}: {close.seconds:.1f} s from the publication to the last file ({close.to_the_end:.1f} s to the "
-          f"end of the last run), {close.seconds / symbols * 100:.2f} s per 100 symbols, {close.runs} runs "
-          f"(the first started {-close.first_start:.1f} s before the publication), peak {close.peak_mib:.0f} MiB "
-          f"({close.peak_process.strip()})", flush=True)
-    print("    CPU per symbol from the publication on: " + ", ".join(
-        f"{role} {1000 * per_symbol[role]:.1f} ms" for role in ROLES
-    ) + f"; together {1000 * total:.1f} ms; the work alone {1000 * work:.1f} ms; ratio {total / work:.2f}", flush=True)
-    print("    CPU seconds by process from its start: " + ", ".join(
-        f"{role} {cpu:.1f} ({count} processes)" for role, (count, cpu) in sorted(close.cpu_since_start.items())
-    ), flush=True)
-    print("    events stored by the close's runs: " + ", ".join(
-        f"{kind} {count}" for kind, count in sorted(close.events.items(), key=lambda item: -item[1])
-    ), flush=True)
+    print(
+        f"{label}: {close.seconds:.1f} s from the publication to the last file ({close.to_the_end:.1f} s to the "
+        f"end of the last run), {close.seconds / symbols * 100:.2f} s per 100 symbols, {close.runs} runs "
+        f"(the first started {-close.first_start:.1f} s before the publication), peak {close.peak_mib:.0f} MiB "
+        f"({close.peak_process.strip()})",
+        flush=True,
+    )
+    print(
+        "    CPU per symbol from the publication on: "
+        + ", ".join(f"{role} {1000 * per_symbol[role]:.1f} ms" for role in ROLES)
+        + f"; together {1000 * total:.1f} ms; the work alone {1000 * work:.1f} ms; ratio {total / work:.2f}",
+        flush=True,
+    )
+    print(
+        "    CPU seconds by process from its start: "
+        + ", ".join(f"{role} {cpu:.1f} ({count} processes)" for role, (count, cpu) in sorted(close.cpu_since_start.items())),
+        flush=True,
+    )
+    print(
+        "    events stored by the close's runs: "
+        + ", ".join(f"{kind} {count}" for kind, count in sorted(close.events.items(), key=lambda item: -item[1])),
+        flush=True,
+    )
     return total / work
 
 
@@ -576,8 +622,11 @@ def market(size: int, args: argparse.Namespace, work: Path, postgres: Postgres |
     session = universe.last_session["XNYS"]
     previous = calendar("XNYS").previous_session(session)
     symbols = universe.members(MARKET)
-    print(f"\nUS_MARKET of {len(symbols):,} symbols on XNYS, session {session:%Y-%m-%d} "
-          f"(generated in {time.perf_counter() - started:.0f} s)", flush=True)
+    print(
+        f"\nUS_MARKET of {len(symbols):,} symbols on XNYS, session {session:%Y-%m-%d} "
+        f"(generated in {time.perf_counter() - started:.0f} s)",
+        flush=True,
+    )
     results: dict[str, float] = {}
     with StooqServer(universe.data_dir) as server:
         modes = args.modes.split(",")
@@ -597,10 +646,11 @@ def market(size: int, args: argparse.Namespace, work: Path, postgres: Postgres |
             cost = work_alone(server, symbols, session, ParquetStore(str(steady.lake)), scale / "work")
             results["steady"] = report_close("steady state", close, len(symbols), cost)
             results["steady_per_100"] = close.seconds / len(symbols) * 100
-            print(f"    downloaded {downloaded(stats):,} bytes in {stats['total']} requests; "
-                  f"the pure request time {pure:.0f} s", flush=True)
-            target(f"US_MARKET {size}: steady state, publication to the last file / pure request time",
-                   close.seconds / pure, 1.3)
+            print(
+                f"    downloaded {downloaded(stats):,} bytes in {stats['total']} requests; the pure request time {pure:.0f} s",
+                flush=True,
+            )
+            target(f"US_MARKET {size}: steady state, publication to the last file / pure request time", close.seconds / pure, 1.3)
             target(f"US_MARKET {size}: steady state, everything's CPU per symbol / the work alone's", results["steady"], 2.0)
             target(f"US_MARKET {size}: peak memory of any process", close.peak_mib, 1024, " MiB", digits=0)
             if postgres is not None:
@@ -621,8 +671,11 @@ def market(size: int, args: argparse.Namespace, work: Path, postgres: Postgres |
             started = time.perf_counter()
             server.latency = 0.0
             folder = saved_files(server, scale / "saved", symbols, session)
-            print(f"the bulk archive of {len(symbols):,} histories, {(folder / 'd_us_txt.zip').stat().st_size / 2**20:.0f} MiB, "
-                  f"written in {time.perf_counter() - started:.0f} s", flush=True)
+            print(
+                f"the bulk archive of {len(symbols):,} histories, {(folder / 'd_us_txt.zip').stat().st_size / 2**20:.0f} MiB, "
+                f"written in {time.perf_counter() - started:.0f} s",
+                flush=True,
+            )
             files.env.update({"MARKET_ASSETS_SOURCE": "files", "MARKET_ASSETS_FILES": str(folder)})
             close = files.close_by_schedule(len(symbols), ("XNYS",))
             cost = work_alone(server, symbols, session, None, scale / "work")
@@ -659,32 +712,49 @@ def three_indices(args: argparse.Namespace, work: Path, postgres: Postgres | Non
         extra = rerun_and_failures(platform, server, args.failures)
     requests_made = stats["total"]
     network = requests_made * latency / 6
-    print(f"\nDJI, NDX, HSI: {len(symbols)} symbols, {requests_made} requests, latency {args.latency_ms:.0f} ms, "
-          f"pool '{POOL}' = 6 requests in flight (the server saw at most {stats['peak_in_flight']})")
+    print(
+        f"\nDJI, NDX, HSI: {len(symbols)} symbols, {requests_made} requests, latency {args.latency_ms:.0f} ms, "
+        f"pool '{POOL}' = 6 requests in flight (the server saw at most {stats['peak_in_flight']})"
+    )
     print(f"(1) the old flow's sequential loop: {base_seconds:.1f} s ({base_symbols} symbol downloads)")
-    print(f"(2) the daemon path, publication to the last file: {close.seconds:.1f} s ({close.runs} runs; the first "
-          f"started {-close.first_start:.1f} s before the publication)")
+    print(
+        f"(2) the daemon path, publication to the last file: {close.seconds:.1f} s ({close.runs} runs; the first "
+        f"started {-close.first_start:.1f} s before the publication)"
+    )
     print(f"(3) the pure request time: {requests_made} x {latency:.3f} s / 6 = {network:.1f} s")
-    print(f"(4) the CI path, plan | sh twice, from scratch: {ci_scratch['seconds']:.1f} s to the last file, "
-          f"{ci_scratch['to_the_end']:.1f} s to the end of the second plan")
-    print(f"(5) the CI path, plan | sh twice, steady state: {ci['seconds']:.1f} s to the last file, "
-          f"{ci['to_the_end']:.1f} s to the end of the second plan")
+    print(
+        f"(4) the CI path, plan | sh twice, from scratch: {ci_scratch['seconds']:.1f} s to the last file, "
+        f"{ci_scratch['to_the_end']:.1f} s to the end of the second plan"
+    )
+    print(
+        f"(5) the CI path, plan | sh twice, steady state: {ci['seconds']:.1f} s to the last file, "
+        f"{ci['to_the_end']:.1f} s to the end of the second plan"
+    )
     for number, lines in enumerate(ci["plans"], 1):
         print(f"    steady plan {number}: " + "; ".join(lines))
     print("    CPU seconds from the publication on: " + ", ".join(f"{role} {close.cpu_of(role):.1f}" for role in ROLES))
     print(f"    peak memory {close.peak_mib:.0f} MiB ({close.peak_process.strip()})")
-    print(f"bytes downloaded per close: from scratch {scratch_bytes:,}, steady state {downloaded(stats):,} "
-          f"(daemon), {ci_bytes:,} (CI)")
+    print(
+        f"bytes downloaded per close: from scratch {scratch_bytes:,}, steady state {downloaded(stats):,} "
+        f"(daemon), {ci_bytes:,} (CI)"
+    )
     print(f"re-run of the stored session: {extra['rerun_seconds']:.1f} s, {extra['rerun_requests']} requests")
-    print(f"{args.failures} symbols failed ({extra['victims']}); the re-run downloaded "
-          f"{extra['failed_rerun_downloads']} ({extra['failed_rerun_symbols']})")
+    print(
+        f"{args.failures} symbols failed ({extra['victims']}); the re-run downloaded "
+        f"{extra['failed_rerun_downloads']} ({extra['failed_rerun_symbols']})"
+    )
     target("three indices: daemon path / old loop, (2)/(1)", close.seconds / base_seconds, 0.15)
     target("three indices: daemon path / pure request time, (2)/(3)", close.seconds / network, 1.3)
     target("three indices: CI path from scratch / old loop, (4)/(1)", ci_scratch["seconds"] / base_seconds, 0.3)
     target("three indices: CI path steady state / old loop, (5)/(1)", ci["seconds"] / base_seconds, 0.3)
     target("three indices: steady-state close bytes / from-scratch bytes (daemon)", downloaded(stats) / scratch_bytes, 0.05)
     target("three indices: re-run of the stored session, requests", extra["rerun_requests"], 0, digits=0)
-    target(f"three indices: {args.failures} failed symbols, re-run downloads", extra["failed_rerun_downloads"], args.failures, digits=0)
+    target(
+        f"three indices: {args.failures} failed symbols, re-run downloads",
+        extra["failed_rerun_downloads"],
+        args.failures,
+        digits=0,
+    )
 
 
 def _previous_sessions_loaded(platform: Platform) -> None:
@@ -727,7 +797,9 @@ def rerun_and_failures(platform: Platform, server: StooqServer, k: int) -> dict[
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--latency-ms", type=float, default=200)
-    parser.add_argument("--sizes", default=None, help="members of US_MARKET, comma-separated (default 1000,10000); empty for none")
+    parser.add_argument(
+        "--sizes", default=None, help="members of US_MARKET, comma-separated (default 1000,10000); empty for none"
+    )
     parser.add_argument("--modes", default="steady,scratch,files", help="closes of US_MARKET: steady, scratch, files")
     parser.add_argument("--indices", action="store_true", help="the three indices (on by default when --sizes is not given)")
     parser.add_argument("--storage", choices=("sqlite", "postgres"), default="sqlite")
@@ -747,8 +819,11 @@ def main() -> int:
                 per_100[size] = results["steady_per_100"]
         if len(per_100) > 1:
             small, large = min(per_100), max(per_100)
-            target(f"US_MARKET: steady state, seconds per 100 symbols at {large:,} / at {small:,}",
-                   per_100[large] / per_100[small], 1.0)
+            target(
+                f"US_MARKET: steady state, seconds per 100 symbols at {large:,} / at {small:,}",
+                per_100[large] / per_100[small],
+                1.0,
+            )
     finally:
         if postgres is not None:
             postgres.stop()

@@ -89,7 +89,9 @@ class Platform(close_runs.Platform):
         in; False when it was killed or failed."""
         process = subprocess.Popen(
             [sys.executable, "-m", "market_assets", "close", index, "--session", session, "--force"],
-            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         try:
             process.wait(timeout=after)
@@ -118,7 +120,9 @@ def damage_files(rng: random.Random, lake: Path, session: str, members: list[str
     """Damage one to three bars files of `members` for `session`, each truncated, overwritten by
     another member's file of the same asset, or removed; the damages by kind."""
     files = sorted(
-        path for asset in BARS for symbol in members
+        path
+        for asset in BARS
+        for symbol in members
         if (path := lake / asset / f"session={session}" / f"{symbol}.parquet").exists()
     )
     done: Counter[str] = Counter()
@@ -197,19 +201,18 @@ def close_into_a_failing_store(work: Path, server: StooqServer, session: str, rn
 def _complete(instance, expected: set[str]) -> bool:
     import dagster as dg
 
-    from market_assets.defs.bars.keys import MONTHLY, bars_asset_key
+    from market_assets.defs.bars.keys import bars_asset_key
     from market_assets.defs.runs import IN_FLIGHT
+    from market_assets.lake.datasets import MONTHLY_BARS
 
-    stored = instance.get_materialized_partitions(bars_asset_key("XHKG", MONTHLY))
+    stored = instance.get_materialized_partitions(bars_asset_key("XHKG", MONTHLY_BARS))
     return expected <= stored and not instance.get_runs(dg.RunsFilter(statuses=IN_FLIGHT))
 
 
 def files_of(universe, pairs: set[tuple[str, str]], expected: dict[str, Path]) -> set[str]:
     """The reference's bars files of the members of each (index, session) of `pairs`."""
-    names = {
-        (session, symbol) for index, session in pairs for symbol in universe.members(index, pd.Timestamp(session))
-    }
-    return {name for name in expected if (name.split("/")[1][len("session="):], Path(name).stem) in names}
+    names = {(session, symbol) for index, session in pairs for symbol in universe.members(index, pd.Timestamp(session))}
+    return {name for name in expected if (name.split("/")[1][len("session=") :], Path(name).stem) in names}
 
 
 def differing_bars(frame: pd.DataFrame, reference: pd.DataFrame) -> int:
@@ -255,7 +258,7 @@ def main() -> int:
                 code = indices[index].calendar
                 sessions = calendar(code).sessions_in_range(
                     universe.last_session[code] - pd.Timedelta(days=14), universe.last_session[code]
-                )[-args.sessions:]
+                )[-args.sessions :]
                 session = f"{rng.choice(list(sessions)):%Y-%m-%d}"
                 members = universe.members(index, pd.Timestamp(session))
                 server.reset_stats()
@@ -336,30 +339,50 @@ def main() -> int:
         wanted = files_of(universe, {("DJI", dji_session)}, expected)
         missing += len(wanted - set(in_the_bucket))
         extra += len(set(in_the_bucket) - wanted)
-        differing += sum(differing_bars(frame, pd.read_parquet(expected[name])) for name, frame in in_the_bucket.items() if name in expected)
+        differing += sum(
+            differing_bars(frame, pd.read_parquet(expected[name])) for name, frame in in_the_bucket.items() if name in expected
+        )
 
-        print(f"rounds: {sum(rounds.values())} closes of {len(closed)} (index, session) pairs: "
-              + ", ".join(f"{count} {kind}" for kind, count in sorted(rounds.items())))
+        print(
+            f"rounds: {sum(rounds.values())} closes of {len(closed)} (index, session) pairs: "
+            + ", ".join(f"{count} {kind}" for kind, count in sorted(rounds.items()))
+        )
         print(f"requests: {requests_made}")
         print("faults injected: " + (", ".join(f"{kind} {count}" for kind, count in sorted(faults.items())) or "none"))
-        print(f"runs succeeded: {rounds['succeeded'] + rounds['object store: succeeded']} at once, "
-              f"{rounds['failed'] + rounds['killed'] + rounds['object store: failed']} after a fault-free re-run "
-              f"({rounds['killed']} of them killed with SIGKILL first), "
-              f"{len(by_the_daemon)} through the daemon after a SIGKILL, by themselves")
-        print(f"closes through the daemon: {len(by_the_daemon)} completed by themselves after a SIGKILL of "
-              + ", ".join(f"the {victim}" for victim in by_the_daemon))
-        print(f"damaged files: {damaged['injected']} injected, {damaged['found']} found by verify, "
-              f"{damaged['left']} still damaged after verify --repair   (found must equal injected, 0 left)")
-        print("recovery, seconds from the fault-free re-run's start to its end: " + ("; ".join(
-            f"{kind} {len(times)}x median {statistics.median(times):.1f} max {max(times):.1f}"
-            for kind, times in sorted(recovery.items())) or "none needed"))
-        print(f"partitions written: {written_files} bars files, {missing} missing, {extra} unexpected "
-              f"(the rounds' data root, one per close through the daemon, the bucket)")
+        print(
+            f"runs succeeded: {rounds['succeeded'] + rounds['object store: succeeded']} at once, "
+            f"{rounds['failed'] + rounds['killed'] + rounds['object store: failed']} after a fault-free re-run "
+            f"({rounds['killed']} of them killed with SIGKILL first), "
+            f"{len(by_the_daemon)} through the daemon after a SIGKILL, by themselves"
+        )
+        print(
+            f"closes through the daemon: {len(by_the_daemon)} completed by themselves after a SIGKILL of "
+            + ", ".join(f"the {victim}" for victim in by_the_daemon)
+        )
+        print(
+            f"damaged files: {damaged['injected']} injected, {damaged['found']} found by verify, "
+            f"{damaged['left']} still damaged after verify --repair   (found must equal injected, 0 left)"
+        )
+        print(
+            "recovery, seconds from the fault-free re-run's start to its end: "
+            + (
+                "; ".join(
+                    f"{kind} {len(times)}x median {statistics.median(times):.1f} max {max(times):.1f}"
+                    for kind, times in sorted(recovery.items())
+                )
+                or "none needed"
+            )
+        )
+        print(
+            f"partitions written: {written_files} bars files, {missing} missing, {extra} unexpected "
+            f"(the rounds' data root, one per close through the daemon, the bucket)"
+        )
         print(f"partitions corrupt: {corrupt + len(half_written)}   (must be 0)")
         print(f"bars differing from the fault-free reference: {differing}   (must be 0)")
         intact = corrupt + len(half_written) + differing + missing + extra + damaged["left"] == 0
-        return 0 if intact and damaged["found"] == damaged["injected"] and not rounds[
-            "not completed by a fault-free re-run"] else 1
+        return (
+            0 if intact and damaged["found"] == damaged["injected"] and not rounds["not completed by a fault-free re-run"] else 1
+        )
     finally:
         if volume is not None:
             unmount(volume)

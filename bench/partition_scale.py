@@ -52,11 +52,6 @@ sys.path.insert(0, str(PROJECT_ROOT))
 MARKET = "US_MARKET"
 ASSET_PAGE = ["xnys", "daily_bars"]
 TARGET_SECONDS = {"tick": 1.0, "query": 2.0, "page": 2.0}
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 
 PARTITION_HEALTH_QUERY = """
 query PartitionHealthQuery($assetKey: AssetKeyInput!) {
@@ -97,9 +92,10 @@ def seed(home: Path, lake: Path, symbol_count: int, session_count: int) -> dict[
     last `session_count` sessions before the latest; the sessions, newest last."""
     import dagster as dg
 
-    from market_assets.defs.bars.keys import BARS_ASSETS, bars_asset_key
+    from market_assets.defs.bars.keys import bars_asset_key
     from market_assets.defs.partitions import symbol_partitions
     from market_assets.domain.exchange_sessions import calendar, latest_closed_session
+    from market_assets.lake.datasets import BARS
     from market_assets.lake.store import ParquetStore
 
     latest = latest_closed_session("XNYS")
@@ -109,7 +105,7 @@ def seed(home: Path, lake: Path, symbol_count: int, session_count: int) -> dict[
     members = pd.DataFrame({"symbol": symbols, "name": symbols})
     for day in sessions:
         store.write("index_composition", f"{day}|{MARKET}", members)
-    bars = [json.dumps(bars_asset_key("XNYS", name).path) for name in BARS_ASSETS]
+    bars = [json.dumps(bars_asset_key("XNYS", name).path) for name in BARS]
     cells = {
         json.dumps(["index_composition"]): ("index", [(day, MARKET) for day in sessions]),
         **{asset: ("symbol", [(day, symbol) for day in sessions for symbol in symbols]) for asset in bars},
@@ -117,9 +113,11 @@ def seed(home: Path, lake: Path, symbol_count: int, session_count: int) -> dict[
     with dg.DagsterInstance.get() as instance:
         instance.add_dynamic_partitions(symbol_partitions["XNYS"].name, symbols)
         for asset, (second, pairs) in cells.items():
-            instance.report_runless_asset_event(dg.AssetMaterialization(
-                asset_key=json.loads(asset), partition=dg.MultiPartitionKey({"date": pairs[0][0], second: pairs[0][1]})
-            ))
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization(
+                    asset_key=json.loads(asset), partition=dg.MultiPartitionKey({"date": pairs[0][0], second: pairs[0][1]})
+                )
+            )
     db = sqlite3.connect(home / "history" / "runs" / "index.db")
     with db:
         for asset, (_, pairs) in cells.items():
@@ -128,16 +126,18 @@ def seed(home: Path, lake: Path, symbol_count: int, session_count: int) -> dict[
     with dg.DagsterInstance.get() as instance:
         for asset, (second, pairs) in cells.items():
             # The last one through Dagster itself, so the asset's record points at the latest storage id.
-            instance.report_runless_asset_event(dg.AssetMaterialization(
-                asset_key=json.loads(asset), partition=dg.MultiPartitionKey({"date": pairs[-1][0], second: pairs[-1][1]})
-            ))
-        counts = {json.loads(asset)[-1]: len(instance.get_materialized_partitions(dg.AssetKey(json.loads(asset))))
-                  for asset in cells}
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization(
+                    asset_key=json.loads(asset), partition=dg.MultiPartitionKey({"date": pairs[-1][0], second: pairs[-1][1]})
+                )
+            )
+        counts = {
+            json.loads(asset)[-1]: len(instance.get_materialized_partitions(dg.AssetKey(json.loads(asset)))) for asset in cells
+        }
     return {"sessions": sessions, "latest": f"{latest:%Y-%m-%d}", "symbols": symbols, "counts": counts}
 
 
-def clone_materializations(db: sqlite3.Connection, asset: str, template: tuple[str, str],
-                           cells: list[tuple[str, str]]) -> None:
+def clone_materializations(db: sqlite3.Connection, asset: str, template: tuple[str, str], cells: list[tuple[str, str]]) -> None:
     """Copy the materialization of partition `template` (date, second key) of `asset` to `cells`."""
     event_id, event, timestamp = db.execute(
         "select id, event, timestamp from event_logs where asset_key = ?", (asset,)
@@ -149,8 +149,9 @@ def clone_materializations(db: sqlite3.Connection, asset: str, template: tuple[s
     for offset, (session, key) in enumerate(cells):
         text = event.replace(second, key).replace(day, session)
         events.append((next_id + offset, "", text, "ASSET_MATERIALIZATION", timestamp, None, asset, f"{session}|{key}"))
-        event_tags += [(next_id + offset, asset, name, value.replace(second, key).replace(day, session), timestamp)
-                       for name, value in tags]
+        event_tags += [
+            (next_id + offset, asset, name, value.replace(second, key).replace(day, session), timestamp) for name, value in tags
+        ]
     db.executemany("insert into event_logs values (?, ?, ?, ?, ?, ?, ?, ?)", events)
     db.executemany(
         "insert into asset_event_tags (event_id, asset_key, key, value, event_timestamp) values (?, ?, ?, ?, ?)",
@@ -178,7 +179,7 @@ which = sys.argv[1:]
 timings = {}
 definitions = defs()
 repository = definitions.get_repository_def()
-resources = {"lake": DataLakeResource(root=os.environ["MARKET_ASSETS_DATA_ROOT"]), "close": ClosePlanningResource(),
+resources = {"lake": DataLakeResource(root=os.environ["MARKET_ASSETS_DATA_ROOT"]), "planning": ClosePlanningResource(),
              "alerts": AlertsResource()}
 with dg.DagsterInstance.get() as instance:
     def timed(name, evaluate):
@@ -222,8 +223,9 @@ print(json.dumps(timings))
 def time_ticks(env: dict[str, str], *which: str) -> dict[str, list[float]]:
     """Seconds (and runs requested) of the ticks `which`, each evaluated as the daemon evaluates it,
     in a process of its own that has loaded the code location first."""
-    done = subprocess.run([sys.executable, "-c", TICKS, *which], env=env, cwd=env["DAGSTER_HOME"],
-                          capture_output=True, text=True, timeout=1800)
+    done = subprocess.run(
+        [sys.executable, "-c", TICKS, *which], env=env, cwd=env["DAGSTER_HOME"], capture_output=True, text=True, timeout=1800
+    )
     if done.returncode:
         raise RuntimeError(done.stderr[-4000:])
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -245,9 +247,19 @@ class Webserver:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "dagster-webserver"), "-m", "market_assets", "-h", "127.0.0.1",
-             "-p", str(self.port)],
-            env=env, cwd=env["DAGSTER_HOME"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                str(Path(sys.executable).parent / "dagster-webserver"),
+                "-m",
+                "market_assets",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+            ],
+            env=env,
+            cwd=env["DAGSTER_HOME"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
         deadline = time.monotonic() + 300
@@ -285,6 +297,8 @@ def time_pages(url: str, shots: Path) -> dict[str, float]:
     the partitions view of the asset page, its Materialize dialog, the close job's launchpad. A
     screenshot of each page goes to `shots`."""
     from playwright.sync_api import expect, sync_playwright
+
+    from market_assets_tests.browser import CHROMIUM, CHROMIUM_ARGS
 
     timings = {}
     asset = f"{url}/assets/{'/'.join(ASSET_PAGE)}"
@@ -337,26 +351,34 @@ def main() -> int:
     home, lake = work / "dagster_home", work / "lake"
     home.mkdir()
     shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
-    entries = [entry for entry in yaml.safe_load((PROJECT_ROOT / "bench" / "indices.yaml").read_text())["indices"]
-               if entry["name"] == MARKET]
+    entries = [
+        entry
+        for entry in yaml.safe_load((PROJECT_ROOT / "bench" / "indices.yaml").read_text())["indices"]
+        if entry["name"] == MARKET
+    ]
     (work / "indices.yaml").write_text(yaml.safe_dump({"indices": entries}))
     # Every seeded session is in the window first; the project's default window comes after.
     wide = str(args.sessions * 2 + 21)
-    os.environ.update({
-        "DAGSTER_HOME": str(home),
-        "MARKET_ASSETS_DATA_ROOT": str(lake),
-        "MARKET_ASSETS_INDICES_FILE": str(work / "indices.yaml"),
-        "MARKET_ASSETS_PARTITION_DAYS": wide,
-        "PYTHONPATH": str(PROJECT_ROOT),
-    })
+    os.environ.update(
+        {
+            "DAGSTER_HOME": str(home),
+            "MARKET_ASSETS_DATA_ROOT": str(lake),
+            "MARKET_ASSETS_INDICES_FILE": str(work / "indices.yaml"),
+            "MARKET_ASSETS_PARTITION_DAYS": wide,
+            "PYTHONPATH": str(PROJECT_ROOT),
+        }
+    )
     env = dict(os.environ)
     default_window = {name: value for name, value in env.items() if name != "MARKET_ASSETS_PARTITION_DAYS"}
     try:
         started = time.perf_counter()
         seeded = seed(home, lake, args.symbols, args.sessions)
-        print(f"seeded {args.sessions} sessions x {args.symbols:,} symbols: "
-              + ", ".join(f"{asset} {count:,}" for asset, count in seeded["counts"].items())
-              + f" partitions materialized ({time.perf_counter() - started:.0f} s)", flush=True)
+        print(
+            f"seeded {args.sessions} sessions x {args.symbols:,} symbols: "
+            + ", ".join(f"{asset} {count:,}" for asset, count in seeded["counts"].items())
+            + f" partitions materialized ({time.perf_counter() - started:.0f} s)",
+            flush=True,
+        )
 
         # The partition-status cache over the wide window, as months of closes leave it.
         built = time_ticks(env, "cache")["partition-status cache"][0]
@@ -364,23 +386,38 @@ def main() -> int:
 
         # The window moves: the code location loads with the project's default window.
         moved = time_ticks(default_window, "rebuild")
-        target("partition_status_cache tick after the window moved (launching the rebuild)", moved["partition_status_cache sensor"][0], "tick")
-        print(f"refresh_partition_status run, rebuilding the cache of the assets whose window moved: "
-              f"{moved['refresh_partition_status run'][0]:.2f} s", flush=True)
+        target(
+            "partition_status_cache tick after the window moved (launching the rebuild)",
+            moved["partition_status_cache sensor"][0],
+            "tick",
+        )
+        print(
+            f"refresh_partition_status run, rebuilding the cache of the assets whose window moved: "
+            f"{moved['refresh_partition_status run'][0]:.2f} s",
+            flush=True,
+        )
         for name, (seconds, _) in time_ticks(default_window, "others").items():
             target(f"{name} tick", seconds, "tick")
-        for name, (seconds, runs) in time_ticks(default_window, "schedule", "close_bars", "close_bars sensor tick at the close").items():
+        for name, (seconds, runs) in time_ticks(
+            default_window, "schedule", "close_bars", "close_bars sensor tick at the close"
+        ).items():
             target(f"{name} ({runs} runs requested)", seconds, "tick")
         # The session's composition stored: the sensor's tick has nothing to launch.
         import dagster as dg
 
         from market_assets.lake.store import ParquetStore
 
-        ParquetStore(str(lake)).write("index_composition", f"{seeded['latest']}|{MARKET}",
-                                      pd.DataFrame({"symbol": seeded["symbols"], "name": seeded["symbols"]}))
+        ParquetStore(str(lake)).write(
+            "index_composition",
+            f"{seeded['latest']}|{MARKET}",
+            pd.DataFrame({"symbol": seeded["symbols"], "name": seeded["symbols"]}),
+        )
         with dg.DagsterInstance.get() as instance:
-            instance.report_runless_asset_event(dg.AssetMaterialization(
-                asset_key="index_composition", partition=dg.MultiPartitionKey({"date": seeded["latest"], "index": MARKET})))
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization(
+                    asset_key="index_composition", partition=dg.MultiPartitionKey({"date": seeded["latest"], "index": MARKET})
+                )
+            )
         for name, (seconds, runs) in time_ticks(default_window, "close_bars", "close_bars sensor tick after the close").items():
             target(f"{name} ({runs} runs requested)", seconds, "tick")
 

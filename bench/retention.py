@@ -39,6 +39,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from close_runs import BIN, PROJECT_ROOT, Platform, Postgres, target  # noqa: E402
+
 from market_assets.domain.exchange_sessions import calendar  # noqa: E402
 from stooq_server import StooqServer, generate_synthetic  # noqa: E402
 
@@ -87,7 +88,10 @@ def prune(platform: Platform, first_kept: pd.Timestamp) -> float:
     started = time.perf_counter()
     done = subprocess.run(
         [str(BIN / "dagster"), "job", "execute", "-m", "market_assets", "-j", "prune_instance"],
-        env={**platform.env, "MARKET_ASSETS_PARTITION_DAYS": str(days)}, cwd=platform.home, capture_output=True, text=True,
+        env={**platform.env, "MARKET_ASSETS_PARTITION_DAYS": str(days)},
+        cwd=platform.home,
+        capture_output=True,
+        text=True,
     )
     if done.returncode != 0:
         raise RuntimeError(f"prune_instance failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
@@ -98,8 +102,13 @@ def history(platform: Platform) -> str:
     """The output of the README's run-history query on the lake of `platform`."""
     readme = (PROJECT_ROOT / "README.md").read_text()
     query = re.search(r'-m market_assets sql "(SELECT session, .*? FROM run_history .*?)"\n', readme, re.S).group(1)
-    done = subprocess.run([sys.executable, "-m", "market_assets", "sql", query.replace('\\"', '"')],
-                          env=platform.env, capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "market_assets", "sql", query.replace('\\"', '"')],
+        env=platform.env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     lines = done.stdout.splitlines()
     return "\n".join(lines[:6] + ["..."] + lines[-3:]) if len(lines) > 10 else done.stdout
 
@@ -129,19 +138,29 @@ def run(storage: str, work: Path) -> None:
                 closing = time.perf_counter() - started
                 pruning = prune(platform, sessions[max(0, number - WINDOW)])
                 if number in MEASURED:
-                    size, rows = (sqlite_size(platform.home) if postgres is None
-                                  else postgres_size(postgres, platform.env["DAGSTER_PG_DB"]))
+                    size, rows = (
+                        sqlite_size(platform.home) if postgres is None else postgres_size(postgres, platform.env["DAGSTER_PG_DB"])
+                    )
                     sizes[number], events[number] = size, rows["event_logs"]
-                    print(f"after session {number} ({session:%Y-%m-%d}): {size:,} bytes; rows "
-                          + ", ".join(f"{table} {count:,}" for table, count in rows.items())
-                          + f"; closes {closing:.1f} s, prune {pruning:.1f} s", flush=True)
+                    print(
+                        f"after session {number} ({session:%Y-%m-%d}): {size:,} bytes; rows "
+                        + ", ".join(f"{table} {count:,}" for table, count in rows.items())
+                        + f"; closes {closing:.1f} s, prune {pruning:.1f} s",
+                        flush=True,
+                    )
             print("the README's run-history query, the first and last rows:\n" + history(platform), flush=True)
             for number in MEASURED[1:]:
                 if postgres is None:  # PostgreSQL's files keep their largest size, their space reused
-                    target(f"{storage}: instance size after session {number} / after session {MEASURED[0]}",
-                           sizes[number] / sizes[MEASURED[0]], 1.1)
-                target(f"{storage}: event rows after session {number} / after session {MEASURED[0]}",
-                       events[number] / events[MEASURED[0]], 1.1)
+                    target(
+                        f"{storage}: instance size after session {number} / after session {MEASURED[0]}",
+                        sizes[number] / sizes[MEASURED[0]],
+                        1.1,
+                    )
+                target(
+                    f"{storage}: event rows after session {number} / after session {MEASURED[0]}",
+                    events[number] / events[MEASURED[0]],
+                    1.1,
+                )
     finally:
         if postgres is not None:
             postgres.stop()

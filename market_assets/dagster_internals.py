@@ -1,30 +1,12 @@
-"""The Dagster internals market_assets relies on, in one place, because dagster 1.13.27 has no
-public API for what they do. `market_assets_tests/test_dagster_internals.py` fails, naming the
-member, when the pinned Dagster changes any of them, and is the list to go through on an upgrade.
-
-- **The sqlite storage** that `market_assets.instance.pooled_sqlite` extends to keep its database
-  connections open: Dagster's sqlite storages open a SQLAlchemy engine for every connection, and on
-  a close run that was half the run's CPU time (docs/performance.md). A custom storage can only be
-  written by subclassing these classes; there is no public storage API below `DagsterInstance`.
-- **`AssetCheckEvaluationTargetMaterializationData`**, the pointer an asset check's result carries
-  to the materialization it checked. `dg.AssetCheckEvaluation` takes it, but Dagster does not export
-  its type; `dg.AssetCheckResult`, which fills it in by itself, reports only the partition of a
-  single-partition step, and a close step covers hundreds (`market_assets.defs.bars.checks`).
-  Without the pointer the UI shows each partition's check as not run on its latest materialization.
-- **The asset check executions of a run**, which `DagsterInstance.delete_run` leaves behind (it
-  removes the run's row and events only): retention (`market_assets.instance.retention`) removes
-  them with `delete_check_executions`, and the pooled sqlite storage the run's tags, which sqlite,
-  enforcing no foreign keys, keeps when the run's row goes.
-- **The freshness state** of an asset as the daemon last evaluated its freshness policy
-  (`DagsterInstance.get_freshness_state_records`, `FreshnessState`), which the `freshness_alerts`
-  sensor turns into an alert: Dagster 1.13 has no public reader of it, and alerts on freshness only
-  in Dagster+.
+"""The Dagster internals market_assets relies on, in one place: the sqlite storage classes, the
+check result's pointer to its materialization, a run's asset check executions and the freshness
+state. `market_assets_tests/test_dagster_internals.py` guards them; the list to go through on an
+upgrade. Why each: docs/design.md#the-pooled-sqlite-storage-and-dagster-internals.
 """
 
 from collections.abc import Sequence
 
 from dagster import AssetKey, DagsterInstance
-from dagster._core.storage.event_log.base import EventLogStorage
 from dagster._core.definitions.asset_checks.asset_check_evaluation import (
     AssetCheckEvaluationTargetMaterializationData,
 )
@@ -33,6 +15,7 @@ from dagster._core.event_api import PartitionKeyFilter
 from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS, DagsterEventType
 from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster._core.storage.event_log.base import EventLogStorage
 from dagster._core.storage.event_log.schema import (
     AssetCheckExecutionsTable,
     ConcurrencySlotsTable,

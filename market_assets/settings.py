@@ -1,24 +1,6 @@
-"""Every setting of market_assets, each read from one environment variable, in this one module.
-
-Two kinds, by who needs the value and when:
-
-- **Resource settings** configure the resources a run uses (where Stooq is, its API key, where the
-  lake is, how a close is split into runs). `definitions.py` binds each to its resource field as
-  `dg.EnvVar` when the variable is set, and to the default here when it is not: the launchpad
-  shows the variable (or the default) and takes an override, and a run resolves the variable in
-  its own process, as a run pod on Kubernetes does.
-- **Load settings** shape the definitions themselves, so Dagster needs them when the code location
-  loads: the followed indices, the source that answers (the `stooq` resource's class), the executor
-  of the close jobs, the date partitions' window, and the close delay and head start from which the
-  schedules' crons and the freshness deadline are derived. A launchpad override could not move a
-  cron, so these are read here, from the environment of the process that loads the code; the code
-  server, the run workers and the step pods of a deployment all load it with the same environment.
-  The delay and head start are read again when a tick or a step needs them, never cached.
-
-Nothing reads the environment at import time: `partitions.py`, the jobs and the schedules ask for
-their load settings when their own modules are imported, which only loading the definitions does
-(the followed indices are read on first use, `market_assets.sources.indices.followed_indices`).
-"""
+"""Every setting of market_assets, each read from one environment variable, in this one module:
+resource settings (bound to resource fields, resolved by each run) and load settings (read when the
+code location loads). Why: docs/design.md#resource-settings-and-load-settings."""
 
 from __future__ import annotations
 
@@ -29,6 +11,10 @@ from datetime import timedelta
 from typing import Generic, TypeVar
 
 T = TypeVar("T", str, int, float)
+
+
+class ConfigurationError(ValueError):
+    """A setting, or a file a setting names, that cannot be used: one line naming it and the fix."""
 
 
 @dataclass(frozen=True)
@@ -50,11 +36,16 @@ class Setting(Generic[T]):
             value = type(self.default)(text)
         except ValueError:
             kind = {int: "a whole number", float: "a number"}[type(self.default)]
-            raise ValueError(f"{self.env_var}={text!r} is not {kind} ({self.meaning})") from None
+            raise ConfigurationError(
+                f"{self.env_var}={text!r} is not {kind} ({self.meaning}): set {kind}, {self._or_default()}"
+            ) from None
         problem = self.check(value)
         if problem:
-            raise ValueError(f"{self.env_var}={text!r}: {problem}")
+            raise ConfigurationError(f"{self.env_var}={text!r}: {problem}, {self._or_default()}")
         return value
+
+    def _or_default(self) -> str:
+        return f"or unset it for the default, {self.default}"
 
     def is_set(self) -> bool:
         return bool(os.environ.get(self.env_var, "").strip())
@@ -71,14 +62,14 @@ def _at_least(minimum: float, unit: str) -> Callable[[float], str | None]:
 # --- Resource settings --------------------------------------------------------------------------
 
 STOOQ_BASE_URL = Setting("STOOQ_BASE_URL", "https://stooq.com", "where Stooq (or a Stooq-compatible server) answers")
-STOOQ_API_KEY = Setting(
-    "STOOQ_API_KEY", "", "the key Stooq's CSV downloads need since March 2026; never logged or shown"
-)
+STOOQ_API_KEY = Setting("STOOQ_API_KEY", "", "the key Stooq's CSV downloads need since March 2026; never logged or shown")
 STOOQ_COOKIES = Setting(
     "STOOQ_COOKIES", "", "`name=value; ...` from a browser that passed Stooq's check, for clients that get its proof-of-work page"
 )
 FILES = Setting("MARKET_ASSETS_FILES", "", "the folder of Stooq files saved from a browser, for the files source")
-DATA_ROOT = Setting("MARKET_ASSETS_DATA_ROOT", "data", "where parquet goes: a folder, or an fsspec URL such as s3://bucket/prefix")
+DATA_ROOT = Setting(
+    "MARKET_ASSETS_DATA_ROOT", "data", "where parquet goes: a folder, or an fsspec URL such as s3://bucket/prefix"
+)
 MAX_SYMBOLS_PER_RUN = Setting(
     "MARKET_ASSETS_MAX_SYMBOLS_PER_RUN", 1000, "the most symbols one close run loads", _at_least(1, "symbol")
 )
@@ -86,7 +77,9 @@ CATCH_UP_SESSIONS = Setting(
     "MARKET_ASSETS_CATCH_UP_SESSIONS", 5, "past sessions a tick looks back at for missed closes", _at_least(1, "session")
 )
 ALERT_WEBHOOK_URL = Setting(
-    "MARKET_ASSETS_ALERT_WEBHOOK_URL", "", "a Slack-compatible webhook told of each failed close run (empty: none); a secret, never logged or shown"
+    "MARKET_ASSETS_ALERT_WEBHOOK_URL",
+    "",
+    "a Slack-compatible webhook told of each failed close run (empty: none); a secret, never logged or shown",
 )
 UI_URL = Setting("MARKET_ASSETS_UI_URL", "http://localhost:3000", "the Dagster UI's address, for the links in alerts")
 RETENTION_DAYS = Setting(
@@ -98,12 +91,17 @@ RETENTION_DAYS = Setting(
 
 # --- Load settings ------------------------------------------------------------------------------
 
-SOURCE = Setting("MARKET_ASSETS_SOURCE", "http", "http: Stooq over HTTP; files: Stooq's files saved from a browser", _one_of("http", "files"))
+SOURCE = Setting(
+    "MARKET_ASSETS_SOURCE", "http", "http: Stooq over HTTP; files: Stooq's files saved from a browser", _one_of("http", "files")
+)
 EXECUTOR = Setting(
     "MARKET_ASSETS_EXECUTOR", "default", "k8s: the step of a close run in a Kubernetes pod of its own", _one_of("default", "k8s")
 )
 PARTITION_DAYS = Setting(
-    "MARKET_ASSETS_PARTITION_DAYS", 14, "days of sessions the date partitions cover, back to that week's Monday", _at_least(7, "days")
+    "MARKET_ASSETS_PARTITION_DAYS",
+    14,
+    "days of sessions the date partitions cover, back to that week's Monday",
+    _at_least(7, "days"),
 )
 CLOSE_DELAY = Setting(
     "MARKET_ASSETS_CLOSE_DELAY_MINUTES",
@@ -117,12 +115,23 @@ INDICES_FILE = Setting(
     "MARKET_ASSETS_INDICES_FILE", "", "the YAML file of the followed indices (default: DJI, NDX, HSI, shipped in the package)"
 )
 FRESHNESS_GRACE = Setting(
-    "MARKET_ASSETS_FRESHNESS_GRACE_MINUTES", 60.0, "minutes after the publication before the bars count as late", _at_least(0, "minutes")
+    "MARKET_ASSETS_FRESHNESS_GRACE_MINUTES",
+    60.0,
+    "minutes after the publication before the bars count as late",
+    _at_least(0, "minutes"),
 )
 
 RESOURCE_SETTINGS = (
-    STOOQ_BASE_URL, STOOQ_API_KEY, STOOQ_COOKIES, FILES, DATA_ROOT, MAX_SYMBOLS_PER_RUN, CATCH_UP_SESSIONS,
-    ALERT_WEBHOOK_URL, UI_URL, RETENTION_DAYS,
+    STOOQ_BASE_URL,
+    STOOQ_API_KEY,
+    STOOQ_COOKIES,
+    FILES,
+    DATA_ROOT,
+    MAX_SYMBOLS_PER_RUN,
+    CATCH_UP_SESSIONS,
+    ALERT_WEBHOOK_URL,
+    UI_URL,
+    RETENTION_DAYS,
 )
 LOAD_SETTINGS = (SOURCE, EXECUTOR, PARTITION_DAYS, CLOSE_DELAY, HEAD_START, FRESHNESS_GRACE, INDICES_FILE)
 
@@ -137,7 +146,7 @@ def close_delay(exchange: str) -> timedelta:
     try:
         minutes = float(text)
     except ValueError:
-        raise ValueError(f"{CLOSE_DELAY.env_var}: {text!r} is not a number of minutes ({CLOSE_DELAY.meaning})") from None
+        raise ConfigurationError(f"{CLOSE_DELAY.env_var}: {text!r} is not a number of minutes ({CLOSE_DELAY.meaning})") from None
     return timedelta(minutes=minutes)
 
 

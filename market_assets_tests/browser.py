@@ -7,7 +7,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,13 +15,19 @@ import pytest
 import requests
 from playwright.sync_api import Page, Playwright, expect
 
-from market_assets_tests.platform import PROJECT_ROOT
+from market_assets.cli.ui import dagster_dev_argv
 from market_assets_tests.polling import wait_for
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 WAIT_MS = 240_000
 """Longest wait for anything the UI shows: runs and page loads share two cores with other work."""
@@ -51,9 +56,12 @@ def running_dagster_dev(home: Path, env: dict[str, str], log_path: Path) -> Iter
     port = free_port()
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [str(Path(sys.executable).with_name("dagster")), "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
-             "-h", "127.0.0.1", "-p", str(port)],
-            cwd=home, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            dagster_dev_argv(port),
+            cwd=home,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}"
     try:

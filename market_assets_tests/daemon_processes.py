@@ -19,7 +19,11 @@ def start_daemon(env: dict[str, str], cwd: Path | None = None) -> subprocess.Pop
     `os.killpg(daemon.pid, ...)`)."""
     return subprocess.Popen(
         [str(VENV_BIN / "dagster-daemon"), "run", "-m", "market_assets"],
-        env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
 
 

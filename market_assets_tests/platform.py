@@ -35,9 +35,7 @@ class Platform:
 
 
 @contextmanager
-def open_platform(
-    folder: Path, monkeypatch: pytest.MonkeyPatch, server: StooqServer, **env: str
-) -> Iterator[Platform]:
+def open_platform(folder: Path, monkeypatch: pytest.MonkeyPatch, server: StooqServer, **env: str) -> Iterator[Platform]:
     """A platform under `folder` against `server`, with `env` set besides its own variables."""
     home, lake = folder / "dagster_home", folder / "lake"
     home.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,9 @@ def mount_tmpfs(folder: Path, size_bytes: int) -> str | None:
     mounted = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", f"size={size_bytes}", "tmpfs", str(folder)], capture_output=True, text=True
     )
-    return None if mounted.returncode == 0 else f"cannot mount a small tmpfs here ({mounted.stderr.strip() or mounted.returncode})"
+    return (
+        None if mounted.returncode == 0 else f"cannot mount a small tmpfs here ({mounted.stderr.strip() or mounted.returncode})"
+    )
 
 
 def unmount(folder: Path) -> None:

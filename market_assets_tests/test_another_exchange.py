@@ -82,7 +82,11 @@ def test_its_close_loads_its_members_and_judges_them_on_its_calendar(warsaw, pla
 
     closed = subprocess.run(
         [sys.executable, "-m", "market_assets", "close", "WIG20", "--session", session],
-        env=platform.env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600,
+        env=platform.env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
     assert closed.returncode == 0, closed.stdout + closed.stderr[-3000:]
@@ -114,9 +118,26 @@ def test_its_close_loads_its_members_and_judges_them_on_its_calendar(warsaw, pla
     # Taken out of the file again, WIG20 has no job or partitions, but its stored bars still read.
     shipped = {name: value for name, value in platform.env.items() if name != INDICES_FILE.env_var}
     read = subprocess.run(
-        [sys.executable, "-m", "market_assets", "read", "daily", "--index", "WIG20", "--as-of", session,
-         "--start", session, "--format", "csv"],
-        env=shipped, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "market_assets",
+            "read",
+            "daily",
+            "--index",
+            "WIG20",
+            "--as-of",
+            session,
+            "--start",
+            session,
+            "--format",
+            "csv",
+        ],
+        env=shipped,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert read.returncode == 0, read.stderr[-3000:]
     rows = pd.read_csv(io.StringIO(read.stdout))
@@ -135,7 +156,11 @@ def test_a_member_of_another_exchange_is_refused_naming_both_indices(warsaw, pla
         platform = platform_factory(server=server, **{INDICES_FILE.env_var: str(warsaw.file), CLOSE_DELAY.env_var: "0"})
         closed = subprocess.run(
             [sys.executable, "-m", "market_assets", "close", "WIG20", "--session", session],
-            env=platform.env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600,
+            env=platform.env,
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
 
     assert closed.returncode != 0
@@ -152,18 +177,29 @@ def test_its_bars_have_a_grid_of_their_own_without_its_holidays(platform):
     """Independence Day, 11 November: New York and Hong Kong trade, Warsaw does not. It is a date of
     the compositions (another exchange trades) and of the other bars grids, not of Warsaw's."""
     listed = subprocess.run(
-        [sys.executable, "-c",
-         "import json\n"
-         "from market_assets.defs.partitions import bars_partitions, session_partitions, symbol_partitions\n"
-         "dates = {code: grid.partitions_defs[0].partitions_def for code, grid in bars_partitions.items()}\n"
-         "print(json.dumps({'compositions': session_partitions.has_partition_key('2026-11-11'),\n"
-         "                  **{code: d.has_partition_key('2026-11-11') for code, d in dates.items()},\n"
-         "                  'symbols': symbol_partitions['XWAR'].name}))"],
-        env=platform.env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-c",
+            "import json\n"
+            "from market_assets.defs.partitions import bars_partitions, session_partitions, symbol_partitions\n"
+            "dates = {code: grid.partitions_defs[0].partitions_def for code, grid in bars_partitions.items()}\n"
+            "print(json.dumps({'compositions': session_partitions.has_partition_key('2026-11-11'),\n"
+            "                  **{code: d.has_partition_key('2026-11-11') for code, d in dates.items()},\n"
+            "                  'symbols': symbol_partitions['XWAR'].name}))",
+        ],
+        env=platform.env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert listed.returncode == 0, listed.stderr[-3000:]
     assert json.loads(listed.stdout) == {
-        "compositions": True, "XHKG": True, "XNYS": True, "XWAR": False, "symbols": "xwar_symbols"
+        "compositions": True,
+        "XHKG": True,
+        "XNYS": True,
+        "XWAR": False,
+        "symbols": "xwar_symbols",
     }
 
 
@@ -173,7 +209,7 @@ def _tick(instance: dg.DagsterInstance, local_time: str) -> list[dg.RunRequest] 
     with dg.build_schedule_context(
         instance=instance,
         scheduled_execution_time=when.to_pydatetime(),
-        resources={"close": ClosePlanningResource(catch_up_sessions=1)},
+        resources={"planning": ClosePlanningResource(catch_up_sessions=1)},
     ) as context:
         return build_close_schedule("XWAR")(context)
 
@@ -203,10 +239,14 @@ def test_the_ui_lists_its_job_and_its_schedule(warsaw, platform, tmp_path, ui_ar
     with running_dagster_dev(home, platform.env, tmp_path / "dagster-dev.log") as url, sync_playwright() as playwright:
         page = new_page(playwright, chromium)
         expect_listed(
-            page, f"{url}/locations/market_assets/jobs", ("wig20_close", "dji_close", "ndx_close", "hsi_close"),
+            page,
+            f"{url}/locations/market_assets/jobs",
+            ("wig20_close", "dji_close", "ndx_close", "hsi_close"),
             ui_artifacts / "40-fourth-index-jobs.png",
         )
         expect_listed(
-            page, f"{url}/locations/market_assets/schedules", ("xwar_close", "xnys_close", "xhkg_close"),
+            page,
+            f"{url}/locations/market_assets/schedules",
+            ("xwar_close", "xnys_close", "xhkg_close"),
             ui_artifacts / "41-fourth-index-schedules.png",
         )

@@ -19,8 +19,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from market_assets.cli.close import close_index
-from market_assets.defs.bars.keys import MONTHLY, bars_asset_key
+from market_assets.defs.bars.keys import bars_asset_key
 from market_assets.domain.exchange_sessions import calendar, latest_closed_session
+from market_assets.lake.datasets import MONTHLY_BARS
 from market_assets.settings import ALERT_WEBHOOK_URL, CATCH_UP_SESSIONS, CLOSE_DELAY
 from market_assets_tests.daemon_processes import VICTIMS, kill, start_daemon
 from market_assets_tests.lake_files import assert_same_bars, bars_frames
@@ -66,7 +67,7 @@ def test_a_close_through_the_daemon_completes_after_sigkill_of_its(
     )
     day = f"{session:%Y-%m-%d}"
     members = synthetic_universe.members("HSI", session)
-    monthly = bars_asset_key("XHKG", MONTHLY)
+    monthly = bars_asset_key("XHKG", MONTHLY_BARS)
     daemon = start_daemon(platform.env)
     try:
         wait_for(lambda: server.stats()["by_route"].get("download", 0) >= 20, 300, "the close's first downloads", 0.2)
@@ -75,13 +76,17 @@ def test_a_close_through_the_daemon_completes_after_sigkill_of_its(
 
         def done() -> bool:
             stored = platform.instance.get_materialized_partitions(monthly)
-            busy = platform.instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]))
+            busy = platform.instance.get_runs(
+                dg.RunsFilter(statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED])
+            )
             return {f"{day}|{symbol}" for symbol in members} <= stored and not busy
 
         wait_for(done, 600, "the close to complete by itself", 1)
         slots = wait_for(
             lambda: not platform.instance.event_log_storage.get_concurrency_info("stooq").claimed_slots,
-            90, "the killed run's request slots to be freed", 1,
+            90,
+            "the killed run's request slots to be freed",
+            1,
         )
         time.sleep(15)  # two ticks of the alerts sensor, had a failure been left to tell
     finally:

@@ -41,7 +41,11 @@ def test_importing_the_layers_builds_no_definitions():
 def test_dagster_loads_the_code_location_from_the_package_and_the_workspace(platform, target):
     validated = subprocess.run(
         [str(VENV_BIN / "dagster"), "definitions", "validate", *target],
-        capture_output=True, text=True, env=platform.env, cwd=PROJECT_ROOT, timeout=300,
+        capture_output=True,
+        text=True,
+        env=platform.env,
+        cwd=PROJECT_ROOT,
+        timeout=300,
     )
 
     output = validated.stdout + validated.stderr
@@ -53,9 +57,52 @@ def test_definitions_load_as_a_code_location():
     dg.Definitions.validate_loadable(defs())
 
     assert {job.name for job in defs().resolve_all_job_defs()} >= {
-        "index_compositions", "refresh_membership", "dji_close", "ndx_close", "hsi_close", "verify_bars", "compact_lake",
-        "refresh_partition_status", "prune_instance",
+        "index_compositions",
+        "refresh_membership",
+        "dji_close",
+        "ndx_close",
+        "hsi_close",
+        "verify_bars",
+        "compact_lake",
+        "refresh_partition_status",
+        "prune_instance",
     }
+
+
+def test_each_domain_builds_its_own_definitions_and_the_code_location_merges_them():
+    from market_assets.defs.alerts.definitions import alerts_definitions
+    from market_assets.defs.bars.definitions import bars_definitions
+    from market_assets.defs.compositions.definitions import compositions_definitions
+    from market_assets.defs.maintenance.definitions import maintenance_definitions
+
+    domains = [compositions_definitions(), bars_definitions(), maintenance_definitions(), alerts_definitions()]
+    location = defs().get_repository_def()
+
+    domain_jobs = {job.name for domain in domains for job in domain.jobs or []}
+    assert domain_jobs == {job.name for job in location.get_all_jobs()} - {"__ASSET_JOB"}
+    assert {sensor.name for domain in domains for sensor in domain.sensors or []} == {s.name for s in location.sensor_defs}
+    assert set(location.get_top_level_resources()) == {
+        "stooq",
+        "lake",
+        "io_manager",
+        "planning",
+        "quality",
+        "retention",
+        "alerts",
+    }
+
+
+def test_the_graph_tells_the_exchanges_apart_and_says_what_blocks():
+    graph = defs().get_repository_def().asset_graph
+    groups = {key.to_user_string(): graph.get(key).group_name for key in graph.get_all_asset_keys()}
+    blocking = {key.asset_key.to_user_string(): graph.get_check_spec(key).blocking for key in graph.asset_check_keys}
+
+    assert groups["xnys/daily_bars"] == groups["xnys/monthly_bars"] == "xnys_bars"
+    assert groups["xhkg/daily_bars"] == groups["xhkg/adjustment_events"] == "xhkg_bars"
+    assert groups["index_composition"] == "compositions"
+    # A failed error rule of a daily snapshot keeps its weekly and monthly bars from being built.
+    assert blocking["xnys/daily_bars"] and blocking["xhkg/daily_bars"]
+    assert not blocking["xnys/weekly_bars"] and not blocking["xnys/monthly_bars"]
 
 
 def _launchpad_default(resource: str) -> dict:
@@ -90,7 +137,10 @@ def test_daemon_runs_the_schedule_and_the_sensor(platform_factory, synthetic_uni
     platform = platform_factory(**{CLOSE_DELAY.env_var: str(delay), CATCH_UP_SESSIONS.env_var: "1"})
     daemon = subprocess.Popen(
         [str(VENV_BIN / "dagster-daemon"), "run", "-m", "market_assets"],
-        env=platform.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        env=platform.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
 

@@ -90,9 +90,7 @@ def test_answers_slower_than_the_read_timeout_are_retried_then_named(platform, s
         (FaultKind.CHALLENGE, "Stooq answered with its browser check (a proof-of-work page)"),
     ],
 )
-def test_a_source_wide_refusal_mid_run_stops_the_asking_and_keeps_what_was_fetched(
-    platform, synthetic_universe, kind, says
-):
+def test_a_source_wide_refusal_mid_run_stops_the_asking_and_keeps_what_was_fetched(platform, synthetic_universe, kind, says):
     session = last_session(synthetic_universe, "XNYS")
     members = synthetic_universe.members("DJI", pd.Timestamp(session))
     # Symbols are fetched in the composition's order: the refusals start at the 13th.
@@ -180,7 +178,10 @@ def test_a_full_data_root_fails_the_close_naming_the_file_and_loses_nothing(
 def _close_process(platform, session: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "market_assets", "close", "DJI", "--session", session],
-        env=platform.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=platform.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -247,9 +248,21 @@ def test_two_closes_of_one_session_at_once_equal_one(platform, synthetic_univers
         ),
         (["close", "DJI"], {"MARKET_ASSETS_DATA_ROOT": "{file}/lake"}, "data root {file}/lake is not writable (Not a directory)"),
         (["close", "DJI"], {"STOOQ_BASE_URL": "stooq.com"}, "Stooq base URL 'stooq.com' is not an http(s) URL"),
-        (["close", "DJI"], {"STOOQ_BASE_URL": "http://127.0.0.1:9"}, "Stooq base URL http://127.0.0.1:9 cannot be reached (Connection refused)"),
+        (
+            ["close", "DJI"],
+            {"STOOQ_BASE_URL": "http://127.0.0.1:9"},
+            "Stooq base URL http://127.0.0.1:9 cannot be reached (Connection refused)",
+        ),
     ],
-    ids=["unknown-index", "malformed-date", "not-a-session", "before-the-window", "data-root-not-writable", "base-url-not-a-url", "base-url-unreachable"],
+    ids=[
+        "unknown-index",
+        "malformed-date",
+        "not-a-session",
+        "before-the-window",
+        "data-root-not-writable",
+        "base-url-not-a-url",
+        "base-url-unreachable",
+    ],
 )
 def test_bad_input_is_refused_before_any_work(platform, tmp_path, monkeypatch, capsys, args, env, says):
     a_file = tmp_path / "a-file"

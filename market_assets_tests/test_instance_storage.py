@@ -13,13 +13,12 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-
 _POOLED = (
     "storage:\n  custom:\n    module: market_assets.instance.pooled_sqlite\n    class: PooledSqliteStorage\n"
     "    config:\n      base_dir:\n        env: DAGSTER_HOME\n"
 )
 
-_STEP = '''
+_STEP = """
 import os, sys, warnings
 import dagster as dg
 
@@ -80,7 +79,7 @@ with dg.DagsterInstance.get() as instance:
         raise_on_error=False,
     )
     print("success" if result.success else "failure", flush=True)
-'''
+"""
 
 
 def _close(home: Path, partitions: int, stop_after: int = 0) -> subprocess.CompletedProcess:
@@ -89,9 +88,7 @@ def _close(home: Path, partitions: int, stop_after: int = 0) -> subprocess.Compl
     script.write_text(textwrap.dedent(_STEP))
     # The hash seed fixed: Dagster orders the partitions of an output by a set, and both storages must see one order.
     env = {"DAGSTER_HOME": str(home), "STOP_AFTER": str(stop_after), "PATH": "/usr/bin:/bin", "PYTHONHASHSEED": "0"}
-    return subprocess.run(
-        [sys.executable, str(script), str(partitions)], env=env, capture_output=True, text=True, timeout=600
-    )
+    return subprocess.run([sys.executable, str(script), str(partitions)], env=env, capture_output=True, text=True, timeout=600)
 
 
 def _home(folder: Path, pooled: bool) -> Path:
@@ -135,7 +132,12 @@ def _check_result(execution, by_partition) -> tuple[str, str, str | None, bool |
     if not isinstance(result, dg.AssetCheckEvaluation):
         return execution.partition, execution.status.value, None, None
     pointed = result.target_materialization_data.storage_id
-    return execution.partition, execution.status.value, result.metadata["rule"].value, by_partition[execution.partition].storage_id == pointed
+    return (
+        execution.partition,
+        execution.status.value,
+        result.metadata["rule"].value,
+        by_partition[execution.partition].storage_id == pointed,
+    )
 
 
 def test_events_stored_in_batches_read_back_as_dagsters_own_storage_stores_them(tmp_path):

@@ -45,10 +45,10 @@ def test_the_close_delay_is_one_number_or_one_per_exchange(monkeypatch):
 
 def test_a_count_bound_to_a_variable_is_checked_when_the_resource_is_set_up(monkeypatch):
     monkeypatch.setenv(settings.MAX_SYMBOLS_PER_RUN.env_var, "0")
-    close = ClosePlanningResource(max_symbols_per_run=dg.EnvVar.int(settings.MAX_SYMBOLS_PER_RUN.env_var))
+    planning = ClosePlanningResource(max_symbols_per_run=dg.EnvVar.int(settings.MAX_SYMBOLS_PER_RUN.env_var))
 
     with pytest.raises(dg.DagsterResourceFunctionError) as refused:
-        with dg.build_resources({"close": close}):
+        with dg.build_resources({"planning": planning}):
             pass
 
     assert str(refused.value.user_exception) == (

@@ -1,7 +1,7 @@
 """Command line: serve a data directory on Stooq's URLs, or generate synthetic data into one.
 
-    python -m stooq_server serve --data-dir data/stooq --synthetic
-    python -m stooq_server generate --data-dir data/stooq --sizes NDX=500
+python -m stooq_server serve --data-dir data/stooq --synthetic
+python -m stooq_server generate --data-dir data/stooq --sizes NDX=500
 """
 
 from __future__ import annotations

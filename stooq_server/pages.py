@@ -139,6 +139,6 @@ def challenge_page(token: str, difficulty: int = 4) -> str:
         "<noscript><p>Please enable JavaScript to continue.</p></noscript>\n"
     )
     return (
-        "<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n"
+        '<!DOCTYPE html>\n<html>\n<head>\n<meta charset="utf-8">\n'
         f"<title>Checking your browser...</title>{script}</head>\n<body>\n{body}</body>\n</html>\n"
     )

@@ -80,9 +80,12 @@ _SHORT_DOWNLOAD_ROWS = 300
 """Daily downloads up to this many rows (incremental updates) are rendered on the fly; longer
 ones are sliced from a rendering of the whole history, made once and cached."""
 _HTML = "text/html; charset=utf-8"
+
+
 def _index_by_id(stooq_id: int) -> StockIndex | None:
     """The followed index whose composition page is `/t/?i=<stooq_id>`."""
     return next((index for index in followed_indices().values() if index.stooq_id == stooq_id), None)
+
 
 T = TypeVar("T")
 _Query = dict[str, list[str]]
@@ -152,9 +155,7 @@ class History:
         """Number of rows dated on or before `as_of` (all rows when None)."""
         return len(self) if as_of is None else int(np.searchsorted(self.dates, as_of, side="right"))
 
-    def span(
-        self, as_of: np.datetime64 | None, d1: np.datetime64 | None, d2: np.datetime64 | None
-    ) -> tuple[int, int]:
+    def span(self, as_of: np.datetime64 | None, d1: np.datetime64 | None, d2: np.datetime64 | None) -> tuple[int, int]:
         """Row range served up to `as_of` and between `d1` and `d2` (inclusive); may be empty."""
         start = 0 if d1 is None else int(np.searchsorted(self.dates, d1, side="left"))
         stop = self.end(as_of)
@@ -267,9 +268,7 @@ def read_membership(path: Path) -> pd.DataFrame | None:
 
 def members_as_of(table: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
     """Members listed on `as_of`: added empty or on/before it, removed empty or after it."""
-    listed = (table["added"].isna() | (table["added"] <= as_of)) & (
-        table["removed"].isna() | (table["removed"] > as_of)
-    )
+    listed = (table["added"].isna() | (table["added"] <= as_of)) & (table["removed"].isna() | (table["removed"] > as_of))
     return table[listed].sort_values("symbol", kind="stable").reset_index(drop=True)
 
 
@@ -628,10 +627,7 @@ class StooqServer:
         page_param = _param(query, "l") or "1"
         page = max(1, int(page_param)) if page_param.isdigit() else 1
         shown = members.iloc[(page - 1) * self.page_size : page * self.page_size]
-        rows = [
-            self._member_row(symbol, name, as_of)
-            for symbol, name in shown[["symbol", "name"]].itertuples(index=False)
-        ]
+        rows = [self._member_row(symbol, name, as_of) for symbol, name in shown[["symbol", "name"]].itertuples(index=False)]
         index = _index_by_id(stooq_id)
         body = pages.composition_page(
             brand=self.brand,
@@ -700,9 +696,7 @@ _FAULT_ANSWERS: dict[FaultKind, FaultAnswer] = {
     FaultKind.CHALLENGE: _challenge,
     FaultKind.NO_DATA: _fixed(200, NO_DATA_BODY),
     FaultKind.EMPTY: _fixed(200, ""),
-    FaultKind.TRUNCATED: _damaged(
-        lambda route, body: truncate_html(body) if route == "composition" else truncate_csv(body)
-    ),
+    FaultKind.TRUNCATED: _damaged(lambda route, body: truncate_html(body) if route == "composition" else truncate_csv(body)),
     FaultKind.BAD_COLUMNS: _damaged(lambda _, body: rename_close_column(body)),
     FaultKind.GARBLED: _damaged(lambda _, body: garble_csv(body)),
 }

@@ -138,8 +138,8 @@ def generate_synthetic(
             _write_index_series(data_dir, seed, index, sessions)
             compositions[index.name] = _composition(members[index.name], sessions)
             _write_composition(data_dir, index, compositions[index.name])
-    dividend_table = _dividends(rng, listings, sessions_of, last_sessions) if dividends else pd.DataFrame(
-        columns=["symbol", "date", "factor"]
+    dividend_table = (
+        _dividends(rng, listings, sessions_of, last_sessions) if dividends else pd.DataFrame(columns=["symbol", "date", "factor"])
     )
     (data_dir / DIVIDENDS_FILE).unlink(missing_ok=True)
     if dividends:
@@ -200,7 +200,7 @@ def _plan(sizes: Mapping[str, int]) -> tuple[dict[str, list[_Listing]], dict[str
     for calendar in dict.fromkeys(index.calendar for index in followed_indices().values()):
         listed = listings.setdefault(calendar, [])
 
-        def new(index: StockIndex) -> _Listing:
+        def new(index: StockIndex, listed: list[_Listing] = listed, calendar: str = calendar) -> _Listing:
             position = len(listed) + 1
             name = f"Synthetic {_SECTORS.get(index.name, index.name)} {position:03d}"
             listed.append(_Listing(_symbol(calendar, index.symbol_suffix, position), name))
@@ -237,7 +237,7 @@ def _dividends(
     rows = []
     for calendar, group in listings.items():
         sessions = sessions_of[calendar]
-        payers = sorted(group, key=lambda listing: listing.symbol)[:: 4]
+        payers = sorted(group, key=lambda listing: listing.symbol)[::4]
         for number, listing in enumerate(payers):
             last = len(sessions) - 1 - RECENT_DIVIDEND_SESSIONS_AGO - (0 if number == 0 else int(rng.integers(0, 63)))
             factor = round(1 - float(rng.uniform(0.01, 0.04)) / 4, 6)
@@ -258,9 +258,7 @@ def _events(
     Only symbols that stay in their indices are picked, so that a test of a membership change, a
     split or a late listing meets one effect at a time.
     """
-    changing = {
-        member.listing for member in members if member.added_ago is not None or member.removed_ago is not None
-    }
+    changing = {member.listing for member in members if member.added_ago is not None or member.removed_ago is not None}
     candidates = [listing for listing in listings if listing not in changing]
     order = rng.permutation(len(candidates))
     split_count = max(1, len(listings) // 60) if splits else 0
@@ -271,15 +269,12 @@ def _events(
         row = recent if k == 0 else int(rng.integers(sessions // 10, sessions - 30))
         split_at[candidates[i]] = (row, float(rng.choice([2, 3, 4])))
     first_rows = {
-        candidates[i]: int(rng.integers(sessions // 5, sessions * 4 // 5))
-        for i in order[split_count : split_count + late_count]
+        candidates[i]: int(rng.integers(sessions // 5, sessions * 4 // 5)) for i in order[split_count : split_count + late_count]
     }
     return split_at, first_rows
 
 
-def _sessions(
-    calendar: str, first_session: date | str, last_session: date | str | None
-) -> pd.DatetimeIndex:
+def _sessions(calendar: str, first_session: date | str, last_session: date | str | None) -> pd.DatetimeIndex:
     """The exchange's sessions from `first_session` to `last_session` (default: the last closed)."""
     first = pd.Timestamp(first_session)
     if last_session is None:
@@ -294,9 +289,7 @@ def _sessions(
     return sessions
 
 
-def _random_walk(
-    rng: np.random.Generator, rows: int, start: float, sigma: float, drift: float
-) -> np.ndarray:
+def _random_walk(rng: np.random.Generator, rows: int, start: float, sigma: float, drift: float) -> np.ndarray:
     """Daily open/high/low/close (shape (rows, 4)) of a geometric random walk, consistent per row."""
     log_close = np.log(start) + np.cumsum(rng.normal(drift, sigma, rows))
     floor = np.log(_MIN_PRICE)
@@ -334,9 +327,7 @@ def _write_stock(
     _write_daily(data_dir, symbol, sessions[first_row:], prices[first_row:], volume[first_row:])
 
 
-def _write_index_series(
-    data_dir: Path, seed: int, index: StockIndex, sessions: pd.DatetimeIndex
-) -> None:
+def _write_index_series(data_dir: Path, seed: int, index: StockIndex, sessions: pd.DatetimeIndex) -> None:
     rng = _symbol_rng(seed, index.stooq_symbol)
     prices = _random_walk(rng, len(sessions), _INDEX_LEVELS.get(index.name, 1_000.0), 0.011, 2e-4)
     _write_daily(data_dir, index.stooq_symbol, sessions, prices, None)

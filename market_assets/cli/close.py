@@ -1,9 +1,5 @@
-"""Closing an index for a session from Python or the command line, on the current Dagster instance.
-
-The same two steps the schedules take: materialize the index's composition (which registers new
-symbols), then launch the planned bars runs. Runs execute in this process, are recorded in the
-instance like any other, and show in the UI.
-"""
+"""`python -m market_assets close`: an index's composition, then its planned bars runs, for one
+session, executed in this process on the instance at `$DAGSTER_HOME` (README.md#one-run-per-index-and-session)."""
 
 from __future__ import annotations
 
@@ -13,15 +9,19 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from market_assets import definitions
+from market_assets import definitions, settings
+from market_assets.cli.configuration import configured_lake
+from market_assets.cli.instance import open_instance
 from market_assets.defs.bars.keys import bars_step_name
 from market_assets.defs.bars.planning import CloseRun, plan_close_runs
 from market_assets.defs.compositions.assets import index_composition
 from market_assets.defs.compositions.jobs import compositions_job
-from market_assets.defs.partitions import composition_key, require_in_window
+from market_assets.defs.partitions import FIRST_SESSION, composition_key, require_in_window, session_partitions
 from market_assets.defs.runs import fail_abandoned_runs, process_tags, step_error_message
-from market_assets.domain.exchange_sessions import latest_closed_session, require_session
+from market_assets.domain.exchange_sessions import latest_closed_session, require_session, to_session
+from market_assets.lake.compositions import constituents
 from market_assets.lake.store import ParquetStore
+from market_assets.settings import ConfigurationError
 from market_assets.sources.indices import StockIndex, get_index
 
 # Runs in this process log to the instance (and the UI) in full; the terminal gets warnings only.
@@ -69,13 +69,11 @@ def close_index(
             instance=instance, partition_key=key, run_config=QUIET, raise_on_error=False, tags=process_tags()
         )
         outcome.run_ids.append(result.run_id)
-        failure = _failure(result, f"composition of {stock_index.name} for {session_key}")
+        failure = run_failure(result, f"composition of {stock_index.name} for {session_key}")
         if failure:
             raise CloseFailed(failure)
-    outcome.members = list(store.read("index_composition", key)["symbol"])
-    outcome.runs = plan_close_runs(
-        instance, stock_index.name, session_key, outcome.members, max_symbols=max_symbols, force=force
-    )
+    outcome.members = stored_members(store, key)
+    outcome.runs = plan_close_runs(instance, stock_index.name, session_key, outcome.members, max_symbols=max_symbols, force=force)
     outcome.run_ids += execute_bars_runs(
         defs, instance, stock_index, session_key, outcome.runs, {"force": force, "full_history": full_history}
     )
@@ -101,7 +99,7 @@ def execute_bars_runs(
             raise_on_error=False,
         )
         run_ids.append(result.run_id)
-        failure = _failure(result, f"{run.job_name} for {session} ({len(run.symbols)} symbols)")
+        failure = run_failure(result, f"{run.job_name} for {session} ({len(run.symbols)} symbols)")
         if failure:
             failures.append(failure)
     if failures:
@@ -111,40 +109,64 @@ def execute_bars_runs(
 
 def close_session(index: StockIndex, session: str | None) -> str:
     """The session key a close of `index` loads: `session`, or its exchange's latest closed one,
-    refused (before any run is created) when the exchange was closed or the date has no partition."""
+    refused (before any run is created) when the date has no partition or the exchange was closed.
+    A date outside the partition window is refused as such before its exchange's calendar, which
+    covers fewer years, is asked."""
     what = f"index {index.name}"
-    day = require_session(index.calendar, session, what) if session else latest_closed_session(index.calendar)
+    if session:
+        key = f"{to_session(session):%Y-%m-%d}"
+        if not FIRST_SESSION <= key <= session_partitions.get_last_partition_key():
+            require_in_window(key, what)
+        day = require_session(index.calendar, key, what)
+    else:
+        day = latest_closed_session(index.calendar)
     session_key = f"{day:%Y-%m-%d}"
     require_in_window(session_key, what)
     return session_key
 
 
-def close_settings(
-    defs: dg.Definitions, instance: dg.DagsterInstance, *, check: bool = True
-) -> tuple[ParquetStore, int]:
+def stored_members(store: ParquetStore, key: str) -> list[str]:
+    """The symbols of the composition `key` (`<date>|<index>`) stored in the lake; a `ValueError`
+    saying how to load it again when the instance records it but its file is gone."""
+    try:
+        return constituents(store, key)
+    except FileNotFoundError as error:
+        day, _, index = key.partition("|")
+        raise ValueError(
+            f"{error}, though the instance records it: load it again with "
+            f"`python -m market_assets close {index} --session {day} --force`"
+        ) from None
+
+
+def close_settings(defs: dg.Definitions, instance: dg.DagsterInstance, *, check: bool = True) -> tuple[ParquetStore, int]:
     """The lake and the run size of a close. With `check`, settings that would fail every request
     or write (a source out of reach, a root that cannot be written) are refused first, before any
-    work starts."""
-    names = ("stooq", "lake", "close") if check else ("lake", "close")
+    work starts. A resource setting's bad value is a `ConfigurationError`, not Dagster's config error."""
+    for setting in settings.RESOURCE_SETTINGS:
+        setting.value()
+    names = ("stooq", "lake", "planning") if check else ("lake", "planning")
     try:
         with dg.build_resources({name: defs.resources[name] for name in names}, instance=instance) as resources:
             if check:
                 resources.stooq.check_ready()
                 resources.lake.store.check_writable()
-            return resources.lake.store, resources.close.max_symbols_per_run
+            return resources.lake.store, resources.planning.max_symbols_per_run
     except dg.DagsterResourceFunctionError as error:  # a setting its resource refused when set up
         raise ValueError(str(error.user_exception)) from None
 
 
 def close_indices(indices: list[str], session: str | None, force: bool, full_history: bool = False) -> int:
     """Close each index for `session` on the instance at $DAGSTER_HOME, printing one line each;
-    1 when any failed."""
-    instance = dg.DagsterInstance.get()
+    1 when any failed. A `ConfigurationError` (a setting, an instance of another lake) ends the
+    close at once: it would refuse every index."""
+    instance = open_instance(configured_lake())
     status = 0
     for index in indices:
         started = time.perf_counter()
         try:
             outcome = close_index(instance, index, session, force=force, full_history=full_history)
+        except ConfigurationError:
+            raise
         except (CloseFailed, ValueError) as error:
             print(f"{index}: FAILED\n{error}", file=sys.stderr)
             status = 1
@@ -158,7 +180,7 @@ def close_indices(indices: list[str], session: str | None, force: bool, full_his
     return status
 
 
-def _failure(result: dg.ExecuteInProcessResult, what: str) -> str | None:
+def run_failure(result: dg.ExecuteInProcessResult, what: str) -> str | None:
     """What failed in `result` and why, with each failing step's error; None when it succeeded."""
     if result.success:
         return None

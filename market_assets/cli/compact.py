@@ -1,14 +1,12 @@
-"""`python -m market_assets compact`: remove the snapshots that can be rebuilt from others
-(`market_assets/lake/compaction.py`), at the data root."""
+"""`python -m market_assets compact`: remove the snapshots that can be rebuilt from others, at the
+data root (README.md#what-the-lake-keeps, `market_assets/lake/compaction.py`)."""
 
 from __future__ import annotations
 
 import sys
 
-from market_assets import settings
-from market_assets.defs.runs import close_in_flight_at_dagster_home
+from market_assets.cli.configuration import close_in_flight, existing_lake
 from market_assets.lake.compaction import compact
-from market_assets.lake.store import ParquetStore
 
 
 def compact_lake(dry_run: bool) -> int:
@@ -17,11 +15,10 @@ def compact_lake(dry_run: bool) -> int:
     Refused while a close is queued or running on the instance at `$DAGSTER_HOME`: a forced re-run
     could replace a snapshot while it is being compared.
     """
-    if not dry_run and close_in_flight_at_dagster_home():
-        print("a close run is queued or running on the instance at $DAGSTER_HOME: compact once it has ended",
-              file=sys.stderr)
+    store = existing_lake()
+    if not dry_run and close_in_flight():
+        print("a close run is queued or running on the instance at $DAGSTER_HOME: compact once it has ended", file=sys.stderr)
         return 1
-    store = ParquetStore(settings.DATA_ROOT.value())
     print(f"lake at {store.root}:", flush=True)
     try:
         report = compact(store, dry_run=dry_run, progress=lambda line: print(f"  {line}", flush=True))

@@ -1,13 +1,28 @@
-"""`python -m market_assets demo`: the close of all three indices against synthetic data on loopback."""
+"""`python -m market_assets demo`: the close of all three indices against synthetic data on loopback,
+for their latest sessions or, with `--sessions N`, for each of their last N sessions in turn, the
+server serving each session as its own day (a month of live closes, as the platform would have
+made them). Then the membership table, as the daemon's `close_bars` sensor rebuilds it once no close
+is in flight, so that every reader and SQL view of the README works on the demo's lake at once."""
 
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from market_assets.cli.close import close_indices
+import dagster as dg
+import pandas as pd
+
+from market_assets import definitions
+from market_assets.cli.close import QUIET, close_indices, run_failure
+from market_assets.defs.compositions.jobs import membership_job
+from market_assets.defs.partitions import require_in_window
+from market_assets.defs.runs import process_tags
+from market_assets.domain.exchange_sessions import calendar, latest_closed_session
+from market_assets.lake.datasets import INDEX_COMPOSITION, INDEX_MEMBERSHIP
 from market_assets.sources.indices import followed_indices
 from stooq_server import StooqServer, generate_synthetic
 
@@ -39,16 +54,65 @@ def demo_folders(workdir: Path) -> DemoFolders:
     return folders
 
 
-def run_demo(workdir: Path) -> int:
-    """Generate the synthetic data set (once), serve it, and close every index into `workdir`."""
+def run_demo(workdir: Path, sessions: int = 1) -> int:
+    """Generate the synthetic data set (once), serve it, and close every index into `workdir` for
+    each of its exchange's last `sessions` sessions, oldest first, served as of that session."""
+    closes = _closes(sessions)
+    try:
+        require_in_window(next(iter(closes)), f"demo --sessions {sessions}")
+    except ValueError as error:
+        print(error, file=sys.stderr)
+        return 2
     folders = demo_folders(workdir)
     lake = folders.lake
     with StooqServer(folders.source) as server:
         os.environ.update(folders.environment(server.url))
         print(f"Synthetic Stooq-compatible server at {server.url}; Dagster instance in {folders.home}")
-        status = close_indices(list(followed_indices()), None, False)
+        if sessions == 1:
+            status = close_indices(list(followed_indices()), None, False)
+        else:
+            status = 0
+            for day, indices in closes.items():
+                server.as_of = day
+                status |= close_indices(indices, day, False)
+        if any(lake.glob(f"{INDEX_COMPOSITION}/*/*.parquet")):  # not when every composition failed
+            status |= materialize_membership()
     print(f"\nParquet written under {lake}:")
     for folder in sorted(path for path in lake.glob("*/*") if path.is_dir()):
         files = sorted(folder.glob("*.parquet"))
         print(f"  {folder.relative_to(lake)}/  {len(files)} files, e.g. {files[0].name if files else '-'}")
+    for table in sorted(lake.glob("*.parquet")):
+        print(f"  {table.name}")
+    print(f"\nTo read it (README.md#reading-the-data):\n  export {_exports(folders)}")
     return status
+
+
+def materialize_membership() -> int:
+    """Materialize `index_membership` from the stored compositions on the instance at $DAGSTER_HOME,
+    as the `close_bars` sensor does once no close run is in flight (`refresh_membership`); 1 when it failed."""
+    result = (
+        definitions.defs()
+        .resolve_job_def(membership_job.name)
+        .execute_in_process(instance=dg.DagsterInstance.get(), run_config=QUIET, tags=process_tags(), raise_on_error=False)
+    )
+    failure = run_failure(result, INDEX_MEMBERSHIP)
+    if failure:
+        print(failure, file=sys.stderr)
+        return 1
+    print(f"index_membership rebuilt from the stored compositions (run {result.run_id})")
+    return 0
+
+
+def _exports(folders: DemoFolders) -> str:
+    """The variables that point the commands at the demo's lake and instance, for a shell."""
+    return f"MARKET_ASSETS_DATA_ROOT={shlex.quote(str(folders.lake))} DAGSTER_HOME={shlex.quote(str(folders.home))}"
+
+
+def _closes(sessions: int) -> dict[str, list[str]]:
+    """The indices to close on each day of their exchanges' last `sessions` sessions, oldest first."""
+    days: dict[str, list[str]] = {}
+    for name, index in followed_indices().items():
+        exchange = calendar(index.calendar)
+        for day in exchange.sessions_window(pd.Timestamp(latest_closed_session(index.calendar)), -sessions):
+            days.setdefault(f"{day:%Y-%m-%d}", []).append(name)
+    return dict(sorted(days.items()))

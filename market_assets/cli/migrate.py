@@ -1,14 +1,12 @@
-"""`python -m market_assets migrate`: bring a lake written in the earlier layout into today's
-(`market_assets/lake/migration.py` says what changes)."""
+"""`python -m market_assets migrate`: bring a lake written in the earlier layout into today's, at the
+data root (README.md#files; `market_assets/lake/migration.py` says what changes)."""
 
 from __future__ import annotations
 
 import sys
 
-from market_assets import settings
-from market_assets.defs.runs import close_in_flight_at_dagster_home
+from market_assets.cli.configuration import close_in_flight, existing_lake
 from market_assets.lake.migration import migrate
-from market_assets.lake.store import ParquetStore
 from market_assets.sources.indices import exchange_of
 
 
@@ -18,11 +16,10 @@ def migrate_lake(dry_run: bool) -> int:
     Refused while a close is queued or running on the instance at `$DAGSTER_HOME`: its runs would
     write the new layout beside files still being moved.
     """
-    if not dry_run and close_in_flight_at_dagster_home():
-        print("a close run is queued or running on the instance at $DAGSTER_HOME: migrate once it has ended",
-              file=sys.stderr)
+    store = existing_lake()
+    if not dry_run and close_in_flight():
+        print("a close run is queued or running on the instance at $DAGSTER_HOME: migrate once it has ended", file=sys.stderr)
         return 1
-    store = ParquetStore(settings.DATA_ROOT.value())
     try:
         report = migrate(store, exchange_of, dry_run=dry_run)
     except (OSError, ValueError) as error:

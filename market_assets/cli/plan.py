@@ -1,21 +1,6 @@
 """`python -m market_assets plan`: the `dagster job execute` commands that close indices for a
-session, for CI and scripts.
-
-A close job's partitions are a range from the first to the last (session, symbol) in the order the
-symbols were registered on the instance, which nobody can write down by hand: `plan` reads that
-order and the stored compositions, leaves out what is stored already, and prints one command per
-run, with the tags the schedules and the `close_bars` sensor would give them.
-
-The commands of a plan are independent of each other, and its shell script runs them at once: each
-`dagster job execute` is a process that spends about 3 s of CPU starting (importing Dagster and the
-definitions), so one after the other they would take longer than their requests. As the daemon
-does at the close, the compositions still missing are fetched in as few runs as their partitions
-allow (one per block of neighbouring indices of a session, `composition_blocks`) while the bars
-runs load the members of each index's latest stored composition; the `stooq` pool caps the
-requests in flight of all of them together. An index with no stored composition gets its
-composition command only: its constituents, and so its bars runs, are known once that has run.
-Either way a second `plan` prints what the new compositions add (nothing, most days).
-"""
+session, as a shell script or JSON, for CI and scripts; what is stored already is left out
+(README.md#one-run-per-index-and-session)."""
 
 from __future__ import annotations
 
@@ -27,7 +12,9 @@ from dataclasses import dataclass
 import dagster as dg
 
 from market_assets import definitions
-from market_assets.cli.close import close_session, close_settings
+from market_assets.cli.close import close_session, close_settings, stored_members
+from market_assets.cli.configuration import configured_lake
+from market_assets.cli.instance import open_instance
 from market_assets.defs.bars.planning import plan_close_runs
 from market_assets.defs.compositions.assets import index_composition
 from market_assets.defs.compositions.jobs import compositions_job
@@ -36,9 +23,10 @@ from market_assets.defs.partitions import (
     composition_key,
     composition_partitions,
     dimensions,
-    latest_composition_before,
 )
 from market_assets.defs.runs import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG, PARTITION_TAG
+from market_assets.lake.compositions import composition_for
+from market_assets.settings import ConfigurationError
 from market_assets.sources.indices import get_index
 
 
@@ -81,10 +69,10 @@ def plan_indices(instance: dg.DagsterInstance, indices: list[str], session: str 
         if key not in stored:
             missing.append(key)
             plan.pending.append(f"{index.name} {day_key}")
-            by = latest_composition_before(stored, day_key, index.name)
+            by = composition_for(store, index.name, day_key)
             if by is None:
                 continue
-        members = list(store.read("index_composition", by)["symbol"])
+        members = stored_members(store, by)
         runs = plan_close_runs(
             instance,
             index.name,
@@ -120,16 +108,20 @@ def print_script(commands: list[Command]) -> None:
         print(f"# {commands[0].what}\n{shlex.join(commands[0].argv)}")
         return
     for command in commands:
-        print(f"# {command.what}\n{shlex.join(command.argv)} & pids=\"$pids $!\"")
+        print(f'# {command.what}\n{shlex.join(command.argv)} & pids="$pids $!"')
     if commands:
         print('status=0; for pid in $pids; do wait "$pid" || status=1; done; [ "$status" = 0 ]')
 
 
 def print_plan(indices: list[str], session: str | None, as_json: bool) -> int:
     """Print the plan for the instance at $DAGSTER_HOME: a shell script (`print_script`), or one
-    JSON document; 2 when the input is refused."""
+    JSON document; 2, and nothing on stdout, when the input is refused or the lake lacks what the
+    instance records. A `ConfigurationError` is left to the command line."""
+    instance = open_instance(configured_lake())
     try:
-        plan = plan_indices(dg.DagsterInstance.get(), indices, session)
+        plan = plan_indices(instance, indices, session)
+    except ConfigurationError:
+        raise
     except ValueError as error:
         print(f"plan: {error}", file=sys.stderr)
         return 2

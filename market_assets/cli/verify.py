@@ -1,11 +1,6 @@
-"""`python -m market_assets verify`: every bars file of a session read back and compared with what
-was written (the `verify_bars` job, run in this process), and, with `--repair`, the damaged
-partitions loaded again by a forced close of their symbols.
-
-Each file's result is recorded on its partition as a result of its `valid_bars` check, whose
-`file_intact` rule it judges (`market_assets.defs.bars.integrity`), so the UI shows which files were
-found damaged and when.
-"""
+"""`python -m market_assets verify`: a session's bars files read back and compared with what was
+written (the `verify_bars` job, in this process), and with `--repair` loaded again
+(README.md#data-quality, `market_assets/defs/bars/integrity.py`)."""
 
 from __future__ import annotations
 
@@ -15,21 +10,29 @@ import dagster as dg
 
 from market_assets import definitions
 from market_assets.cli.close import QUIET, CloseFailed, close_session, close_settings, execute_bars_runs
+from market_assets.cli.configuration import configured_lake, existing_lake
+from market_assets.cli.instance import open_instance
 from market_assets.defs.bars.jobs import verify_bars
 from market_assets.defs.bars.planning import plan_close_runs
 from market_assets.defs.partitions import bars_dimensions, composition_key
-from market_assets.defs.runs import process_tags
+from market_assets.defs.runs import INDEX_TAG, SESSION_TAG, process_tags
+from market_assets.lake.datasets import INDEX_COMPOSITION
+from market_assets.settings import ConfigurationError
 from market_assets.sources.indices import StockIndex, get_index
 
 
 def verify_indices(indices: list[str], session: str | None, repair: bool) -> int:
     """Verify each index's bars for `session` (default: its exchange's latest closed session) on
-    the instance at $DAGSTER_HOME, printing what was found; 1 when a damaged file remains."""
-    instance = dg.DagsterInstance.get()
+    the instance at $DAGSTER_HOME, printing what was found; 1 when a damaged file remains. Refused
+    (`ConfigurationError`) for an instance of another lake, or a data root that holds none."""
+    instance = open_instance(configured_lake())  # first: an instance of another lake is named with both roots
+    existing_lake()  # then a root without a lake, which an empty instance goes with
     status = 0
     for name in indices:
         try:
             _, remaining = verify_index(instance, name, session, repair)
+        except ConfigurationError:
+            raise
         except ValueError as error:
             print(f"{name}: {error}", file=sys.stderr)
             status = 1
@@ -47,7 +50,7 @@ def verify_index(instance: dg.DagsterInstance, name: str, session: str | None, r
     index = get_index(name)
     session_key = close_session(index, session)
     store, max_symbols = close_settings(defs, instance, check=repair)
-    if not store.exists("index_composition", str(composition_key(session_key, index.name))):
+    if not store.exists(INDEX_COMPOSITION, str(composition_key(session_key, index.name))):
         print(f"{index.name} {session_key}: no composition stored, nothing to verify")
         return 0, 0
     _, damaged = _verify(defs, instance, index, session_key)
@@ -70,13 +73,11 @@ def _verify(defs: dg.Definitions, instance: dg.DagsterInstance, index: StockInde
     result = defs.resolve_job_def(verify_bars.name).execute_in_process(
         instance=instance,
         run_config={**QUIET, "ops": {"verify_bars_files": {"config": {"index": index.name, "session": session}}}},
-        tags=process_tags(),
+        tags={INDEX_TAG: index.name, SESSION_TAG: session, **process_tags()},
         raise_on_error=False,
     )
     metadata = next(
-        event.step_failure_data.user_failure_data.metadata
-        if event.is_step_failure
-        else event.event_specific_data.metadata
+        event.step_failure_data.user_failure_data.metadata if event.is_step_failure else event.event_specific_data.metadata
         for event in result.all_events
         if event.is_step_failure or event.is_successful_output
     )

@@ -1,7 +1,6 @@
-"""The Dagster definitions, by domain: `compositions` (which symbols an index holds), `bars` (each
-symbol's daily, weekly and monthly bars) and `maintenance` (what keeps the instance quick). Each
-domain holds its assets, checks, jobs, schedules and sensors; the modules here are what they share.
-`market_assets.definitions` combines them into the code location's one `Definitions`."""
+"""The Dagster definitions, one folder per domain (`compositions`, `bars`, `maintenance`, `alerts`),
+each building its own `Definitions` in its `definitions.py`; the modules here are what they share.
+`market_assets.definitions` merges them into the code location's one `Definitions`."""
 
 import warnings
 

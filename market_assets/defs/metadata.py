@@ -11,10 +11,8 @@ import pandas as pd
 
 def table_preview(frame: pd.DataFrame, rows: int | None = None, leave_out: tuple[str, ...] = ()) -> dg.MetadataValue:
     """`frame` (or its last `rows`, without the columns `leave_out`) as a table: dates as
-    `YYYY-MM-DD`, missing values empty, numbers as numbers.
-
-    The UI renders it as a table with its columns' types, where Markdown showed text.
-    """
+    `YYYY-MM-DD`, missing values empty, numbers as numbers, which the UI renders with the columns'
+    types."""
     shown = frame if rows is None else frame.iloc[-rows:] if rows else frame.iloc[:0]
     names = [name for name in shown.columns if name not in leave_out]
     schema = dg.TableSchema([dg.TableColumn(str(name), _column_type(shown[name])) for name in names])

@@ -16,16 +16,8 @@ from market_assets.sources.indices import followed_exchanges, followed_indices
 
 def window_start(today: pd.Timestamp | None = None, days: int | None = None) -> str:
     """The first date partition: the Monday of the week `MARKET_ASSETS_PARTITION_DAYS` (14), or
-    `days`, days back.
-
-    The window holds the sessions a close may still load or load again, and no more: a snapshot
-    holds the symbol's whole history, so an older session adds nothing a newer one lacks, and
-    reloading it now would give today's adjusted history, not what was known then. Its cells are
-    sessions x symbols, which the UI and Dagster's partition status pay for
-    (docs/design.md#the-partition-window-and-the-partition-status-cache). It starts on a Monday, so
-    the definition, and the partition-status cache Dagster keeps for it, changes once a week, not
-    at every reload. Sessions before it stay in the lake; their runs and events leave the instance
-    (`market_assets.defs.maintenance.retention`).
+    `days`, days back: the sessions a close may still load. Why so short, and a Monday:
+    docs/design.md#the-partition-window-and-the-partition-status-cache.
     """
     today = today if today is not None else pd.Timestamp.now(tz="UTC").tz_localize(None)
     back = today.normalize() - pd.Timedelta(days=days if days is not None else settings.PARTITION_DAYS.value())
@@ -76,14 +68,10 @@ index_partitions = dg.StaticPartitionsDefinition(list(followed_indices()))
 compositions is a range, a rectangle in this order, so the indices that share a session (those of one
 exchange) must be neighbours for one run to cover them (see `composition_blocks`)."""
 
-composition_partitions = dg.MultiPartitionsDefinition(
-    {"date": session_partitions, "index": index_partitions}
-)
+composition_partitions = dg.MultiPartitionsDefinition({"date": session_partitions, "index": index_partitions})
 
 
-symbol_partitions = {
-    code: dg.DynamicPartitionsDefinition(name=f"{code.lower()}_symbols") for code in followed_exchanges()
-}
+symbol_partitions = {code: dg.DynamicPartitionsDefinition(name=f"{code.lower()}_symbols") for code in followed_exchanges()}
 """The Stooq download symbols listed on each followed exchange (`xnys_symbols`), in the order the
 compositions registered them. A symbol that leaves an index stays, so its past partitions keep
 their history."""
@@ -103,13 +91,6 @@ def bars_key(session: str, symbol: str) -> dg.MultiPartitionKey:
 
 def composition_key(session: str, index: str) -> dg.MultiPartitionKey:
     return dg.MultiPartitionKey({"date": session, "index": index})
-
-
-def latest_composition_before(stored: Iterable[str], session: str, index: str) -> str | None:
-    """The key of `index`'s latest composition among `stored` keys dated before `session`: the list a
-    close goes by while the session's own is not stored yet."""
-    earlier = [key for key in stored if key.endswith(f"|{index}") and key < f"{session}|"]
-    return max(earlier, default=None)
 
 
 def composition_blocks(keys: Iterable[str]) -> list[list[str]]:

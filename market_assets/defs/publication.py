@@ -1,10 +1,5 @@
-"""Waiting in a step for Stooq to publish the sessions it loads.
-
-The close schedules and the `close_bars` sensor launch a session's runs a head start before its
-publication (`market_assets.domain.close_timing`): creating a run, queueing it and starting its
-process take seconds, and this way they are spent before the data is there rather than after. The
-run's step then waits for the publication before its first request, so nothing is ever asked of
-Stooq before it has the session.
+"""Waiting in a step for Stooq to publish the sessions it loads, the runs having been launched a
+head start ahead. Why: docs/design.md#runs-start-ahead-of-the-publication.
 """
 
 from __future__ import annotations

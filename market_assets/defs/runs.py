@@ -70,17 +70,9 @@ def claim_run_process(context: dg.AssetExecutionContext) -> None:
 
 
 def fail_abandoned_runs(instance: dg.DagsterInstance) -> list[str]:
-    """Mark failed the started runs of this machine whose process has died, and free their slots.
-
-    A run whose process is killed (SIGKILL, a crash, a reboot) stays `STARTED` with its workers'
-    slots of the `stooq` pool claimed, so the next close would wait for slots nobody will free.
-    Dagster's run monitoring does not see it (dagster 1.13.27): the daemon checks a started run's
-    worker only through a run launcher that can, and the default one cannot; the code server that
-    started a daemon-launched run notices its worker die, but not when it died with it (the daemon
-    and its children killed together). So each close looks for these runs first, and so does the
-    `abandoned_runs` sensor, after which the instance's run retries run them again. Each run names
-    its process in `PROCESS_TAG` (`claim_run_process`). Returns the ids of the runs it failed.
-    """
+    """Mark failed the started runs of this machine whose process (`PROCESS_TAG`) has died, and
+    free their slots; returns the ids of the runs it failed. Why Dagster's run monitoring does not:
+    docs/design.md#surviving-productions-faults."""
     host = socket.gethostname()
     failed = []
     for run in instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])):
@@ -107,10 +99,7 @@ def _alive(pid: int) -> bool:
 
 def close_in_flight(instance: dg.DagsterInstance) -> bool:
     """Whether a close run is queued or running: work nothing waits for is left until it ends."""
-    return any(
-        SESSION_TAG in record.dagster_run.tags
-        for record in instance.get_run_records(dg.RunsFilter(statuses=IN_FLIGHT))
-    )
+    return any(SESSION_TAG in record.dagster_run.tags for record in instance.get_run_records(dg.RunsFilter(statuses=IN_FLIGHT)))
 
 
 def close_in_flight_at_dagster_home() -> bool:

@@ -1,7 +1,5 @@
-"""What a person is told when a close goes wrong: one alert per failure, as Slack-compatible JSON.
-
-Pure and Dagster-free: the sensors gather the facts (which index, session and symbols, what went
-wrong, the run's link) and this module words them, so the wording is tested on plain values.
+"""What a person is told when a close goes wrong: one alert per failure, as Slack-compatible JSON,
+worded from the facts the sensors gather. Why: docs/design.md#alerts.
 """
 
 from __future__ import annotations

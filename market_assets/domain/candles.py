@@ -1,7 +1,5 @@
-"""Pure transformations of bar frames: snapshots and weekly/monthly candles.
-
-Kept free of Dagster so the same code serves the assets, the benchmarks and the tests.
-"""
+"""Pure transformations of bar frames, free of Dagster (the assets, the benchmarks and the tests
+share them): snapshots and weekly/monthly candles."""
 
 from __future__ import annotations
 
@@ -83,20 +81,12 @@ def equal_bars(a: pd.DataFrame, b: pd.DataFrame) -> np.ndarray:
 def candles(daily: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
     """One candle per run of equal consecutive `labels` of the daily bars, indexed by its label:
     the date of its last bar, the first open, the highest high, the lowest low, the last close and
-    the summed volume (missing when no bar has one).
-
-    Runs, not a groupby: daily bars are in date order (`dates_unique_and_increasing` blocks any
-    other), so a period's bars are consecutive, and numpy's `reduceat` over the runs costs a tenth
-    of pandas' grouping, which a close pays for every symbol, twice, and again in its checks.
-    """
+    the summed volume (missing when no bar has one). `daily` must be in date order. Why runs, not
+    a groupby: docs/performance.md#what-brought-the-close-from-55-s-to-11-s."""
     starts = run_starts(labels)
     columns = candle_columns(bar_columns(daily), starts)
     columns["volume"] = pd.array(columns["volume"], dtype="Float64")
     return pd.DataFrame(columns, index=labels[starts])
-
-
-PERIOD_COLUMNS = ["period_start", "period_end", "last_session", "sessions", "incomplete"]
-"""What a weekly or monthly bar says about its period, after the prices and volume."""
 
 
 def period_bounds(ordinals: np.ndarray, period: Period) -> tuple[np.ndarray, np.ndarray]:
@@ -113,17 +103,11 @@ def period_bounds(ordinals: np.ndarray, period: Period) -> tuple[np.ndarray, np.
 
 
 def resample(daily: pd.DataFrame, period: Period, session: pd.Timestamp, calendar: str) -> pd.DataFrame:
-    """One bar per calendar week (Monday to Sunday) or month that has at least one session.
-
-    Each bar is dated as Stooq dates its own weekly and monthly bars, and as pandas' `W-SUN` and
-    `ME` resampling does: by the period's last calendar day (`period_end`, a Sunday or a
-    month-end, even a weekend, a holiday or a day still to come), so our bars join Stooq's on
-    `date`. `period_start` is the period's first calendar day, `last_session` the date of its
-    last daily bar and `sessions` the number of daily bars in it. Open is the first open, high the
-    highest high, low the lowest low, close the last close, and volume the sum of the daily volumes
-    (Stooq's own aggregates have had wrong volumes, so we sum ours). `incomplete` marks the last
-    bar when `session` is not the last session of its week or month, so readers know it will change.
-    """
+    """One bar per calendar week (Monday to Sunday) or month that has at least one session: first
+    open, highest high, lowest low, last close, summed volume, dated by the period's last calendar
+    day (`date` = `period_end`), with `period_start`, `last_session`, `sessions`, and `incomplete`
+    on the last bar when `session` is not its period's last. Why so dated:
+    docs/design.md#the-lakes-files-say-what-they-hold."""
     ordinals = period_ordinals(daily["date"], period)
     bars = candles(daily, ordinals)
     labels = bars.index.to_numpy()

@@ -1,12 +1,5 @@
-"""When a close starts: a session's publication, the head start, and which sessions are due.
-
-Stooq has a session's data some minutes after the exchange's close (early or regular): that is its
-publication, the close plus a delay. Starting a run takes seconds (it is created with an event per
-planned partition, queued, and its process loads Dagster and the code), so a close's runs are
-launched a head start ahead and wait in their steps for the publication: their first request then
-leaves when the data is there, never before. The schedules tick at each distinct closing time plus
-the delay, the head start ahead in whole minutes (a cron's resolution); each tick decides from the
-calendar alone, so a half-day is loaded after its early close and a holiday launches nothing.
+"""When a close starts: a session's publication (its close plus a delay), the head start, and which
+sessions are due. Why: docs/design.md#runs-start-ahead-of-the-publication.
 """
 
 from __future__ import annotations
@@ -75,8 +68,6 @@ def nothing_due_reason(code: str, now: pd.Timestamp, delay: timedelta) -> str:
 
 def seconds_to_wait(due: pd.Timestamp, now: pd.Timestamp, head_start: timedelta) -> float:
     """How long a step started at `now` waits for the publication `due`: until it, when it is at
-    most twice the head start away, else not at all. A run asked for a session further ahead (by
-    hand, before the close) is not held for hours: it fetches at once, and the checks say whether
-    Stooq had published (`ends_at_session`)."""
+    most twice the head start away, else not at all (it fetches at once)."""
     wait = (due - now).total_seconds()
     return wait if 0 < wait <= 2 * head_start.total_seconds() else 0.0

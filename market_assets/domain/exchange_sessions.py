@@ -1,7 +1,5 @@
-"""Exchange sessions: which dates are trading days where, from `exchange_calendars`.
-
-Dates in this platform are sessions, never plain weekdays: a holiday in New York can be a trading day
-in Hong Kong and the reverse, and a half-day still closes a session.
+"""Exchange sessions: which dates are trading days where, from `exchange_calendars`. Dates in this
+platform are sessions, never plain weekdays (docs/design.md#daily-bars-are-a-snapshot-per-session).
 """
 
 from __future__ import annotations
@@ -36,9 +34,7 @@ def require_session(code: str, day: str | date | pd.Timestamp, what: str) -> pd.
     """The session `day`, or a clear error saying the exchange was closed."""
     session = to_session(day)
     if not calendar(code).is_session(session):
-        raise ValueError(
-            f"{what}: {session.date()} is not a session of {code} (the exchange is closed that day)"
-        )
+        raise ValueError(f"{what}: {session.date()} is not a session of {code} (the exchange is closed that day)")
     return session
 
 

@@ -1,18 +1,6 @@
 """Incremental daily histories (pure pandas): a symbol's new snapshot from its previous one and the
-few bars Stooq publishes from shortly before that snapshot's end.
-
-Stooq rewrites a symbol's whole past after a split or a dividend: every bar before the event is
-multiplied by the event's factor. The bars just before the previous snapshot's end are part of
-that past, so asking for them again (the overlap) and finding them unchanged, value for value,
-shows that nothing before them was rewritten either; the new snapshot is then the previous one
-followed by the bars after it, exactly what the whole history would have given. When the overlap
-differs, or the answer is not what was asked for, `extend` declines and the caller downloads the
-whole history instead.
-
-What the overlap cannot see: a rewrite confined to bars older than the overlap (a correction of
-old bars alone, with the recent ones untouched), or one whose factor is too close to 1 to change
-any overlap value at the precision Stooq prints. A whole download (the bars step's `full_history`
-config) finds those, and the adjustment detection then records them as it records any other.
+few bars Stooq publishes from shortly before that snapshot's end (the overlap, compared value for
+value). Why, and what the overlap cannot see: docs/design.md#incremental-downloads.
 """
 
 from __future__ import annotations
@@ -23,6 +11,7 @@ from market_assets.domain.candles import equal_bars
 
 OVERLAP_BARS = 5
 """Bars of the previous snapshot asked for again and compared: a rewrite of the past changes all of them."""
+
 
 def overlap_start(previous: pd.DataFrame) -> pd.Timestamp | None:
     """The date from which to ask for bars again: the first of `previous`'s last `OVERLAP_BARS`
@@ -36,9 +25,8 @@ def extend(previous: pd.DataFrame, recent: pd.DataFrame, since: pd.Timestamp) ->
     """`previous` followed by the bars of `recent` after its last bar, when `recent` (the bars
     published from `since` on) holds `previous`'s bars from `since` to its end unchanged, date for
     date and value for value; None otherwise (the past was rewritten, or the answer is not the one
-    asked for: it starts elsewhere, misses a bar, or its dates do not increase).
-
-    The result has `previous`'s columns, in its order: `date, open, high, low, close, volume`."""
+    asked for: it starts elsewhere, misses a bar, or its dates do not increase). Columns:
+    `date, open, high, low, close, volume`."""
     columns = ["date", "open", "high", "low", "close", "volume"]
     last = previous["date"].iloc[-1]
     stored = previous.loc[previous["date"] >= since, columns].reset_index(drop=True)
@@ -52,4 +40,3 @@ def extend(previous: pd.DataFrame, recent: pd.DataFrame, since: pd.Timestamp) ->
     if added.empty:
         return previous[columns].reset_index(drop=True)
     return pd.concat([previous[columns], added.astype(previous[columns].dtypes.to_dict())], ignore_index=True)
-

@@ -1,21 +1,6 @@
-"""What a snapshot brings (pure pandas): the bars of a daily snapshot that its warning rules judge.
-
-Every session's snapshot holds a symbol's whole history, and the warning rules of real histories
-fail on things decades old (a real crash, adjusted prices rounded into repeated closes, a session
-Stooq never had). Judged whole, every later snapshot would repeat those warnings, and a warning
-shown on every partition is one nobody reads. So a snapshot is judged by what it brings against
-the symbol's previous snapshot (`new_rows`): the bars after the previous snapshot's last one,
-compared value for value as the incremental download compares its overlap, and a symbol's first
-snapshot whole, once.
-
-A rewritten past (a bar of the previous snapshot that changed, went or was inserted) is judged
-from its first changed bar on: those bars are new data nobody has looked at. Stooq rewrites a
-past by multiplying every bar before a split or dividend, so that is in practice the whole
-history again, reported once; the next snapshot is judged by its own new bars.
-
-Each rule sees the new bars with the bars just before them that it needs (`judged_rows`'s
-`context`): a jump compares a close with the one before it, a gap lies between the last old bar
-and a new one, and a stale feed is a run of repeated closes ending at the newest bar.
+"""What a snapshot brings (pure pandas): the bars of a daily snapshot that its warning rules judge,
+those new against the symbol's previous snapshot (`new_rows`), with the bars before them a rule
+needs (`judged_rows`). Why: docs/design.md#data-quality-checks ("Warnings judge what is new").
 """
 
 from __future__ import annotations

@@ -1,8 +1,6 @@
-"""Point-in-time index membership from the compositions seen after each session.
-
-Stooq only shows today's constituents, so history is what the platform recorded: for each index,
-the sessions it stored a composition for. A spell is a run of consecutive recorded sessions that
-listed a symbol; a symbol that leaves and comes back has two spells.
+"""Point-in-time index membership from the compositions seen after each session: spells, runs of
+consecutive recorded sessions that listed a symbol.
+Why: docs/design.md#compositions-are-what-was-listed-after-a-session.
 """
 
 from __future__ import annotations
@@ -46,9 +44,5 @@ def membership_spells(compositions: pd.DataFrame) -> pd.DataFrame:
 def members_on(membership: pd.DataFrame, index: str, day: str | pd.Timestamp) -> list[str]:
     """Symbols `index` held on `day`, as far as the recorded sessions tell."""
     day = pd.Timestamp(day)
-    rows = membership[
-        (membership["index"] == index)
-        & (membership["first_seen"] <= day)
-        & (membership["last_seen"] >= day)
-    ]
+    rows = membership[(membership["index"] == index) & (membership["first_seen"] <= day) & (membership["last_seen"] >= day)]
     return sorted(rows["symbol"])

@@ -1,11 +1,6 @@
-"""Data-quality rules for bar frames (pure pandas): what a check verifies, and which dates break it.
-
-Each rule takes frames as stored (`date, open, high, low, close, volume`) and returns a `Finding`:
-whether the rule holds, the offending dates, and one sentence saying what is wrong. The Dagster
-wiring (which rules exist as asset checks, which of them block, which bars each judges) is
-`market_assets.defs.bars.checks`; kept free of Dagster here so that the rules are tested on
-hand-made frames. A rule judges the frame it is given: which bars of a snapshot those are is
-`market_assets.domain.judged_rows`'s concern.
+"""Data-quality rules for bar frames (pure pandas): each takes frames as stored and returns a
+`Finding` (whether it holds, the offending dates, a sentence saying what is wrong). Which rules
+block and which bars each judges: `market_assets.defs.bars.checks`.
 """
 
 from __future__ import annotations
@@ -106,20 +101,15 @@ def dates_unique_and_increasing(bars: pd.DataFrame) -> Finding:
 
 
 def no_missing_sessions(bars: pd.DataFrame, calendar_code: str) -> Finding:
-    """Every session of the exchange between the first and the last bar has a bar.
-
-    Only inside the history: a symbol that listed late has no bars before its listing, and the
-    last bar's own date is `ends_at_session`'s concern.
-    """
+    """Every session of the exchange between the first and the last bar has a bar (only inside the
+    history: the last bar's own date is `ends_at_session`'s concern)."""
     if bars.empty:
         return Finding(True, "no bars")
     exchange = calendar(calendar_code)
     first = max(bars["date"].min(), exchange.first_session)
     sessions = exchange.sessions_in_range(first, bars["date"].max())
     missing = sessions.difference(pd.DatetimeIndex(bars["date"]))
-    return Finding.of(
-        missing, "session", f"of {calendar_code} without a bar", f"no session of {calendar_code} is missing"
-    )
+    return Finding.of(missing, "session", f"of {calendar_code} without a bar", f"no session of {calendar_code} is missing")
 
 
 def ends_at_session(bars: pd.DataFrame, session: pd.Timestamp) -> Finding:
@@ -136,15 +126,9 @@ def ends_at_session(bars: pd.DataFrame, session: pd.Timestamp) -> Finding:
     )
 
 
-def no_unexplained_jumps(
-    bars: pd.DataFrame, max_move: float, split_dates: Collection[pd.Timestamp] = ()
-) -> Finding:
+def no_unexplained_jumps(bars: pd.DataFrame, max_move: float, split_dates: Collection[pd.Timestamp] = ()) -> Finding:
     """No close moves by more than `max_move` (0.4 = 40 %) from the previous one, except on a
-    date a split is known to take effect (`split_dates`).
-
-    Stooq adjusts the past for splits, so a split leaves no jump in a consistent history: a jump
-    of a split's size is the mark of a history adjusted only in part, or of a wrong price.
-    """
+    date a split is known to take effect (`split_dates`)."""
     close = _prices(bars, "close")
     with np.errstate(divide="ignore", invalid="ignore"):
         move = np.abs(close[1:] / close[:-1] - 1.0)
@@ -182,11 +166,7 @@ def resampled_agree_with_daily(daily: pd.DataFrame, bars: pd.DataFrame, period: 
     """Each bar is its period's daily bars: first open, highest high, lowest low, last close,
     summed volume, its last session and number of sessions, and is dated by its period's last
     calendar day (`date` = `period_end`, after `period_start`); every daily bar belongs to a bar.
-
-    The daily rows of a bar are found from the bars' own dates (the rows after the previous bar's
-    date up to its own), not from calendar periods as `resample` groups them, so a bar that is
-    mislabelled, spans two periods or leaves rows out shows here.
-    """
+    A bar's daily rows are found from the bars' own dates, not from calendar periods."""
     daily_columns, bar_dates = bar_columns(daily), bars["date"].to_numpy("datetime64[ns]")
     owner = np.searchsorted(bar_dates, daily_columns["date"], side="left")
     covered = owner < len(bars)

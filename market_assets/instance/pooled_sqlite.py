@@ -1,29 +1,7 @@
-"""The local Dagster instance's sqlite storage, with its database connections kept open.
+"""The local Dagster instance's sqlite storage (`PooledSqliteStorage`, selected in `dagster.yaml`):
+Dagster's files and schema, with connections kept open and asset events written in batches.
 
-Dagster's sqlite storages create a SQLAlchemy engine for every connection they open, so every
-event a run stores pays for a new engine, a new sqlite connection and the compilation of its SQL
-statements (SQLAlchemy caches compiled statements on the engine, which is thrown away each time).
-A close run stores about ten events per (session, symbol): measured on a run of 82 symbols, this
-was half of the run's CPU time (docs/performance.md).
-
-`PooledSqliteStorage` is the same storage on the same files and schema (an instance can switch to
-it and back) with one engine and a small connection pool per database, and `synchronous=NORMAL`:
-the databases are in WAL mode already, in which a commit is then safe against a crash of any
-process, and only its last transactions can be lost when the machine itself loses power. Its
-claim of a concurrency slot is a compare-and-set (`_claim_concurrency_slot`), so that the `stooq`
-pool's limit holds however many processes claim at once. It is selected in `dagster.yaml`:
-
-    storage:
-      custom:
-        module: market_assets.instance.pooled_sqlite
-        class: PooledSqliteStorage
-        config:
-          base_dir: {env: DAGSTER_HOME}
-
-A deployment uses PostgreSQL instead (deploy/), whose storage pools its connections already.
-
-It extends Dagster's own sqlite storage classes, which are internal (`market_assets.dagster_internals`
-says why that is worth it and which test guards them).
+Why: docs/design.md#the-pooled-sqlite-storage-and-dagster-internals.
 """
 
 from __future__ import annotations
@@ -32,7 +10,7 @@ import threading
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -161,16 +139,9 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         super().store_event(event)  # through `_connect`, which writes the held events first
 
     def flush(self) -> None:
-        """Write the held events: each once into its run's database and once into the index, in
-        one transaction each, where Dagster's sqlite storage opens two transactions per event,
-        serializes each materialization and check result twice, and a planned check's event once
-        per partition.
-
-        Events are held only between two calls into this storage: the next one, a read or the
-        write of an event of another kind, such as the end of a step, writes them first. So a
-        process that reads what it stored finds it, and a run that is killed loses only events
-        that nothing, in it or outside, has seen stored.
-        """
+        """Write the held events, each once into its run's database and once into the index, one
+        transaction per database. Any other call into this storage (a read, another kind of
+        event) flushes first, so a process reads back what it stored."""
         with self._pending_lock:
             events, self._pending = self._pending, []
             if not events:
@@ -221,7 +192,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
                 "check_name": data.check_name,
                 "run_id": event.run_id,
                 "evaluation_event": serialized,
-                "evaluation_event_timestamp": datetime.fromtimestamp(event.timestamp, timezone.utc).replace(tzinfo=None),
+                "evaluation_event_timestamp": datetime.fromtimestamp(event.timestamp, UTC).replace(tzinfo=None),
                 "evaluation_event_storage_id": event_id,
             }
             if event.dagster_event_type == DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED:
@@ -268,11 +239,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
             conn.execute(table.insert().values(**row))
 
     def has_table(self, table_name: str) -> bool:
-        """Whether the index database has `table_name`, asked once per process (see `_exists`).
-
-        The original opens a new engine and connection to ask, and is asked on every stored
-        materialization and check result (about 1 ms each, measured here).
-        """
+        """Whether the index database has `table_name`, asked once per process (see `_exists`)."""
         return self._exists(table_name, partial(super().has_table, table_name))
 
     def _has_asset_key_col_on_connection(self, conn: sa.Connection, column_name: str) -> bool:
@@ -282,9 +249,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         return self._exists(f"asset_keys.{column_name}", probe)
 
     def _exists(self, name: str, probe: Callable[[], bool]) -> bool:
-        """Whether the table or column `name` exists, by `probe` until it says so. A table or
-        column, once there, stays: only a migration adds one, and none removes one while an
-        instance runs."""
+        """Whether the table or column `name` exists, by `probe` until it says so, then kept."""
         if name not in self._schema:
             if not probe():
                 return False
@@ -292,14 +257,8 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         return True
 
     def _claim_concurrency_slot(self, concurrency_key: str, run_id: str, step_key: str) -> ConcurrencySlotStatus:
-        """Dagster's claim of a free slot of a pool, made a compare-and-set.
-
-        The original selects a free slot, then updates it by id. On sqlite the two are not one
-        transaction (pysqlite begins one at the update only), so two processes can both find the
-        same slot free and the second overwrite the first's claim: then one more request could
-        be in flight than the pool allows. Updating the slot only while it is still free makes
-        the loser see it taken, and wait.
-        """
+        """Dagster's claim of a free slot of a pool, made a compare-and-set: the slot is updated
+        only while still free, so a process that lost the race sees it taken, and waits."""
         with self.index_connection() as conn:
             free = conn.execute(
                 sa.select(ConcurrencySlotsTable.c.id)
@@ -358,11 +317,8 @@ class _PooledConnect:
 
     @classmethod
     def from_local(cls, base_dir: str, inst_data: ConfigurableClassData | None = None) -> Any:
-        """Dagster's `from_local`, which checks the database's schema revision against the
-        migrations (about 25 ms, reading every migration script), the first time in a process; the
-        storage alone afterwards. The daemon and the code server make an instance for every
-        sensor and schedule tick, and only a migration, run while the instance is stopped,
-        changes a schema."""
+        """Dagster's `from_local`, which checks the database's schema revision, the first time in
+        a process; the storage alone afterwards."""
         if base_dir in cls._checked:
             return cls(create_db_conn_string(base_dir, cls._DATABASE), inst_data)
         storage = super().from_local(base_dir, inst_data)  # type: ignore[misc]

@@ -1,9 +1,5 @@
-"""A run removed from the instance with everything Dagster stored for it.
-
-`DagsterInstance.delete_run` removes the run's row and its events (with their asset event tags);
-it leaves the run's asset check executions, and its captured logs. On the local instance, the
-pooled sqlite storage also removes the run's tags and its own event database file
-(`market_assets.instance.pooled_sqlite`), and gives the space back (`reclaim_space`).
+"""A run removed from the instance with everything Dagster stored for it, including what
+`DagsterInstance.delete_run` leaves. Why: docs/design.md#the-instance-keeps-its-size.
 """
 
 from __future__ import annotations

@@ -1,26 +1,7 @@
-"""Compaction: storage that grows with symbols x adjustments, not sessions x symbols.
+"""Compaction: the files of snapshots that a newer snapshot of the symbol holds are removed, each
+recorded in the manifest (`market_assets/lake/compacted.py`) once its rebuild is checked exact.
 
-Each close stores every symbol's whole history again. Until a split or a dividend adjustment
-rewrites the past, an older daily snapshot is exactly the first rows of a newer one, and a weekly
-or monthly snapshot is the first bars of a newer one plus its own last bar. Compaction removes
-the files of such snapshots, and keeps, per symbol, the newest snapshot and the last snapshot
-before each rewrite of the past (what cannot be derived). Each removed snapshot gets a manifest
-entry (`market_assets/lake/compacted.py`) from which the store rebuilds it exactly, on demand.
-
-Nothing can become unreadable or different:
-
-1. every candidate is checked value for value: the rebuilt frame must equal the stored one
-   (`DataFrame.equals`: same columns, dtypes and values), or its file stays;
-2. the manifest, with the new entries and the entries of earlier compactions re-pointed to the
-   snapshot they are now rebuilt from, is written atomically and read back, and each new entry is
-   checked again from what was read back;
-3. only then are files removed. A compaction killed at any point leaves each snapshot either in
-   its file or in the manifest (or both, when the file is read first), and running it again
-   finishes the job.
-
-Each symbol's newest snapshot is always kept, so the files of the latest session are never removed,
-and a later close that writes a snapshot some entries are rebuilt from first gives those entries
-their files back (`ParquetStore.write`).
+Why, and why nothing becomes unreadable or different: docs/design.md#compaction-a-manifest-not-links.
 """
 
 from __future__ import annotations
@@ -33,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 
 from market_assets.lake.compacted import COMPACTABLE, Manifest, entry_row
+from market_assets.lake.fetch_record import FetchRecord
 from market_assets.lake.store import ParquetStore
 
 Progress = Callable[[str], None]
@@ -50,8 +32,7 @@ class CompactionReport:
     def lines(self, dry_run: bool) -> list[str]:
         verb = "would remove" if dry_run else "removed"
         lines = [
-            f"{asset}: {verb} {self.removed.get(asset, 0)} of {self.removed.get(asset, 0) + kept} files, "
-            f"{kept} kept"
+            f"{asset}: {verb} {self.removed.get(asset, 0)} of {self.removed.get(asset, 0) + kept} files, {kept} kept"
             for asset, kept in self.kept.items()
         ]
         after = "would be" if dry_run else "now"
@@ -72,7 +53,7 @@ def compact(store: ParquetStore, *, dry_run: bool = False, progress: Progress = 
         progress(f"{asset}: {len(removable)} snapshots can be rebuilt from others, {kept} kept")
         if dry_run or not removable:
             continue
-        expected = {key: store.read(asset, key) for key in repointed}  # as rebuilt before they move
+        expected = {key: store.table(asset, key) for key in repointed}  # as rebuilt before they move
         store.write_manifest(asset, manifest)
         written = store.manifest(asset)
         sources: dict[str, pa.Table] = {}
@@ -81,8 +62,8 @@ def compact(store: ParquetStore, *, dry_run: bool = False, progress: Progress = 
             if source not in sources:
                 sources.clear()  # keys are in source order: one source held at a time
                 sources[source] = store.file_table(store.file(asset, source))
-            frame = expected.pop(key) if key in expected else store.read_file(store.file(asset, key))
-            if not written.rebuild(key, sources[source]).to_pandas().equals(frame):
+            stored = expected.pop(key) if key in expected else store.file_table(store.file(asset, key))
+            if not _same_snapshot(written.rebuild(key, sources[source]), stored):
                 raise RuntimeError(f"{asset}[{key}]: the manifest written does not rebuild it; no file removed")
         progress(f"{asset}: manifest written to {store.manifest_file(asset)}")
         removals[asset] = removable
@@ -114,7 +95,7 @@ def _plan(store: ParquetStore, asset: str) -> tuple[Manifest, list[str], list[st
             if derived is None:
                 base_session, base = session, frame  # it cannot be rebuilt: it is the next base
                 continue
-            rows.append(entry_row(key, base_session, *derived))
+            rows.append(entry_row(key, base_session, *derived, FetchRecord.from_footer(frame.schema.metadata)))
             moved[key] = base_session
     stored, repointed = set(files), []
     for key, entry in store.manifest(asset).entries.iterrows():
@@ -133,9 +114,7 @@ def _plan(store: ParquetStore, asset: str) -> tuple[Manifest, list[str], list[st
 def _derivation(frame: pa.Table, base: pa.Table) -> tuple[int, pd.Series | None] | None:
     """How `frame` follows from `base`: its first rows are `base`'s, then at most one row of its
     own. None when it does not (the past was rewritten, or the columns or their types differ).
-
-    Compared in Arrow, value for value and null for null; a NaN, which the lake's writes store as
-    null, would compare unequal and keep its file."""
+    Compared in Arrow, null for null: a NaN compares unequal and keeps its file."""
     if frame.schema != base.schema or frame.num_rows == 0:
         return None
     rows = frame.num_rows
@@ -145,6 +124,12 @@ def _derivation(frame: pa.Table, base: pa.Table) -> tuple[int, pd.Series | None]
     if head <= base.num_rows and frame.slice(0, head).equals(base.slice(0, head)):
         return head, frame.slice(head).to_pandas().iloc[0]
     return None
+
+
+def _same_snapshot(rebuilt: pa.Table, stored: pa.Table) -> bool:
+    """The same frame, fetched at the same time."""
+    same_record = FetchRecord.from_footer(rebuilt.schema.metadata) == FetchRecord.from_footer(stored.schema.metadata)
+    return same_record and rebuilt.to_pandas().equals(stored.to_pandas())
 
 
 def _mib(size: int) -> str:

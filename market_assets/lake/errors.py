@@ -1,8 +1,6 @@
-"""What can go wrong when writing the lake, and whether a retry can help.
-
-A write replaces a file only once the new one is whole (`ParquetStore.write`), so every error here
-but one leaves the partition as it was: its previous file, if any, is still in place and readable.
-The exception is a file written whole that then reads back other bytes (`ReadBackError`).
+"""What can go wrong when writing the lake, and whether a retry can help. Every error but
+`ReadBackError` leaves the partition's previous file as it was.
+Why: docs/design.md#surviving-productions-faults.
 """
 
 from __future__ import annotations

@@ -1,9 +1,6 @@
-"""A partition's fingerprint: a checksum of what its file holds, recorded when it is written and
-compared when it is read back, so that a file truncated or overwritten afterwards is found.
-
-It is taken over the frame (column names, types and every value), not over the file's bytes, so
-it stays true of a partition whose file is rewritten with the same rows: compaction rebuilds a
-snapshot exactly from a newer one, and a forced re-run may write the same bars again.
+"""A partition's fingerprint: a checksum over its frame (column names, types, every value, not the
+file's bytes), recorded when it is written and compared when it is read back.
+Why: docs/design.md#surviving-productions-faults.
 """
 
 from __future__ import annotations

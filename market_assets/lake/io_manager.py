@@ -1,16 +1,7 @@
-"""The IO manager of every asset: each partition its own parquet file in the lake, written atomically.
-
-It stores the compositions and the membership table the steps return, and loads any stored asset,
-the bars included, for an asset downstream. The bars step writes its partitions through the same
-store as it builds them (`market_assets.defs.bars.building`), so that a close holds one partition
-at a time, not all of a run's: see docs/design.md#one-step-builds-the-three-bars-assets.
-
-Not a `dg.UPathIOManager`, whose layout is the same (`<root>/<asset>/<date>/<symbol>.parquet`):
-its `handle_output` refuses an output covering more than one partition (dagster 1.13.27:
-`check.invariant(len(paths) == 1, ...)`), which a composition run over a session's indices gives
-it, and it leaves the writing itself to the subclass. A subclass would therefore replace the
-writing whole and inherit only a computation of paths, a second one beside `ParquetStore.path`,
-which every other reader and writer of the lake uses.
+"""The IO manager of every asset: each partition its own parquet file in the lake, written atomically
+through the lake's store. It stores what steps return (compositions, the membership table) and
+loads any stored asset for an asset downstream. Why not a `dg.UPathIOManager`:
+docs/design.md#the-io-manager.
 """
 
 from collections.abc import Iterator, Mapping
@@ -26,10 +17,9 @@ from market_assets.lake.resource import DataLakeResource
 class ParquetIOManager(dg.ConfigurableIOManager):
     """One parquet file per partition in the data lake, written atomically.
 
-    Unpartitioned assets are one file, `<root>/<asset>.parquet`. Partitioned steps exchange
-    mappings `{partition key: DataFrame}`, whatever the number of partitions, so the same asset
-    code serves a one-partition run from the UI and a run over a range of partitions. A step for a
-    single partition may also return a plain DataFrame.
+    Partitioned steps exchange mappings `{partition key: DataFrame}` whatever the number of
+    partitions (a single partition's step may return a plain DataFrame); an unpartitioned asset is
+    one file, `<root>/<asset>.parquet`.
     """
 
     lake: dg.ResourceDependency[DataLakeResource]

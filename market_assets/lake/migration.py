@@ -1,20 +1,7 @@
-"""Moving a lake written in the earlier layout into today's, in place.
+"""Moving a lake written in the earlier layout (bare date folders) into today's, in place: each old
+file rewritten as a close writes it today, before the old one is removed.
 
-The earlier layout kept each session's files in a bare date folder (`daily_bars/2026-11-20/`),
-bars files without a `symbol` column, weekly and monthly bars dated by their last session, and a
-`session` column in compositions and adjustment events (which now clashes with the `session`
-that Hive-style folders give readers). Each old file becomes the file a close writes today:
-
-- daily bars: the same rows with `symbol`;
-- weekly and monthly bars: resampled again from the partition's daily snapshot, so they carry
-  the period columns and Stooq's dates (a weekly or monthly file whose daily snapshot is missing
-  is left where it is, and reported);
-- compositions and adjustment events: the same rows without `session`.
-
-The new file is written (atomically) before the old one is removed, so a migration that is
-killed leaves every partition readable in one layout or the other, and running it again finishes
-the job. Dagster's records are untouched: partitions stay materialized, and the `path` in their
-earlier materializations' metadata names the old place.
+Why and how: docs/design.md#the-lakes-files-say-what-they-hold.
 """
 
 from __future__ import annotations
@@ -26,11 +13,12 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from market_assets.domain.candles import Period, resample, with_symbol
+from market_assets.lake.datasets import ADJUSTMENT_EVENTS, DAILY_BARS, INDEX_COMPOSITION, MONTHLY_BARS, WEEKLY_BARS
 from market_assets.lake.store import ParquetStore
 
 _DAY_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-BARS_PERIODS: dict[str, Period] = {"weekly_bars": "week", "monthly_bars": "month"}
-WITHOUT_SESSION_COLUMN = ("index_composition", "adjustment_events")
+BARS_PERIODS: dict[str, Period] = {WEEKLY_BARS: "week", MONTHLY_BARS: "month"}
+WITHOUT_SESSION_COLUMN = (INDEX_COMPOSITION, ADJUSTMENT_EVENTS)
 
 
 @dataclass
@@ -65,7 +53,7 @@ def migrate(store: ParquetStore, calendar_of: Callable[[str], str], *, dry_run: 
     """Rewrite every partition of the earlier layout under `store` in today's; `calendar_of`
     names a symbol's exchange calendar (for the `incomplete` flag of its weekly and monthly bars)."""
     report = MigrationReport()
-    for asset in ("daily_bars", *BARS_PERIODS, *WITHOUT_SESSION_COLUMN):
+    for asset in (DAILY_BARS, *BARS_PERIODS, *WITHOUT_SESSION_COLUMN):
         for key in old_layout_keys(store, asset):
             old = _legacy_path(store, asset, key)
             frame = _current_frame(store, asset, key, old, calendar_of, dry_run)
@@ -86,15 +74,15 @@ def _current_frame(
 ) -> pd.DataFrame | None:
     session, name = key.split("|")
     if asset in BARS_PERIODS:
-        if store.exists("daily_bars", key):
-            daily = store.read("daily_bars", key)
-        elif dry_run and store.filesystem.exists(_legacy_path(store, "daily_bars", key)):
-            daily = store.read_file(_legacy_path(store, "daily_bars", key))
+        if store.exists(DAILY_BARS, key):
+            daily = store.read(DAILY_BARS, key)
+        elif dry_run and store.filesystem.exists(_legacy_path(store, DAILY_BARS, key)):
+            daily = store.read_file(_legacy_path(store, DAILY_BARS, key))
         else:
             return None
         return with_symbol(resample(daily, BARS_PERIODS[asset], pd.Timestamp(session), calendar_of(name)), name)
     frame = store.read_file(old)
-    if asset == "daily_bars":
+    if asset == DAILY_BARS:
         return with_symbol(frame, name)
     return frame.drop(columns="session", errors="ignore")
 

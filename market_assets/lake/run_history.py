@@ -1,9 +1,6 @@
-"""The history of the runs that instance retention removes from Dagster, kept in the lake.
-
-`<root>/run_history/session=<date>/<index or job>.parquet` holds one row per run of that session:
-a close run under its index, any other run under its job's name and the day it started. The
-DuckDB view `run_history` (`market_assets/lake/sql.py`) reads them all, with the `session` of
-their folder.
+"""The history of the runs that instance retention removes from Dagster, kept in the lake: one row per
+run in `<root>/run_history/session=<date>/<index or job>.parquet`, read by the DuckDB view
+`run_history`. Why: docs/design.md#the-instance-keeps-its-size.
 """
 
 from __future__ import annotations

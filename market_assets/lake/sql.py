@@ -1,22 +1,6 @@
-"""SQL over the lake: a DuckDB connection with a view per asset and the point-in-time questions
-as table macros.
-
-Views (each row of a bars view also has the `session` of its snapshot):
-
-- `daily_bars`, `weekly_bars`, `monthly_bars`: every stored snapshot, the compacted ones rebuilt
-  as the store rebuilds them (`*_files`: only the rows of the files that remain);
-- `latest_daily_bars`, `latest_weekly_bars`, `latest_monthly_bars`: each symbol's newest snapshot;
-- `daily_bars_as_of(s)`, `weekly_bars_as_of(s)`, `monthly_bars_as_of(s)`: each symbol's snapshot
-  of session `s`, or its newest before `s` (what was known after that close);
-- `index_composition`, `index_membership`, `adjustment_events`;
-- `run_history`: the runs the instance no longer holds (`market_assets/lake/run_history.py`), one
-  row per run with the `session` it loaded;
-- `lake_snapshots(kind, symbol, session)`: which snapshots are stored.
-
-The views are of the lake as listed when the connection was made: connect again to see a later
-close. Only what DuckDB's wheel holds is used (parquet is built in; no extension is downloaded),
-and an object-store root is read through its fsspec filesystem.
-"""
+"""SQL over the lake: a DuckDB connection with a view per dataset and the point-in-time reads as
+table macros, of the lake as listed when it was made. The views and macros:
+docs/architecture.md#the-sql-views."""
 
 from __future__ import annotations
 
@@ -26,15 +10,58 @@ from fsspec.implementations.local import LocalFileSystem
 
 from market_assets import settings
 from market_assets.lake.compacted import TAIL, Manifest
-from market_assets.lake.reader import COMPOSITIONS, KINDS
+from market_assets.lake.datasets import ADJUSTMENT_EVENTS, INDEX_COMPOSITION, INDEX_MEMBERSHIP
+from market_assets.lake.fetch_record import FOOTER_KEY
+from market_assets.lake.reader import KINDS
 from market_assets.lake.run_history import RUN_HISTORY
 from market_assets.lake.store import SESSION_FOLDER, ParquetStore
 
 _EMPTY_EVENTS = (
     "SELECT NULL::VARCHAR AS symbol, NULL::TIMESTAMP AS first_changed_date, NULL::TIMESTAMP AS last_changed_date, "
-    "NULL::TIMESTAMP AS effective_date, NULL::DOUBLE AS ratio, NULL::BIGINT AS rows_changed, NULL::DATE AS session "
-    "WHERE false"
+    "NULL::TIMESTAMP AS effective_date, NULL::DOUBLE AS ratio, NULL::BIGINT AS rows_changed, "
+    "NULL::DOUBLE AS volume_ratio, NULL::DATE AS session WHERE false"
 )
+
+_FACTORS = """CREATE VIEW adjustment_factors AS
+    SELECT symbol, effective_date, ratio, coalesce(volume_ratio, 1.0) AS volume_ratio, session AS known_since,
+        exp(sum(ln(ratio)) OVER later) AS cumulative_factor,
+        exp(sum(ln(coalesce(volume_ratio, 1.0))) OVER later) AS cumulative_volume_factor,
+        as_traded_from
+    FROM adjustment_events LEFT JOIN as_traded_from USING (symbol)
+    WHERE effective_date IS NOT NULL
+    WINDOW later AS (PARTITION BY symbol ORDER BY effective_date DESC ROWS UNBOUNDED PRECEDING)"""
+"""`market_assets.domain.price_factors.adjustment_factors` in SQL, with each symbol's `as_traded_from`."""
+
+_REPRICED = """CREATE MACRO daily_bars_{name} AS TABLE
+    WITH b AS (SELECT * FROM daily_bars_as_of(s)),
+    k AS (SELECT b.symbol, b.date, exp(sum({sign} * ln(e.ratio))) AS f,
+                 exp(sum({sign} * ln(coalesce(e.volume_ratio, 1.0)))) AS fv
+          FROM b JOIN adjustment_events e ON e.symbol = b.symbol AND e.effective_date > b.date
+          GROUP BY b.symbol, b.date)
+    SELECT b.* REPLACE (
+        {known} b.open * coalesce(k.f, 1) END AS open, {known} b.high * coalesce(k.f, 1) END AS high,
+        {known} b.low * coalesce(k.f, 1) END AS low, {known} b.close * coalesce(k.f, 1) END AS close,
+        {known} b.volume * coalesce(k.fv, 1) END AS volume), a.as_traded_from
+    FROM b LEFT JOIN k ON k.symbol = b.symbol AND k.date = b.date
+    LEFT JOIN as_traded_from a ON a.symbol = b.symbol"""
+"""The daily bars of each symbol's snapshot as of session `s`, repriced bar by bar by the recorded
+events taking effect after the bar (`market_assets.domain.price_factors.repriced`)."""
+
+_AS_TRADED = _REPRICED.format(
+    name="as_traded(s)",
+    sign="CASE WHEN e.session <= b.session THEN 1 ELSE 0 END",
+    known="CASE WHEN b.date >= a.as_traded_from THEN",
+)
+"""Prices as traded: undo every event known by the snapshot; none before the first live snapshot."""
+
+_ADJUSTED_AS_OF = _REPRICED.format(
+    name="adjusted_as_of(s, d)",
+    sign="""CASE WHEN e.session <= b.session AND e.session > CAST(d AS DATE) THEN 1
+                      WHEN e.session > b.session AND e.session <= CAST(d AS DATE) THEN -1 ELSE 0 END""",
+    known="CASE WHEN CAST(d AS DATE) >= a.as_traded_from THEN",
+)
+"""Prices adjusted as of day `d`: undo the events known by the snapshot and not by `d`, apply those
+known by `d` and not by the snapshot; none when `d` is before the symbol's first live snapshot."""
 
 
 def _every_snapshot(connection: duckdb.DuckDBPyConnection, manifest: Manifest, asset: str) -> str:
@@ -44,8 +71,9 @@ def _every_snapshot(connection: duckdb.DuckDBPyConnection, manifest: Manifest, a
     entries = manifest.entries.reset_index(drop=True)
     if entries.empty:
         return stored
-    heads = entries[["session", "symbol", "source_session", "rows"]].astype({"session": "datetime64[ns]",
-                                                                          "source_session": "datetime64[ns]"})
+    heads = entries[["session", "symbol", "source_session", "rows"]].astype(
+        {"session": "datetime64[ns]", "source_session": "datetime64[ns]"}
+    )
     connection.register(f"{asset}_heads_frame", heads)
     connection.execute(f"""CREATE TABLE {asset}_compacted AS SELECT CAST(session AS DATE) AS session, symbol,
         CAST(source_session AS DATE) AS source_session, rows FROM {asset}_heads_frame""")
@@ -62,9 +90,45 @@ def _every_snapshot(connection: duckdb.DuckDBPyConnection, manifest: Manifest, a
         session=pd.to_datetime(with_tail["session"]).astype("datetime64[ns]")
     )
     connection.register(f"{asset}_tails_frame", tails)
-    connection.execute(f"CREATE TABLE {asset}_tails AS SELECT * REPLACE (CAST(session AS DATE) AS session) FROM {asset}_tails_frame")
+    connection.execute(
+        f"CREATE TABLE {asset}_tails AS SELECT * REPLACE (CAST(session AS DATE) AS session) FROM {asset}_tails_frame"
+    )
     connection.unregister(f"{asset}_tails_frame")
     return f"{query}\n        UNION ALL BY NAME SELECT * FROM {asset}_tails"
+
+
+def _fetch_records(connection: duckdb.DuckDBPyConnection, store: ParquetStore, kind: str, files: str) -> pd.DataFrame:
+    """When each stored snapshot of `kind` was fetched (UTC, naive) and through which date its
+    answer held bars: from the files' footers (`files`, a glob) and the compacted entries."""
+    asset = KINDS[kind]
+    entries = store.manifest(asset).entries
+    compacted = pd.DataFrame(
+        {
+            "symbol": entries["symbol"].astype(str),
+            "session": pd.to_datetime(entries["session"]).astype("datetime64[ns]"),
+            "fetched_at": entries["fetched_at"].dt.tz_localize(None),
+            "through": entries["through"],
+        }
+    )
+    try:
+        footers = connection.execute(
+            f"""SELECT regexp_extract(file_name, 'session=([0-9-]+)/', 1) AS session,
+            regexp_extract(file_name, '([^/]+)\\.parquet$', 1) AS symbol,
+            json_extract_string(decode(value), '$.fetched_at') AS fetched_at,
+            json_extract_string(decode(value), '$.through') AS through
+            FROM parquet_kv_metadata({files}) WHERE key = ?""",
+            [FOOTER_KEY],
+        ).df()
+    except duckdb.IOException:  # no file matches: every snapshot is compacted, or none is stored
+        footers = pd.DataFrame(columns=["session", "symbol", "fetched_at", "through"])
+    footers = footers.assign(
+        session=pd.to_datetime(footers["session"]).astype("datetime64[ns]"),
+        fetched_at=pd.to_datetime(footers["fetched_at"], utc=True).dt.tz_localize(None),
+        through=pd.to_datetime(footers["through"]).astype("datetime64[ns]"),
+    )
+    # A snapshot both compacted and still in its file (a compaction under way) is listed once.
+    both = pd.concat([footers, compacted], ignore_index=True).drop_duplicates(["session", "symbol"])
+    return both.assign(kind=kind)
 
 
 def connect(root: str | None = None) -> duckdb.DuckDBPyConnection:
@@ -92,9 +156,11 @@ def connect(root: str | None = None) -> duckdb.DuckDBPyConnection:
         for symbol in store.stored_names(asset, session)
     ]
     listed = pd.DataFrame(snapshots, columns=["kind", "symbol", "session"]).astype({"session": "datetime64[ns]"})
-    connection.register("listed_snapshots", listed)
+    records = pd.concat([_fetch_records(connection, store, kind, files(asset)) for kind, asset in KINDS.items()])
+    connection.register("listed_snapshots", listed.merge(records, how="left", on=["kind", "symbol", "session"]))
     connection.execute(
-        "CREATE TABLE lake_snapshots AS SELECT kind, symbol, CAST(session AS DATE) AS session FROM listed_snapshots"
+        """CREATE TABLE lake_snapshots AS SELECT kind, symbol, CAST(session AS DATE) AS session,
+        CAST(fetched_at AS TIMESTAMP) AS fetched_at, through > session AS backfilled FROM listed_snapshots"""
     )
     connection.unregister("listed_snapshots")
 
@@ -108,22 +174,38 @@ def connect(root: str | None = None) -> duckdb.DuckDBPyConnection:
         connection.execute(f"CREATE VIEW {asset} AS {_every_snapshot(connection, store.manifest(asset), asset)}")
         paths = ", ".join(f"'{prefix}{store.file(asset, f'{session}|{symbol}')}'" for symbol, session in newest.items())
         connection.execute(f"CREATE VIEW latest_{asset} AS SELECT * FROM {read(f'[{paths}]')}")
-        connection.execute(
-            f"""CREATE MACRO {asset}_as_of(s) AS TABLE
-            SELECT b.* FROM {asset} b
-            JOIN (SELECT symbol, max(session) AS session FROM lake_snapshots
-                  WHERE kind = '{kind}' AND session <= CAST(s AS DATE) GROUP BY symbol) chosen
-              ON b.symbol = chosen.symbol AND b.session = chosen.session
-            WHERE b.session <= CAST(s AS DATE)"""
-        )
-    if store.stored_sessions(COMPOSITIONS):
-        connection.execute(f"CREATE VIEW {COMPOSITIONS} AS SELECT * FROM {read(files(COMPOSITIONS))}")
-    events = "adjustment_events"
+        for name, last, fetched in (
+            ("as_of(s)", "CAST(s AS DATE)", "true"),
+            # A snapshot is fetched after its session's close: no later session can have been known.
+            ("known_at(t)", "CAST(t AS DATE)", "fetched_at <= CAST(t AS TIMESTAMP)"),
+        ):
+            connection.execute(
+                f"""CREATE MACRO {asset}_{name} AS TABLE
+                SELECT b.*, chosen.fetched_at, chosen.backfilled FROM {asset} b
+                JOIN (SELECT symbol, arg_max(session, session) AS session, arg_max(fetched_at, session) AS fetched_at,
+                             arg_max(backfilled, session) AS backfilled
+                      FROM lake_snapshots WHERE kind = '{kind}' AND session <= {last} AND {fetched} GROUP BY symbol) chosen
+                  ON b.symbol = chosen.symbol AND b.session = chosen.session
+                WHERE b.session <= {last}"""
+            )
+    if store.stored_sessions(INDEX_COMPOSITION):
+        connection.execute(f"CREATE VIEW {INDEX_COMPOSITION} AS SELECT * FROM {read(files(INDEX_COMPOSITION))}")
+    events = ADJUSTMENT_EVENTS
     source = f"SELECT * FROM {read(files(events))}" if store.stored_sessions(events) else _EMPTY_EVENTS
     connection.execute(f"CREATE VIEW {events} AS {source}")
+    if "volume_ratio" not in connection.sql(f"SELECT * FROM {events} LIMIT 0").columns:  # written before it was kept
+        connection.execute(f"CREATE OR REPLACE VIEW {events} AS SELECT *, NULL::DOUBLE AS volume_ratio FROM ({source})")
+    connection.execute(
+        """CREATE VIEW as_traded_from AS SELECT symbol, min(session) AS as_traded_from FROM lake_snapshots
+        WHERE kind = 'daily' AND backfilled IS NOT TRUE GROUP BY symbol"""
+    )
+    connection.execute(_FACTORS)
+    if "daily" in {kind for kind, _, _ in snapshots}:
+        connection.execute(_AS_TRADED)
+        connection.execute(_ADJUSTED_AS_OF)
     if store.stored_sessions(RUN_HISTORY):
         connection.execute(f"CREATE VIEW {RUN_HISTORY} AS SELECT * FROM {read(files(RUN_HISTORY))}")
-    if store.exists("index_membership"):
-        membership = f"'{prefix}{store.asset_folder('index_membership')}.parquet'"
-        connection.execute(f"CREATE VIEW index_membership AS SELECT * FROM read_parquet({membership})")
+    if store.exists(INDEX_MEMBERSHIP):
+        membership = f"'{prefix}{store.asset_folder(INDEX_MEMBERSHIP)}.parquet'"
+        connection.execute(f"CREATE VIEW {INDEX_MEMBERSHIP} AS SELECT * FROM read_parquet({membership})")
     return connection

@@ -1,22 +1,15 @@
 """Where parquet goes: one file per partition at a path a person can guess,
-`<root>/<asset>/session=<date>/<symbol or index>.parquet`, written atomically.
-
-Session folders are named the Hive way, so pyarrow, polars and DuckDB read a whole asset folder as
-one table with a `session` column (`partitioning="hive"`, `hive_partitioning=True`), and every file
-also carries its `symbol` (or `index`) itself.
-
-Everything that reads or writes the lake goes through `ParquetStore`: the IO manager, the assets
-that look at stored partitions (to skip what is already fetched, to compare a snapshot with the
-previous one) and the bars step's partial-failure path, so there is one definition of where a
-partition lives and one write path. The root is a local folder or any fsspec URL
-(`s3://bucket/prefix`).
-"""
+`<root>/<asset>/session=<date>/<symbol or index>.parquet`, written atomically, on a local folder or
+any fsspec URL. Everything that reads or writes the lake goes through `ParquetStore`.
+Why: docs/design.md#the-lakes-files-say-what-they-hold and #the-io-manager."""
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import tempfile
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -29,8 +22,10 @@ import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 from market_assets import settings
+from market_assets.lake.catalog import Catalog
 from market_assets.lake.compacted import COMPACTABLE, COMPACTED_FOLDER, Manifest
 from market_assets.lake.errors import LakeWriteError, ReadBackError
+from market_assets.lake.fetch_record import FOOTER_KEY, FetchRecord
 
 SESSION_FOLDER = "session="
 """The prefix of a session's folder: Hive's `key=value` naming, which readers turn into a column."""
@@ -38,6 +33,9 @@ SESSION_FOLDER = "session="
 
 _TEMPORARY = ".tmp"
 """The ending of a file written aside, `.<target>.<uuid>.tmp`, until it is renamed over its target."""
+
+_REPLACED_READS = 5
+"""Reads of an object that writers keep replacing (0.05 s, 0.1 s, ... apart), the last one's error told."""
 
 
 def _temporary_of(name: str) -> str | None:
@@ -56,6 +54,7 @@ class ParquetStore:
         self._fs, self._base = fsspec.core.url_to_fs(self.root)
         self._local = isinstance(self._fs, LocalFileSystem)
         self._manifests: dict[str, tuple[object, Manifest]] = {}
+        self._catalogs: dict[str, tuple[object, Manifest, Catalog]] = {}
 
     def check_writable(self) -> None:
         """Fail at once, naming the root, when no partition could be written under it.
@@ -74,6 +73,13 @@ class ParquetStore:
                 f"data root {self.root} is not writable ({error.strerror or error}): set "
                 f"{settings.DATA_ROOT.env_var} to a folder this user can write"
             ) from None
+
+    def root_names(self) -> frozenset[str] | None:
+        """The names of what the root holds, or None when the root is no folder (a local path that
+        does not exist, a URL under which nothing is stored); an `OSError` when it cannot be listed."""
+        if not self._fs.isdir(self._base):
+            return None
+        return frozenset(entry.rstrip("/").rsplit("/", 1)[-1] for entry in self._fs.ls(self._base, detail=False))
 
     def path(self, asset: str, partition_key: str | None = None) -> str:
         """`2026-11-20|AAPL.US` of `daily_bars` lives at
@@ -159,15 +165,34 @@ class ParquetStore:
         """One parquet file at `path` on the store's filesystem as an Arrow table.
 
         Read as one file (`ParquetFile`), not through the dataset API of `pq.read_table`, which
-        takes twice as long for a file of a symbol's history and would find nothing more in it.
+        takes twice as long for a file of a symbol's history and would find nothing more in it; a
+        local file by Arrow's own reader, its column chunks fetched in one pass (`pre_buffer`).
         """
         try:
-            with self._fs.open(path, "rb") as handle:
-                return pq.ParquetFile(handle).read()
+            if self._local:
+                if not os.path.exists(path):  # cheaper than Arrow's error, met by every compacted snapshot
+                    raise FileNotFoundError(path)
+                return pq.ParquetFile(path, pre_buffer=True).read()
+            return self._remote_table(path)
         except FileNotFoundError:
             raise
         except (pa.ArrowException, OSError) as error:
             raise ValueError(f"{path} is not readable parquet ({error})") from None
+
+    def _remote_table(self, path: str) -> pa.Table:
+        """An object read whole, read again when a writer replaced it between its opening and its
+        last range (s3fs's `FileExpired`, an EBUSY): a reader sees the old object or the new one."""
+        for attempt in range(_REPLACED_READS - 1):
+            try:
+                with self._fs.open(path, "rb") as handle:
+                    return pq.ParquetFile(handle).read()
+            except OSError as error:
+                if error.errno != errno.EBUSY:
+                    raise
+                self._fs.invalidate_cache(path)
+                time.sleep(0.05 * 2**attempt)
+        with self._fs.open(path, "rb") as handle:
+            return pq.ParquetFile(handle).read()
 
     @property
     def filesystem(self) -> fsspec.AbstractFileSystem:
@@ -184,18 +209,42 @@ class ParquetStore:
         if asset not in COMPACTABLE:
             return _NO_MANIFEST
         path = self.manifest_file(asset)
-        if not self._local:
-            self._fs.invalidate_cache(path)
         try:
-            info = self._fs.info(path)
+            if self._local:
+                status = os.stat(path)  # a tenth of fsspec's `info`: a read asks once per snapshot
+                stamp: tuple[object, object] = (status.st_size, status.st_mtime_ns)
+            else:
+                self._fs.invalidate_cache(path)
+                info = self._fs.info(path)
+                stamp = (info.get("size"), info.get("mtime") or info.get("LastModified") or info.get("ETag"))
         except FileNotFoundError:
             return _NO_MANIFEST
-        stamp = (info.get("size"), info.get("mtime") or info.get("LastModified") or info.get("ETag"))
         cached = self._manifests.get(asset)
         if cached is None or cached[0] != stamp:
             cached = (stamp, Manifest.of(self.read_file(path)))
             self._manifests[asset] = cached
         return cached[1]
+
+    def catalog(self, asset: str) -> Catalog:
+        """The sessions of each symbol's stored snapshots of `asset` (`market_assets/lake/catalog.py`).
+
+        On a local root it is kept until the asset folder's modification time or the manifest
+        changes: a new session folder changes the first, and every write of a partition new to
+        its session folder moves it on (`_replace_local`), so one `stat` tells whether the listing
+        still holds. Files put into the lake by anything but the store are seen by a store made
+        after them. An object store's catalog is listed on every call.
+        """
+        manifest = self.manifest(asset)
+        try:
+            stamp = os.stat(self.asset_folder(asset)).st_mtime_ns if self._local else None
+        except FileNotFoundError:
+            stamp = None
+        cached = self._catalogs.get(asset)
+        if stamp is None or cached is None or cached[0] != stamp or cached[1] is not manifest:
+            listing = ((session, self.file_names(asset, session)) for session in self.stored_sessions(asset))
+            cached = (stamp, manifest, Catalog.of(listing, manifest))
+            self._catalogs[asset] = cached
+        return cached[2]
 
     def manifest_file(self, asset: str) -> str:
         """Where the manifest of `asset` is, as a path on `filesystem`."""
@@ -217,8 +266,17 @@ class ParquetStore:
         frame["session"] = pd.to_datetime(frame["session"]).astype("datetime64[ns]")
         return frame
 
-    def write(self, asset: str, partition_key: str | None, frame: pd.DataFrame, *, read_back: bool = False) -> str:
-        """Write `frame`, replacing any previous file only once the new one is complete.
+    def write(
+        self,
+        asset: str,
+        partition_key: str | None,
+        frame: pd.DataFrame,
+        *,
+        read_back: bool = False,
+        fetched: FetchRecord | None = None,
+    ) -> str:
+        """Write `frame`, replacing any previous file only once the new one is complete; a bars
+        snapshot with its `fetched` record in the file's footer.
 
         Compacted snapshots rebuilt from the partition's current file get their own files back
         first, so that replacing it (a forced re-run) changes nothing else.
@@ -232,8 +290,27 @@ class ParquetStore:
         """
         if partition_key is not None:
             self._restore_dependents(asset, partition_key)
-        self._write_file(self._fs_path(asset, partition_key), frame, read_back)
+        self._write_file(self._fs_path(asset, partition_key), frame, read_back, fetched)
         return self.path(asset, partition_key)
+
+    def fetch_record(self, asset: str, partition_key: str) -> FetchRecord | None:
+        """When the stored snapshot's data was fetched (from its file's footer, or its manifest
+        entry when compacted); None when that was not recorded."""
+        path = self._fs_path(asset, partition_key)
+        try:
+            if self._local:
+                if not os.path.exists(path):
+                    raise FileNotFoundError(path)
+                return FetchRecord.from_footer(pq.read_schema(path).metadata)
+            with self._fs.open(path, "rb") as handle:
+                return FetchRecord.from_footer(pq.read_schema(handle).metadata)
+        except FileNotFoundError:
+            manifest = self.manifest(asset)
+            if partition_key in manifest:
+                return manifest.fetch_record(partition_key)
+            raise FileNotFoundError(
+                f"{_name(asset, partition_key)}: nothing stored at {self.path(asset, partition_key)}"
+            ) from None
 
     def remove_leftovers(self, asset: str, partition_keys: Iterable[str]) -> list[str]:
         """Remove the hidden temporary files that killed writes of these partitions left beside
@@ -260,16 +337,17 @@ class ParquetStore:
                     removed.append(str(folder / name))
         return removed
 
-    def _write_file(self, path: str, frame: pd.DataFrame, read_back: bool = False) -> None:
-        """Write `frame` to `path` (on `filesystem`) whole or not at all, and with `read_back`
-        compare what the file then holds with what was written; `LakeWriteError` names the file and
-        the cause."""
+    def _write_file(self, path: str, frame: pd.DataFrame, read_back: bool = False, fetched: FetchRecord | None = None) -> None:
+        """Write `frame` (with `fetched` in the footer) to `path` (on `filesystem`) whole or not at
+        all, and with `read_back` compare what the file then holds with what was written;
+        `LakeWriteError` names the file and the cause."""
         buffer = io.BytesIO()
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        if fetched is not None:
+            table = table.replace_schema_metadata({**(table.schema.metadata or {}), **fetched.footer()})
         # Without dictionary encoding, which prices and dates (nearly all distinct) never use but
         # the writer tries per column: writing takes a third less time, and files are smaller.
-        pq.write_table(
-            pa.Table.from_pandas(frame, preserve_index=False), buffer, compression="zstd", use_dictionary=False
-        )
+        pq.write_table(table, buffer, compression="zstd", use_dictionary=False)
         data = buffer.getvalue()
         if not self._local:
             try:
@@ -288,23 +366,27 @@ class ParquetStore:
             stored = self._fs.cat_file(path)
         except Exception as error:  # a store's or the disk's error: what was written is unknown
             raise LakeWriteError(self._url(path), ReadBackError(f"it cannot be read back ({error})")) from error
-        if stored != written:
+        if stored != written and not _same_bars(stored, written):
             raise LakeWriteError(
                 self._url(path), ReadBackError(f"it reads back {len(stored)} bytes other than the {len(written)} written")
             )
 
     @staticmethod
     def _replace_local(path: str, data: bytes) -> None:
-        """Write `data` aside, then rename it over `path` (atomic on POSIX)."""
+        """Write `data` aside, then rename it over `path` (atomic on POSIX); a partition new to its
+        session folder moves its asset folder's modification time on (see `catalog`)."""
         target = Path(path)
         temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}{_TEMPORARY}")
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
+            new = not target.exists()
             with open(temporary, "wb") as handle:
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temporary, target)
+            if new and target.parent.name.startswith(SESSION_FOLDER):
+                _move_on(target.parent.parent)
         except OSError as error:
             raise LakeWriteError(path, error) from error
         finally:
@@ -321,7 +403,8 @@ class ParquetStore:
             return
         source = self.table(asset, partition_key)
         for key in dependents:
-            self._write_file(self._fs_path(asset, key), manifest.rebuild(key, source).to_pandas())
+            rebuilt = manifest.rebuild(key, source)
+            self._write_file(self._fs_path(asset, key), rebuilt.to_pandas(), fetched=manifest.fetch_record(key))
         self.write_manifest(asset, Manifest.of(manifest.entries.drop(index=dependents).reset_index(drop=True)))
 
     def write_manifest(self, asset: str, manifest: Manifest) -> None:
@@ -356,6 +439,28 @@ class ParquetStore:
 
 
 _NO_MANIFEST = Manifest.empty()
+
+
+def _same_bars(stored: bytes, written: bytes) -> bool:
+    """Whether two parquet files hold the same rows, whenever each was fetched: what a concurrent
+    close of the same session leaves in place of the bytes this one wrote."""
+    try:
+        tables = [pq.read_table(io.BytesIO(data)) for data in (stored, written)]
+    except (pa.ArrowException, OSError):
+        return False
+    first, second = (table.replace_schema_metadata(_without_fetch(table.schema.metadata)) for table in tables)
+    return first.equals(second, check_metadata=True)
+
+
+def _without_fetch(metadata: Mapping[bytes, bytes] | None) -> dict[bytes, bytes]:
+    return {key: value for key, value in (metadata or {}).items() if key != FOOTER_KEY}
+
+
+def _move_on(folder: Path) -> None:
+    """Set `folder`'s modification time to now, and at least a nanosecond past its own: a kept
+    catalog sees the change even within the file system's clock tick."""
+    moved = max(time.time_ns(), os.stat(folder).st_mtime_ns + 1)
+    os.utime(folder, ns=(moved, moved))
 
 
 def _name(asset: str, partition_key: str | None) -> str:

@@ -1,8 +1,6 @@
 """Where the data comes from: Stooq over HTTP and Stooq's files saved from a browser, their parsing
-and errors, the followed indices, and the budget of requests in flight.
-
-Importing this package loads neither Dagster nor the code location: the Dagster resources over these
-sources are `market_assets.sources.resources`, the request budget `market_assets.sources.request_budget`."""
+and errors, the followed indices, and the budget of requests in flight. Importing this package loads
+no Dagster (docs/design.md#the-layers); the Dagster resources are `market_assets.sources.resources`."""
 
 from market_assets.sources.errors import (
     StooqApiKeyRequired,

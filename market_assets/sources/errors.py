@@ -1,10 +1,7 @@
-"""What can go wrong when asking Stooq for data, one type per cause.
+"""What can go wrong when asking Stooq for data, one type per cause, each naming what was asked for
+and where from, and saying through `retryable` whether asking again can help.
 
-Stooq answers many failures with HTTP 200 (an API-key page, a browser check, `No data`, the hits
-limit), so status codes alone cannot tell data from an error. Every error names what was asked for
-(a symbol or an index) and the URL with the API key masked, or the saved file (and the archive
-member) it was read from, and says through `retryable` whether asking again can help: Dagster's
-retry policy and the client's own retries consult it, so a permanent answer is never hammered.
+Why: docs/design.md#the-sources.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-"""HTTP client for Stooq's composition pages and CSV downloads.
+"""HTTP client for Stooq's composition pages and CSV downloads: one pooled `requests.Session` for
+every thread of a run, transient failures retried per request.
 
-One pooled `requests.Session` serves every thread of a run, so a close run that fetches a few hundred
-symbols concurrently reuses a handful of keep-alive connections instead of opening one per symbol.
+Why: docs/design.md#the-sources.
 """
 
 from __future__ import annotations
@@ -42,11 +42,8 @@ T = TypeVar("T")
 
 
 def checked_base_url(url: str) -> str:
-    """`url` without its trailing slash, or a clear error when requests could not use it.
-
-    Checked before any request, so a misspelt `STOOQ_BASE_URL` (`stooq.com`, `htps://...`) is
-    reported as what it is rather than as failed requests, retried until the retries run out.
-    """
+    """`url` without its trailing slash; raises `ValueError` when requests could not use it (not
+    an http(s) URL)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(
@@ -57,11 +54,8 @@ def checked_base_url(url: str) -> str:
 
 
 def check_reachable(url: str, timeout: float = 5.0) -> None:
-    """Open (and close) a TCP connection to `url`'s host, or fail naming the URL.
-
-    Run before a close starts: a base URL that points nowhere is then one clear error, instead of
-    every request failing and being retried. No HTTP request is made, so Stooq counts no hit.
-    """
+    """Open (and close) a TCP connection to `url`'s host, or raise `ValueError` naming the URL. No
+    HTTP request is made, so Stooq counts no hit."""
     parts = urlsplit(checked_base_url(url))
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
@@ -75,10 +69,8 @@ def check_reachable(url: str, timeout: float = 5.0) -> None:
 
 class StooqClient:
     """Reads Stooq, raising a typed `StooqError` for every answer that is not the data asked for.
-
-    Transient failures (5xx, timeouts, resets) are retried here with exponential backoff and jitter,
-    per request: one flaky symbol must not make a run of hundreds start again.
-    """
+    Transient failures (5xx, timeouts, resets) are retried `retries` times per request, with
+    exponential backoff and jitter."""
 
     def __init__(
         self,
@@ -146,12 +138,9 @@ class StooqClient:
         start: date | str | None = None,
         end: date | str | None = None,
     ) -> pd.DataFrame:
-        """Bars of `symbol` (`date`, `open`, `high`, `low`, `close`, `volume`) in the order
-        Stooq publishes them, oldest first (the `dates_unique_and_increasing` check verifies it).
-
-        `start`/`end` (inclusive) become Stooq's `d1`/`d2`. `volume` is nullable: index series
-        have none.
-        """
+        """Bars of `symbol` (`date, open, high, low, close, volume`, `volume` nullable: index series
+        have none) in the order Stooq publishes them, oldest first; `start`/`end` (inclusive)
+        become Stooq's `d1`/`d2`."""
         if interval not in INTERVALS:
             raise ValueError(f"interval must be one of {INTERVALS}, not {interval!r}")
         params: dict[str, str] = {"s": symbol.strip().lower(), "i": interval}
@@ -162,9 +151,7 @@ class StooqClient:
         if self._api_key:
             params["apikey"] = self._api_key
         url = self._url("/q/d/l/", params)
-        return self._with_retries(
-            lambda: parse_history_csv(self._get(url, symbol), symbol, self._shown(url))
-        )
+        return self._with_retries(lambda: parse_history_csv(self._get(url, symbol), symbol, self._shown(url)))
 
     def _url(self, path: str, params: Mapping[str, object]) -> str:
         return f"{self.base_url}{path}?{urlencode(params, safe='^')}"
@@ -183,21 +170,13 @@ class StooqClient:
             kind = "connecting" if isinstance(error, requests.ConnectTimeout) else "reading"
             connect, read = self._timeout
             limit = connect if kind == "connecting" else read
-            raise StooqTimeoutError(
-                subject, shown, f"timed out {kind} after {limit:g} s"
-            ) from None
+            raise StooqTimeoutError(subject, shown, f"timed out {kind} after {limit:g} s") from None
         except requests.ConnectionError as error:
-            raise StooqConnectionError(
-                subject, shown, f"the connection failed ({_root_cause(error)})"
-            ) from None
+            raise StooqConnectionError(subject, shown, f"the connection failed ({_root_cause(error)})") from None
         if response.status_code >= 500:
-            raise StooqServerError(
-                subject, shown, f"Stooq answered HTTP {response.status_code} {response.reason}"
-            )
+            raise StooqServerError(subject, shown, f"Stooq answered HTTP {response.status_code} {response.reason}")
         if response.status_code >= 400:
-            raise StooqHttpError(
-                subject, shown, f"Stooq answered HTTP {response.status_code} {response.reason}"
-            )
+            raise StooqHttpError(subject, shown, f"Stooq answered HTTP {response.status_code} {response.reason}")
         response.encoding = response.encoding or "utf-8"
         return response.text
 

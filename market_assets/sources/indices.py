@@ -1,10 +1,7 @@
-"""The indices the platform follows, where Stooq publishes them, and which exchange each symbol trades on.
-
-They come from one file, `MARKET_ASSETS_INDICES_FILE` (by default `indices.yaml` beside this
-module: DJI, NDX, HSI), read once per process, so that the client, the Stooq-compatible server,
-partitions and schedules agree on the same ids, exchanges and calendars. A bad file is refused
-with an error naming the file, the entry and what is wrong, before anything is loaded or stored.
-"""
+"""The indices the platform follows, where Stooq publishes them, and which exchange each symbol
+trades on: read once per process from `MARKET_ASSETS_INDICES_FILE` (default: `indices.yaml` beside
+this module), and refused whole, naming the file and the entry, when it is wrong.
+Why: docs/design.md#the-followed-indices."""
 
 from __future__ import annotations
 
@@ -38,8 +35,8 @@ _NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 """An index name: a partition key and, in lower case, part of a job's name (`dji_close`)."""
 
 
-class IndicesFileError(ValueError):
-    """The indices file cannot be used: names the file, the entry and what is wrong."""
+class IndicesFileError(settings.ConfigurationError):
+    """The indices file cannot be used: names the file, the entry and what is wrong, in one line."""
 
 
 @dataclass(frozen=True)
@@ -75,9 +72,12 @@ def load_indices(path: Path) -> dict[str, StockIndex]:
     try:
         document = yaml.safe_load(path.read_text())
     except OSError as error:
-        raise IndicesFileError(f"{settings.INDICES_FILE.env_var}: cannot read {path} ({error.strerror})") from None
+        raise IndicesFileError(
+            f"{settings.INDICES_FILE.env_var}: cannot read {path} ({error.strerror}): set it to the YAML file "
+            "of the followed indices, or unset it for the shipped DJI, NDX, HSI"
+        ) from None
     except yaml.YAMLError as error:
-        raise IndicesFileError(f"{path}: not YAML ({error})") from None
+        raise IndicesFileError(f"{path}: not YAML, {_yaml_problem(error)}") from None
     entries = document.get("indices") if isinstance(document, dict) else None
     if not isinstance(entries, list) or not entries:
         raise IndicesFileError(f"{path}: expected a list of indices under `indices:`")
@@ -97,6 +97,13 @@ def load_indices(path: Path) -> dict[str, StockIndex]:
                 )
         indices[index.name] = index
     return indices
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """Where the YAML parser stopped and why, in one line (its own message spans several)."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark else problem
 
 
 _FIELDS = {"name", "stooq_id", "calendar", "title", "symbol_suffix", "stooq_symbol", "publication_delay_minutes"}
@@ -124,9 +131,7 @@ def _index(path: Path, number: int, entry: Any) -> StockIndex:
     if not isinstance(stooq_id, int) or isinstance(stooq_id, bool) or stooq_id <= 0:
         raise IndicesFileError(f"{where}: stooq_id {stooq_id!r} is not the positive number of a page /t/?i=<id>")
     if calendar not in _calendar_codes():
-        raise IndicesFileError(
-            f"{where}: calendar {calendar!r} is not an exchange_calendars code (for example XNYS, XHKG, XWAR)"
-        )
+        raise IndicesFileError(f"{where}: calendar {calendar!r} is not an exchange_calendars code (for example XNYS, XHKG, XWAR)")
     suffix = entry.get("symbol_suffix", CALENDAR_SUFFIXES.get(calendar))
     if suffix is None:
         raise IndicesFileError(

@@ -1,7 +1,5 @@
-"""Turn Stooq's answers into typed frames, or into the error that says what Stooq really answered.
-
-Parsing is separate from HTTP so that recorded answers, saved files and live responses go through
-exactly the same checks.
+"""Turn Stooq's answers (live, recorded or saved) into typed frames, or into the error that says
+what Stooq really answered. Why apart from HTTP: docs/design.md#the-sources.
 """
 
 from __future__ import annotations
@@ -23,7 +21,6 @@ from market_assets.sources.errors import (
 )
 
 PRICE_COLUMNS = ["open", "high", "low", "close"]
-BAR_COLUMNS = ["date", *PRICE_COLUMNS, "volume"]
 
 # stooq.com answers in English, stooq.pl in Polish; both spellings mean the same columns.
 _HEADER_NAMES = {
@@ -48,17 +45,6 @@ _BULK_COLUMNS = ["ticker", "period", "date", "time", *PRICE_COLUMNS, "volume", "
 _HITS_LIMIT = "exceeded the daily hits limit"
 
 
-def empty_bars() -> pd.DataFrame:
-    """A bar frame with no rows and the same dtypes as a parsed one."""
-    return pd.DataFrame(
-        {
-            "date": pd.Series([], dtype="datetime64[ns]"),
-            **{column: pd.Series([], dtype="float64") for column in PRICE_COLUMNS},
-            "volume": pd.Series([], dtype="Float64"),
-        }
-    )
-
-
 def classify_non_data(text: str, subject: str, url: str) -> StooqError | None:
     """Recognise the answers Stooq sends with HTTP 200 instead of data.
 
@@ -68,33 +54,22 @@ def classify_non_data(text: str, subject: str, url: str) -> StooqError | None:
     lowered = head.lower()
     if not head:
         return StooqFormatError(subject, url, "Stooq answered with an empty body")
-    if lowered.startswith(_HITS_LIMIT) or (
-        _HITS_LIMIT in lowered and not lowered.startswith(("date,", "data,"))
-    ):
-        return StooqHitsLimitError(
-            subject, url, "Stooq answered 'Exceeded the daily hits limit' instead of data"
-        )
+    if lowered.startswith(_HITS_LIMIT) or (_HITS_LIMIT in lowered and not lowered.startswith(("date,", "data,"))):
+        return StooqHitsLimitError(subject, url, "Stooq answered 'Exceeded the daily hits limit' instead of data")
     if head.rstrip().lower() == "no data":
         return StooqNoDataError(subject, url, "Stooq answered 'No data'")
     if lowered.startswith("<") or "<html" in lowered:
         whole = text.lower()
         if "get_apikey" in whole or "api key" in whole or "apikey" in whole:
-            return StooqApiKeyRequired(
-                subject, url, "Stooq answered with a page asking for an API key instead of CSV"
-            )
+            return StooqApiKeyRequired(subject, url, "Stooq answered with a page asking for an API key instead of CSV")
         if "__verify" in whole or "proof-of-work" in whole or "checking your browser" in whole:
-            return StooqChallengeError(
-                subject, url, "Stooq answered with its browser check (a proof-of-work page)"
-            )
+            return StooqChallengeError(subject, url, "Stooq answered with its browser check (a proof-of-work page)")
     return None
 
 
 def parse_history_csv(text: str, subject: str, url: str) -> pd.DataFrame:
-    """Parse a `/q/d/l/` CSV into `date, open, high, low, close, volume`, rows in the order given.
-
-    Refuses, rather than repairs, anything that is not a complete CSV: a truncated download would
-    otherwise become a plausible-looking history missing its last session.
-    """
+    """Parse a `/q/d/l/` CSV into `date, open, high, low, close, volume`, rows in the order given;
+    raises a `StooqError` for anything that is not a complete CSV (refused, never repaired)."""
     problem = classify_non_data(text, subject, url)
     if problem is not None:
         raise problem
@@ -104,9 +79,7 @@ def parse_history_csv(text: str, subject: str, url: str) -> pd.DataFrame:
     columns = _parse_header(body.split("\n", 1)[0], subject, url)
     if not body.endswith("\n"):
         last_line = body.rsplit("\n", 1)[-1]
-        raise StooqFormatError(
-            subject, url, f"the CSV is truncated: its last line {last_line!r} has no line end"
-        )
+        raise StooqFormatError(subject, url, f"the CSV is truncated: its last line {last_line!r} has no line end")
     frame = _read_rows(body, columns, subject, url)
     if frame.empty:
         raise StooqNoDataError(subject, url, "Stooq answered with a header and no rows")
@@ -117,9 +90,7 @@ def parse_bulk_file(text: str, subject: str, url: str) -> pd.DataFrame:
     """Parse one file of Stooq's bulk daily archives into the same frame as `parse_history_csv`.
 
     The bulk format is `<TICKER>,<PER>,<DATE>,<TIME>,<OPEN>,<HIGH>,<LOW>,<CLOSE>,<VOL>,<OPENINT>`
-    with `DATE` as YYYYMMDD. Dates out of order are refused rather than sorted: Stooq writes them
-    ascending, so disorder means a file that was edited or concatenated, and sorting cannot tell
-    which of its rows are right.
+    with `DATE` as YYYYMMDD. Dates repeated or out of order are refused, not sorted.
     """
     body = text.lstrip("\ufeff")
     header = body.split("\n", 1)[0].strip()
@@ -134,8 +105,7 @@ def parse_bulk_file(text: str, subject: str, url: str) -> pd.DataFrame:
         raise StooqFormatError(
             subject,
             url,
-            f"line {position + 2} has the period {period.iloc[position]!r}, not D: "
-            "not a file of the daily archives",
+            f"line {position + 2} has the period {period.iloc[position]!r}, not D: not a file of the daily archives",
         )
     return _typed_bars(frame, subject, url, date_format="%Y%m%d", strict_dates=True)
 
@@ -182,14 +152,9 @@ def _parse_header(line: str, subject: str, url: str) -> list[str]:
     return [column for column in columns if column is not None]
 
 
-def _typed_bars(
-    frame: pd.DataFrame, subject: str, url: str, *, date_format: str, strict_dates: bool
-) -> pd.DataFrame:
-    """Typed bars; a repeated or misordered date is an error when `strict_dates`.
-
-    A bulk archive's member is a file the user saved: refusing it names the file to replace. A
-    per-symbol CSV is Stooq's answer of the day: its rows are kept as published for the checks.
-    """
+def _typed_bars(frame: pd.DataFrame, subject: str, url: str, *, date_format: str, strict_dates: bool) -> pd.DataFrame:
+    """Typed bars; a repeated or misordered date is an error when `strict_dates` (a saved bulk
+    file), else kept as published for the checks (Stooq's answer of the day)."""
     dates = pd.to_datetime(frame["date"], format=date_format, errors="coerce")
     _reject_bad_cells(frame["date"], dates.isna(), "date", subject, url)
     out = {"date": dates.astype("datetime64[ns]")}
@@ -214,9 +179,7 @@ def _check_dates(dates: pd.Series, subject: str, url: str) -> None:
     if duplicated.any():
         first = dates.iloc[int(np.flatnonzero(duplicated)[0])]
         lines = np.flatnonzero((dates == first).to_numpy())[:2] + 2
-        raise StooqFormatError(
-            subject, url, f"the date {first.date()} is on more than one line ({lines[0]} and {lines[1]})"
-        )
+        raise StooqFormatError(subject, url, f"the date {first.date()} is on more than one line ({lines[0]} and {lines[1]})")
     backwards = np.flatnonzero((dates.diff() < pd.Timedelta(0)).to_numpy())
     if len(backwards):
         position = int(backwards[0])
@@ -241,9 +204,7 @@ def _numbers(raw: pd.Series, column: str, subject: str, url: str, *, required: b
     return values.astype("float64")
 
 
-def _reject_bad_cells(
-    raw: pd.Series, bad: pd.Series, column: str, subject: str, url: str
-) -> None:
+def _reject_bad_cells(raw: pd.Series, bad: pd.Series, column: str, subject: str, url: str) -> None:
     if bad.any():
         position = int(np.flatnonzero(bad.to_numpy())[0])
         cell = raw.iloc[position]
@@ -276,9 +237,7 @@ def parse_composition_page(html: str, subject: str, url: str) -> tuple[pd.DataFr
     header_cells = table.xpath("./thead/tr[1]/*") or table.xpath(".//tr[1]/*")
     headers = [_snake(cell.text_content()) for cell in header_cells]
     if "symbol" not in headers:
-        raise StooqFormatError(
-            subject, url, f"the fth1 table has no Symbol column (columns: {headers})"
-        )
+        raise StooqFormatError(subject, url, f"the fth1 table has no Symbol column (columns: {headers})")
     rows = []
     for row in table.xpath("./tbody/tr | ./tr"):
         cells = [cell.text_content().strip() for cell in row.xpath("./td")]

@@ -1,17 +1,7 @@
-"""The instance-wide budget of requests in flight to Stooq: the Dagster concurrency pool `stooq`.
+"""The instance-wide budget of requests in flight to Stooq: the Dagster concurrency pool `stooq`,
+one slot per fetching worker (`dagster instance concurrency set stooq 6` sets the cap).
 
-Stooq bans clients that hammer it, so what must be capped is the number of requests in flight
-across every run on the instance, not the number of steps. Dagster pools count slots; a close step
-fetches many symbols at once, so here each fetching *worker* holds one slot of the pool while it
-has requests to make, and the pool's limit is exactly the cap on requests in flight:
-
-    dagster instance concurrency set stooq 6
-
-Slots live in the instance's storage, so the cap holds across processes (and pods, when the
-instance is on Postgres). Until a limit is set, the pool takes `concurrency.pools.default_limit`
-from `dagster.yaml`; a pool with no limit at all does not restrict. The UI's concurrency page shows
-which run and worker hold the slots; the slots of a run that died without freeing them are freed
-by run monitoring (`free_slots_after_run_end_seconds` in `dagster.yaml`).
+Why: docs/design.md#the-request-budget.
 """
 
 import time
@@ -67,10 +57,8 @@ class RequestBudget:
     @contextmanager
     def slot(self, worker: int, priority: int = 0) -> Iterator[None]:
         """Hold one slot of the pool for `worker` (waiting for one to be free) until the block ends.
-
-        Waiting workers get free slots by `priority`, highest first, then in the order they
-        asked (Dagster's queue of pending claims).
-        """
+        Waiting workers get free slots by `priority`, highest first, then in the order they asked;
+        raises `TimeoutError`, naming the holders, after `max_wait` seconds."""
         if not self.limited:
             yield
             return

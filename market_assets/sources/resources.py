@@ -1,8 +1,5 @@
-"""The Dagster resources over the sources: Stooq over HTTP, or Stooq's files saved from a browser.
-
-The assets ask a source two things, the composition of an index and the daily history of a symbol
-up to a session, through `MarketDataSource`; which implementation answers is the deployment's
-choice (`MARKET_ASSETS_SOURCE`, bound in `definitions.py`), never the assets'.
+"""The Dagster resources over the sources, Stooq over HTTP or Stooq's files saved from a browser,
+behind the one interface the assets use, `MarketDataSource`. Why: docs/design.md#the-sources.
 """
 
 from collections.abc import Iterator
@@ -19,11 +16,9 @@ from market_assets.sources.saved_files import StooqFiles
 
 
 class MarketDataSource(dg.ConfigurableResource):
-    """Where compositions and daily histories come from: the one interface the assets use.
-
-    Both questions raise a `StooqError` naming the symbol or index and where the answer came from
-    when they cannot be answered; the assets report it per symbol and keep the other symbols.
-    """
+    """Where compositions and daily histories come from: the one interface the assets use. A
+    question that cannot be answered raises a `StooqError` naming the symbol or index and where
+    the answer came from."""
 
     max_concurrency: int = Field(default=6, description="Workers (symbols read at once) of one step")
 
@@ -32,7 +27,9 @@ class MarketDataSource(dg.ConfigurableResource):
         raise NotImplementedError
 
     def daily_history(self, symbol: str, session: pd.Timestamp) -> pd.DataFrame:
-        """`date, open, high, low, close, volume` of `symbol`, oldest first, up to `session`."""
+        """`date, open, high, low, close, volume` of `symbol`, oldest first, through at least
+        `session` and up to the newest bar the source has: bars after `session` say the answer
+        came once a later session was published (a backfill); the caller keeps those up to `session`."""
         raise NotImplementedError
 
     def recent_history(self, symbol: str, session: pd.Timestamp, since: pd.Timestamp) -> pd.DataFrame | None:
@@ -90,10 +87,10 @@ class StooqResource(MarketDataSource):
         return self._client.composition(index)
 
     def daily_history(self, symbol: str, session: pd.Timestamp) -> pd.DataFrame:
-        return self._client.history(symbol, "d", end=session)
+        return self._client.history(symbol, "d")
 
     def recent_history(self, symbol: str, session: pd.Timestamp, since: pd.Timestamp) -> pd.DataFrame:
-        return self._client.history(symbol, "d", start=since, end=session)
+        return self._client.history(symbol, "d", start=since)
 
     @contextmanager
     def worker_slot(self, context: dg.AssetExecutionContext, worker: int, priority: int = 0) -> Iterator[None]:

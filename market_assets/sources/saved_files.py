@@ -1,20 +1,7 @@
-"""Stooq data saved from a browser: bulk archives, per-symbol CSVs and composition pages.
+"""Stooq data saved from a browser (bulk archives, per-symbol CSVs, composition pages):
+`StooqFiles` answers what `StooqClient` answers, from one folder.
 
-stooq.com wants an API key for CSV downloads and answers many scripts with a browser check, but a
-browser can still download the bulk daily archives per market (the "ASCII" ZIPs: `d_us_txt.zip`,
-`d_hk_txt.zip`) and save an index's composition page. `StooqFiles` answers the same two questions
-as `StooqClient` (an index's composition, a symbol's daily history) from one folder holding, at
-any depth:
-
-- bulk archives as downloaded (`*.zip`), or the folders they unpack to: one `<symbol>.txt` per
-  symbol under `data/daily/<market>/<exchange>/...`, in the format `<TICKER>,<PER>,<DATE>,...`;
-- per-symbol CSVs saved from `/q/d/l/?s=<symbol>&i=d` (Stooq names them `aapl_us_d.csv`);
-- composition pages saved as `<INDEX>.html` (`dji.html`), and `<INDEX>_<n>.html` for the further
-  pages of a list that Stooq splits.
-
-A symbol's file is found by its name, case-insensitively. Only the files asked for are read, and
-an archive's members are decompressed one at a time straight from the ZIP, so memory holds one
-symbol's history however large the archive is.
+What the folder may hold: README.md#using-real-data; why: docs/design.md#the-sources.
 """
 
 from __future__ import annotations
@@ -119,19 +106,14 @@ class StooqFiles:
         missing = sorted(linked - set(pages))
         if missing:
             saves = ", ".join(f"{url}&l={page} as {stock_index.name}_{page}.html" for page in missing)
-            raise StooqFileMissing(
-                subject, f"file {pages[1]}", f"the list goes on over pages not saved: save {saves}"
-            )
+            raise StooqFileMissing(subject, f"file {pages[1]}", f"the list goes on over pages not saved: save {saves}")
         with _as_file_error(subject, f"file {pages[1]}"):
             return combine_composition_pages(frames, subject, url)
 
     def daily_history(self, symbol: str, session: pd.Timestamp) -> pd.DataFrame:
-        """The daily history of `symbol` up to and including `session` (`date, open, high, low,
-        close, volume`, the frame `StooqClient.history` gives).
-
-        A file whose last date is before `session` is refused rather than cut short: the archive
-        was downloaded before that session was published.
-        """
+        """The daily history of `symbol` through `session` and whatever the file holds after it
+        (`date, open, high, low, close, volume`, the frame `StooqClient.history` gives). Raises
+        `StooqStaleFile`, rather than cutting it short, when the file ends before `session`."""
         source = self._locate(symbol)
         with _as_file_error(symbol, str(source)):
             text = _text(self._read(source))
@@ -145,7 +127,7 @@ class StooqFiles:
                 str(source),
                 f"the session {session:%Y-%m-%d} is later than {what} for it, {last:%Y-%m-%d}",
             )
-        return history.loc[history["date"] <= session].reset_index(drop=True)
+        return history
 
     def _composition_pages(self, index: str, subject: str) -> dict[int, Path]:
         pages: dict[int, Path] = {}
@@ -155,9 +137,7 @@ class StooqFiles:
                 continue
             page = int(match["page"] or 1)
             if page in pages:
-                raise StooqFileError(
-                    subject, f"folder {self.folder}", f"page {page} is saved twice: {pages[page]} and {path}"
-                )
+                raise StooqFileError(subject, f"folder {self.folder}", f"page {page} is saved twice: {pages[page]} and {path}")
             pages[page] = path
         return pages
 
@@ -172,8 +152,7 @@ class StooqFiles:
             raise StooqFileMissing(
                 symbol,
                 f"folder {self.folder}",
-                f"no bulk file {stem}.txt in the archives (found: {archives}) and no saved CSV "
-                f"{stem.replace('.', '_')}_d.csv",
+                f"no bulk file {stem}.txt in the archives (found: {archives}) and no saved CSV {stem.replace('.', '_')}_d.csv",
             )
         return found[0]
 
@@ -197,9 +176,7 @@ class StooqFiles:
             try:
                 archive = zipfile.ZipFile(path)
             except (zipfile.BadZipFile, OSError) as error:
-                raise StooqFileError(
-                    path.name, f"archive {path}", f"not a readable ZIP archive ({error})"
-                ) from None
+                raise StooqFileError(path.name, f"archive {path}", f"not a readable ZIP archive ({error})") from None
             self._zips[path] = archive
             self._zip_locks[path] = threading.Lock()
             for member in archive.infolist():

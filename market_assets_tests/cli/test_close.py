@@ -61,16 +61,17 @@ def test_a_failed_run_does_not_stop_the_others_of_the_close(platform, synthetic_
 
 def _dagster(platform, *args: str) -> subprocess.CompletedProcess:
     executable = Path(sys.executable).with_name("dagster")
-    return subprocess.run(
-        [str(executable), *args], capture_output=True, text=True, env=platform.env, timeout=300
-    )
+    return subprocess.run([str(executable), *args], capture_output=True, text=True, env=platform.env, timeout=300)
 
 
 def _plan(platform, *args: str) -> dict:
     """`python -m market_assets plan ... --json`, as a script calls it."""
     planned = subprocess.run(
         [sys.executable, "-m", "market_assets", "plan", *args, "--json"],
-        capture_output=True, text=True, env=platform.env, timeout=300,
+        capture_output=True,
+        text=True,
+        env=platform.env,
+        timeout=300,
     )
     assert planned.returncode == 0, planned.stderr[-3000:]
     return json.loads(planned.stdout)
@@ -110,9 +111,10 @@ def test_the_plans_dagster_job_execute_commands_close_an_index(platform, synthet
     monthly = store.read("monthly_bars", f"{session}|{last}")
     assert daily["date"].max() == pd.Timestamp(session)
     assert monthly["close"].iloc[-1] == daily["close"].iloc[-1]
-    assert monthly["volume"].iloc[-1] == daily.loc[
-        daily["date"].dt.to_period("M") == pd.Timestamp(session).to_period("M"), "volume"
-    ].sum()
+    assert (
+        monthly["volume"].iloc[-1]
+        == daily.loc[daily["date"].dt.to_period("M") == pd.Timestamp(session).to_period("M"), "volume"].sum()
+    )
     materialized = instance.get_materialized_partitions(bars_asset_key(calendar, "weekly_bars"))
     assert {f"{session}|{s}" for s in members} <= materialized
     assert _plan(platform, index, "--session", session) == {"commands": [], "pending": []}
@@ -159,7 +161,11 @@ def test_the_plans_script_closes_the_next_session_in_one_go(platform, synthetic_
     ]
     script = subprocess.run(
         [sys.executable, "-m", "market_assets", "plan", "DJI", "NDX", "--session", session],
-        capture_output=True, text=True, env=platform.env, timeout=300, check=True,
+        capture_output=True,
+        text=True,
+        env=platform.env,
+        timeout=300,
+        check=True,
     ).stdout
     path = f"{Path(sys.executable).parent}:{platform.env.get('PATH', '')}"
     executed = subprocess.run(
@@ -186,7 +192,10 @@ def test_a_close_job_launched_without_partitions_says_what_to_pass(platform):
 def test_the_plan_refuses_a_session_outside_the_partition_window(platform):
     planned = subprocess.run(
         [sys.executable, "-m", "market_assets", "plan", "DJI", "--session", "2023-03-17"],
-        capture_output=True, text=True, env=platform.env, timeout=300,
+        capture_output=True,
+        text=True,
+        env=platform.env,
+        timeout=300,
     )
 
     assert planned.returncode == 2

@@ -3,6 +3,7 @@ partitions and, with `--repair`, loaded again, on a real instance, lake and serv
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import dagster as dg
@@ -11,7 +12,8 @@ import pandas as pd
 from market_assets.cli import main as cli
 from market_assets.cli.close import close_index
 from market_assets.defs.bars.checks import FILE_INTACT, VALID_BARS
-from market_assets.defs.bars.keys import BARS_ASSETS, bars_asset_key
+from market_assets.defs.bars.keys import bars_asset_key
+from market_assets.lake.datasets import BARS
 from market_assets_tests.lake_files import assert_same_bars, bars_frames
 from market_assets_tests.universe import last_session
 
@@ -20,7 +22,7 @@ def _file_intact_results(instance: dg.DagsterInstance) -> dict[tuple[str, str], 
     """`{(asset, partition): [passed, ...]}` of every `valid_bars` result, oldest first (the bars
     step's and the `verify_bars` runs'), each failed only by `file_intact`."""
     results: dict[tuple[str, str], list[bool]] = {}
-    for name in BARS_ASSETS:
+    for name in BARS:
         key = dg.AssetCheckKey(bars_asset_key("XNYS", name), VALID_BARS)
         for record in reversed(instance.event_log_storage.get_asset_check_execution_history(key, limit=1000)):
             evaluation = record.event.dagster_event.event_specific_data
@@ -39,7 +41,7 @@ def test_files_damaged_after_a_close_are_found_reported_and_repaired(platform, s
 
     truncated = store.file("daily_bars", f"{session}|{members[3]}")
     with open(truncated, "r+b") as handle:
-        handle.truncate(len(open(truncated, "rb").read()) // 2)
+        handle.truncate(os.path.getsize(truncated) // 2)
     overwritten = store.file("weekly_bars", f"{session}|{members[5]}")  # whole parquet, of another symbol
     shutil.copyfile(store.file("weekly_bars", f"{session}|{members[6]}"), overwritten)
     removed = store.file("monthly_bars", f"{session}|{members[7]}")

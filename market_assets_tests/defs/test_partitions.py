@@ -54,6 +54,11 @@ def test_the_window_starts_on_the_monday_of_the_week_two_weeks_back(monkeypatch)
 
     starts = {day: window_start(pd.Timestamp(day)) for day in ("2026-12-06", "2026-12-07", "2026-12-11", "2026-12-13")}
 
-    assert starts == {"2026-12-06": "2026-11-16", "2026-12-07": "2026-11-23", "2026-12-11": "2026-11-23", "2026-12-13": "2026-11-23"}
+    assert starts == {
+        "2026-12-06": "2026-11-16",
+        "2026-12-07": "2026-11-23",
+        "2026-12-11": "2026-11-23",
+        "2026-12-13": "2026-11-23",
+    }
     monkeypatch.setenv("MARKET_ASSETS_PARTITION_DAYS", "92")
     assert window_start(pd.Timestamp("2026-12-07")) == "2026-08-31"

@@ -59,9 +59,21 @@ def run_launcher_config(values: dict[str, Any]) -> dict[str, Any]:
     assert launcher["type"] == "K8sRunLauncher", launcher["type"]
     k8s = launcher["config"]["k8sRunLauncher"]
     known = {
-        "imagePullPolicy", "loadInclusterConfig", "kubeconfigFile", "jobNamespace", "envConfigMaps",
-        "envSecrets", "envVars", "volumeMounts", "volumes", "labels", "resources",
-        "failPodOnRunFailure", "schedulerName", "securityContext", "runK8sConfig",
+        "imagePullPolicy",
+        "loadInclusterConfig",
+        "kubeconfigFile",
+        "jobNamespace",
+        "envConfigMaps",
+        "envSecrets",
+        "envVars",
+        "volumeMounts",
+        "volumes",
+        "labels",
+        "resources",
+        "failPodOnRunFailure",
+        "schedulerName",
+        "securityContext",
+        "runK8sConfig",
     }
     assert set(k8s) <= known, f"runLauncher keys not rendered here: {set(k8s) - known}"
     config: dict[str, Any] = {
@@ -80,8 +92,12 @@ def run_launcher_config(values: dict[str, Any]) -> dict[str, Any]:
     if k8s.get("envSecrets"):
         config["env_secrets"] = [source["name"] for source in k8s["envSecrets"]]
     for key, name in [
-        ("envVars", "env_vars"), ("volumeMounts", "volume_mounts"), ("volumes", "volumes"),
-        ("labels", "labels"), ("resources", "resources"), ("schedulerName", "scheduler_name"),
+        ("envVars", "env_vars"),
+        ("volumeMounts", "volume_mounts"),
+        ("volumes", "volumes"),
+        ("labels", "labels"),
+        ("resources", "resources"),
+        ("schedulerName", "scheduler_name"),
         ("securityContext", "security_context"),
     ]:
         if k8s.get(key):
@@ -101,9 +117,20 @@ def user_env_config_map(deployment: dict[str, Any]) -> str:
 def code_server_env(values: dict[str, Any], deployment: dict[str, Any]) -> dict[str, str]:
     """Environment of the code server container (`deployment-user.yaml`), secrets left out."""
     known = {
-        "name", "image", "dagsterApiGrpcArgs", "port", "includeConfigInLaunchedRuns", "env",
-        "envConfigMaps", "envSecrets", "resources", "securityContext", "volumeMounts", "volumes",
-        "labels", "schedulerName",
+        "name",
+        "image",
+        "dagsterApiGrpcArgs",
+        "port",
+        "includeConfigInLaunchedRuns",
+        "env",
+        "envConfigMaps",
+        "envSecrets",
+        "resources",
+        "securityContext",
+        "volumeMounts",
+        "volumes",
+        "labels",
+        "schedulerName",
     }
     assert set(deployment) <= known, f"user deployment keys not rendered here: {set(deployment) - known}"
     assert isinstance(deployment.get("env", []), list), "env as a mapping goes to a config map: not rendered here"
@@ -117,8 +144,11 @@ def code_server_env(values: dict[str, Any], deployment: dict[str, Any]) -> dict[
     if deployment.get("envSecrets"):
         context["env_secrets"] = [source["name"] for source in deployment["envSecrets"]]
     for key, name in [
-        ("volumeMounts", "volume_mounts"), ("volumes", "volumes"), ("labels", "labels"),
-        ("resources", "resources"), ("schedulerName", "scheduler_name"),
+        ("volumeMounts", "volume_mounts"),
+        ("volumes", "volumes"),
+        ("labels", "labels"),
+        ("resources", "resources"),
+        ("schedulerName", "scheduler_name"),
     ]:
         if deployment.get(key):
             context[name] = deployment[key]

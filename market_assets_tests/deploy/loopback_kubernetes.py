@@ -155,9 +155,7 @@ class LoopbackKubernetes:
                 env[variable["name"]] = variable.get("value", "")
                 continue
             source = variable["valueFrom"]
-            kind, store = (
-                ("secretKeyRef", self.secrets) if "secretKeyRef" in source else ("configMapKeyRef", self.config_maps)
-            )
+            kind, store = ("secretKeyRef", self.secrets) if "secretKeyRef" in source else ("configMapKeyRef", self.config_maps)
             reference = source[kind]
             value = store.get(reference["name"], {}).get(reference["key"])
             if value is None:

@@ -2,17 +2,17 @@
 
 Neither Docker nor Helm runs here. The Dockerfile is read instruction by instruction and held to
 what the deployment relies on (a pinned base image, a non-root user, the project installed from
-its own setup.py, the code server the chart expects). The Dagster chart's published values schema
+its own pyproject.toml, the code server the chart expects). The Dagster chart's published values schema
 is not on any package registry this project reaches, so the values are checked against a schema
 of the chart's keys derived from it (dagster_chart_values.schema.json), and their Kubernetes
 objects against the `kubernetes` client's models.
 """
 
-import ast
 import copy
 import json
 import re
 import shlex
+import tomllib
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -36,11 +36,9 @@ def _instructions(dockerfile: Path) -> list[tuple[str, str]]:
     return [tuple(line.split(None, 1)) for line in lines if line and not line.startswith("#")]
 
 
-def _setup_kwargs() -> dict:
-    """The literal keyword arguments of the `setup(...)` call in setup.py."""
-    tree = ast.parse((PROJECT_ROOT / "setup.py").read_text())
-    call = next(node for node in ast.walk(tree) if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "setup")
-    return {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords if kw.arg in ("name", "python_requires", "extras_require", "install_requires")}
+def _project() -> dict:
+    """The `[project]` table of pyproject.toml: the name, the Python it requires, the pins."""
+    return tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
 
 
 class Dockerfile:
@@ -60,13 +58,13 @@ def dockerfile() -> Dockerfile:
     return Dockerfile(PROJECT_ROOT / "Dockerfile")
 
 
-def test_the_image_starts_from_a_pinned_python_that_setup_py_accepts(dockerfile):
+def test_the_image_starts_from_a_pinned_python_that_the_project_accepts(dockerfile):
     (base,) = dockerfile["FROM"]
     image, _, tag = base.partition(":")
     assert image == "python" and tag != "latest"
     version = re.match(r"(\d+)\.(\d+)\.(\d+)-", tag)
     assert version, f"the base image tag {tag!r} does not pin a patch release"
-    required = re.match(r">=(\d+)\.(\d+)", _setup_kwargs()["python_requires"])
+    required = re.match(r">=(\d+)\.(\d+)", _project()["requires-python"])
     assert tuple(map(int, version.groups()[:2])) >= tuple(map(int, required.groups()))
 
 
@@ -83,18 +81,16 @@ def test_the_image_runs_as_a_numeric_non_root_user_that_the_chart_pods_also_requ
         assert context["runAsNonRoot"] is True and context["runAsUser"] == int(uid)
 
 
-def test_the_image_installs_this_project_from_setup_py_and_nothing_pinned_beside_it(dockerfile):
-    installs = [
-        shlex.split(command.split("&&")[0]) for command in dockerfile["RUN"] if command.startswith("pip install")
-    ]
+def test_the_image_installs_this_project_from_its_metadata_and_nothing_pinned_beside_it(dockerfile):
+    installs = [shlex.split(command.split("&&")[0]) for command in dockerfile["RUN"] if command.startswith("pip install")]
     assert len(installs) == 1, "one pip install, of the project itself"
     (requirement,) = [argument for argument in installs[0][2:] if not argument.startswith("-")]
     match = re.fullmatch(r"\.\[([a-z0-9_,]+)\]", requirement)
     assert match, f"the image installs {requirement!r}, not this project (.[extras])"
     extras = set(match.group(1).split(","))
-    assert extras == {"postgres", "s3"} and extras <= set(_setup_kwargs()["extras_require"])
-    copied = {shlex.split(arguments)[0] for arguments in dockerfile["COPY"]}
-    assert copied == {"setup.py", "market_assets"}
+    assert extras == {"postgres", "s3"} and extras <= set(_project()["optional-dependencies"])
+    copied = {source for arguments in dockerfile["COPY"] for source in shlex.split(arguments)[:-1]}
+    assert copied == {"pyproject.toml", "setup.py", "market_assets"}
     patterns = [line for line in (PROJECT_ROOT / ".dockerignore").read_text().splitlines() if line and line[0] != "#"]
     assert patterns[0] == "*", "the build context starts empty"
     assert {pattern[1:].rstrip("/") for pattern in patterns if pattern.startswith("!")} == copied
@@ -103,9 +99,18 @@ def test_the_image_installs_this_project_from_setup_py_and_nothing_pinned_beside
 def test_the_image_serves_the_code_location_the_helm_values_declare(dockerfile):
     deployment = chart.user_deployment(chart.load_values())
     command = json.loads(dockerfile["CMD"][-1])
-    assert command == ["dagster", "api", "grpc", "-h", "0.0.0.0", "-p", str(deployment["port"]), *deployment["dagsterApiGrpcArgs"]]
+    assert command == [
+        "dagster",
+        "api",
+        "grpc",
+        "-h",
+        "0.0.0.0",
+        "-p",
+        str(deployment["port"]),
+        *deployment["dagsterApiGrpcArgs"],
+    ]
     assert dockerfile["EXPOSE"] == [str(deployment["port"])]
-    assert deployment["dagsterApiGrpcArgs"] == ["-m", _setup_kwargs()["name"]]
+    assert deployment["dagsterApiGrpcArgs"] == ["-m", _project()["name"]]
 
 
 def test_the_helm_values_set_only_keys_of_the_chart():
@@ -169,7 +174,7 @@ def test_the_helm_values_match_the_code_and_the_pinned_dagster():
     env = {variable["name"]: variable["value"] for variable in deployment["env"]}
     assert env[EXECUTOR.env_var] == "k8s"
     assert "://" in env[DATA_ROOT.env_var], "pods share no disk: the parquet root must be object storage"
-    assert env[DATA_ROOT.env_var].startswith("s3://") and "s3" in _setup_kwargs()["extras_require"]
+    assert env[DATA_ROOT.env_var].startswith("s3://") and "s3" in _project()["optional-dependencies"]
     assert int(env["MARKET_ASSETS_MAX_SYMBOLS_PER_RUN"]) > 0
     assert deployment["image"]["tag"] not in ("latest", "") and deployment["image"]["pullPolicy"] == "IfNotPresent"
     assert values["postgresql"]["postgresqlScheme"] == "postgresql+psycopg2"

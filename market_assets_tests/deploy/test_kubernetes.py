@@ -113,7 +113,10 @@ def chart_deployment(tmp_path, stooq_server):
         with open(node / "code-server.log", "wb") as log:
             code_server = subprocess.Popen(
                 ["dagster", "api", "grpc", "-h", "127.0.0.1", "-p", str(port), *deployment["dagsterApiGrpcArgs"]],
-                env=server_env, cwd=node, stdout=log, stderr=subprocess.STDOUT,
+                env=server_env,
+                cwd=node,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         try:
             workspace = tmp_path / "workspace.yaml"
@@ -123,8 +126,14 @@ def chart_deployment(tmp_path, stooq_server):
                 )
             )
             yield SimpleNamespace(
-                values=values, deployment=deployment, cluster=cluster, home=home, lake=lake,
-                workspace=workspace, env=server_env, port=port,
+                values=values,
+                deployment=deployment,
+                cluster=cluster,
+                home=home,
+                lake=lake,
+                workspace=workspace,
+                env=server_env,
+                port=port,
             )
         finally:
             code_server.terminate()
@@ -134,9 +143,7 @@ def chart_deployment(tmp_path, stooq_server):
 def _wait_for_code_server(port: int, env: dict[str, str]) -> None:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        check = subprocess.run(
-            ["dagster", "api", "grpc-health-check", "-p", str(port)], env=env, capture_output=True, timeout=60
-        )
+        check = subprocess.run(["dagster", "api", "grpc-health-check", "-p", str(port)], env=env, capture_output=True, timeout=60)
         if check.returncode == 0:
             return
         time.sleep(1)
@@ -162,9 +169,21 @@ def test_a_close_on_kubernetes_runs_a_pod_for_the_run_and_one_for_its_step_as_co
         close_run = plan_close_runs(instance, "DJI", session, members, max_symbols=200)[0]
         _wait_for_code_server(deploy.port, deploy.env)
         launched = subprocess.run(
-            ["dagster", "job", "launch", "-w", str(deploy.workspace), "-j", close_run.job_name,
-             "--tags", json.dumps(close_run.tags)],
-            env=deploy.env, capture_output=True, text=True, timeout=180,
+            [
+                "dagster",
+                "job",
+                "launch",
+                "-w",
+                str(deploy.workspace),
+                "-j",
+                close_run.job_name,
+                "--tags",
+                json.dumps(close_run.tags),
+            ],
+            env=deploy.env,
+            capture_output=True,
+            text=True,
+            timeout=180,
         )
         assert launched.returncode == 0, launched.stdout + launched.stderr
         (run,) = instance.get_runs(dg.RunsFilter(job_name=close_run.job_name))

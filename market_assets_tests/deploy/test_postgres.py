@@ -39,9 +39,7 @@ class Postgres:
     def connect(self):
         import psycopg2
 
-        return psycopg2.connect(
-            host=self.host, port=self.port, user=self.user, password=self.password, dbname=self.database
-        )
+        return psycopg2.connect(host=self.host, port=self.port, user=self.user, password=self.password, dbname=self.database)
 
 
 def _postgres_bin() -> Path | None:
@@ -79,8 +77,15 @@ def postgres_server() -> Iterator[Postgres]:
         subprocess.run([*as_owner, *command], check=True, capture_output=True, timeout=120)
 
     run(
-        str(bin_dir / "initdb"), "-D", str(data), "-U", server.user, f"--pwfile={password_file}",
-        "--auth=scram-sha-256", "--encoding=UTF8", "--no-sync",
+        str(bin_dir / "initdb"),
+        "-D",
+        str(data),
+        "-U",
+        server.user,
+        f"--pwfile={password_file}",
+        "--auth=scram-sha-256",
+        "--encoding=UTF8",
+        "--no-sync",
     )
     options = f"-p {server.port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
     run(str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(base / "log"), "-w", "start")
@@ -126,13 +131,13 @@ def postgres_instance(postgres, tmp_path, monkeypatch, stooq_server):
         yield instance, home
 
 
-def test_a_close_runs_to_success_with_runs_events_and_partitions_in_postgres(
-    postgres, postgres_instance, synthetic_universe
-):
+def test_a_close_runs_to_success_with_runs_events_and_partitions_in_postgres(postgres, postgres_instance, synthetic_universe):
     instance, home = postgres_instance
     storages = (instance.run_storage, instance.event_log_storage, instance.schedule_storage)
     assert [type(storage).__name__ for storage in storages] == [
-        "PostgresRunStorage", "PostgresEventLogStorage", "PostgresScheduleStorage"
+        "PostgresRunStorage",
+        "PostgresEventLogStorage",
+        "PostgresScheduleStorage",
     ]
     session = f"{synthetic_universe.last_session['XNYS']:%Y-%m-%d}"
     members = synthetic_universe.members("DJI", pd.Timestamp(session))
@@ -152,8 +157,7 @@ def test_a_close_runs_to_success_with_runs_events_and_partitions_in_postgres(
         cursor.execute("SELECT run_id, status FROM runs")
         assert dict(cursor.fetchall()) == {run_id: "SUCCESS" for run_id in outcome.run_ids}
         cursor.execute(
-            "SELECT partition FROM event_logs WHERE dagster_event_type = 'ASSET_MATERIALIZATION' "
-            "AND asset_key = %s",
+            "SELECT partition FROM event_logs WHERE dagster_event_type = 'ASSET_MATERIALIZATION' AND asset_key = %s",
             (bars_asset_key("XNYS", "daily_bars").to_string(),),
         )
         assert sorted(row[0] for row in cursor.fetchall()) == sorted(expected)
@@ -179,7 +183,10 @@ def test_prune_instance_removes_old_runs_and_everything_stored_for_them_from_pos
 
     pruned = subprocess.run(
         [str(Path(sys.executable).with_name("dagster")), "job", "execute", "-m", "market_assets", "-j", "prune_instance"],
-        env={**os.environ, "MARKET_ASSETS_PARTITION_DAYS": "14"}, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "MARKET_ASSETS_PARTITION_DAYS": "14"},
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
     assert pruned.returncode == 0, pruned.stderr[-3000:]

@@ -3,8 +3,17 @@
 import pandas as pd
 
 # NYSE, November 2026: Thanksgiving on Thursday the 26th, an early close on Friday the 27th.
-DAYS = ["2026-11-16", "2026-11-17", "2026-11-18", "2026-11-19", "2026-11-20",
-        "2026-11-23", "2026-11-24", "2026-11-25", "2026-11-27"]
+DAYS = [
+    "2026-11-16",
+    "2026-11-17",
+    "2026-11-18",
+    "2026-11-19",
+    "2026-11-20",
+    "2026-11-23",
+    "2026-11-24",
+    "2026-11-25",
+    "2026-11-27",
+]
 
 
 def daily_bars(days: list[str] = DAYS, close: list[float] | None = None) -> pd.DataFrame:

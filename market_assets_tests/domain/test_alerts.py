@@ -27,7 +27,9 @@ def test_the_message_names_the_facts_and_says_what_went_wrong_without_the_except
     )
     assert message["blocks"][0] == {"type": "header", "text": {"type": "plain_text", "text": "DJI 2026-12-02: close run failed"}}
     assert [field["text"] for field in message["blocks"][1]["fields"]] == [
-        "*Index*\nDJI", "*Session*\n2026-12-02", "*Symbols*\nSYNU004.US"
+        "*Index*\nDJI",
+        "*Session*\n2026-12-02",
+        "*Symbols*\nSYNU004.US",
     ]
     assert message["blocks"][2]["text"]["text"].startswith("```1 of 30 symbols failed:\n- SYNU004.US")
     assert message["blocks"][3]["text"]["text"] == "<http://ui:3000/runs/abc|Open in Dagster>"

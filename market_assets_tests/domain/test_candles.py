@@ -6,6 +6,7 @@ import pytest
 
 from market_assets.domain.candles import resample, snapshot
 from market_assets.sources.parsing import parse_history_csv
+from market_assets_tests.domain.frames import DAYS
 from market_assets_tests.universe import FIXTURES
 
 
@@ -23,13 +24,8 @@ def _daily(dates: list[str], volume: list[float | None] | None = None) -> pd.Dat
     )
 
 
-# NYSE, late November 2026: Thanksgiving on Thursday the 26th, an early close on Friday the 27th.
-WEEK = ["2026-11-16", "2026-11-17", "2026-11-18", "2026-11-19", "2026-11-20",
-        "2026-11-23", "2026-11-24", "2026-11-25", "2026-11-27"]
-
-
 def test_weekly_bars_aggregate_each_calendar_week():
-    weekly = resample(_daily(WEEK), "week", pd.Timestamp("2026-11-27"), "XNYS")
+    weekly = resample(_daily(DAYS), "week", pd.Timestamp("2026-11-27"), "XNYS")
 
     # Dated as Stooq dates weeks: by the Sunday that ends them.
     assert list(weekly["date"]) == [pd.Timestamp("2026-11-22"), pd.Timestamp("2026-11-29")]
@@ -46,8 +42,8 @@ def test_weekly_bars_aggregate_each_calendar_week():
 
 
 def test_last_bar_is_incomplete_when_the_period_goes_on():
-    weekly = resample(_daily(WEEK[:7]), "week", pd.Timestamp("2026-11-24"), "XNYS")
-    monthly = resample(_daily(WEEK), "month", pd.Timestamp("2026-11-27"), "XNYS")
+    weekly = resample(_daily(DAYS[:7]), "week", pd.Timestamp("2026-11-24"), "XNYS")
+    monthly = resample(_daily(DAYS), "month", pd.Timestamp("2026-11-27"), "XNYS")
 
     assert list(weekly["incomplete"]) == [False, True]
     # A week still running is dated by its Sunday too; its last session says how far it got.
@@ -73,19 +69,19 @@ def test_month_end_session_completes_the_month():
 
 def test_stale_history_does_not_flag_a_finished_week():
     # Data ends on Friday the 20th, the snapshot is for Tuesday the 24th: last week is over.
-    weekly = resample(_daily(WEEK[:5]), "week", pd.Timestamp("2026-11-24"), "XNYS")
+    weekly = resample(_daily(DAYS[:5]), "week", pd.Timestamp("2026-11-24"), "XNYS")
 
     assert list(weekly["incomplete"]) == [False]
 
 
 def test_missing_volume_stays_missing():
-    weekly = resample(_daily(WEEK[:2], volume=[None, None]), "week", pd.Timestamp("2026-11-17"), "XNYS")
+    weekly = resample(_daily(DAYS[:2], volume=[None, None]), "week", pd.Timestamp("2026-11-17"), "XNYS")
 
     assert weekly["volume"].isna().all()
 
 
 def test_snapshot_drops_rows_after_the_session():
-    daily = _daily(WEEK)
+    daily = _daily(DAYS)
 
     assert snapshot(daily, pd.Timestamp("2026-11-20"))["date"].max() == pd.Timestamp("2026-11-20")
     assert len(snapshot(daily, pd.Timestamp("2026-11-20"))) == 5

@@ -122,7 +122,10 @@ def test_a_wrong_weekly_bar_and_a_left_out_day_are_named():
 
     assert _dates(rules.resampled_agree_with_daily(daily, tampered, "week")) == ["2026-11-22"]
     assert _dates(rules.resampled_agree_with_daily(daily, weekly.iloc[:1], "week")) == [
-        "2026-11-23", "2026-11-24", "2026-11-25", "2026-11-27"
+        "2026-11-23",
+        "2026-11-24",
+        "2026-11-25",
+        "2026-11-27",
     ]
     merged = weekly.iloc[1:].reset_index(drop=True)  # one bar over two weeks
     assert _dates(rules.resampled_agree_with_daily(daily, merged, "week")) == ["2026-11-29"]

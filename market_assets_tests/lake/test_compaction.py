@@ -16,7 +16,7 @@ from market_assets import definitions
 from market_assets.cli.close import close_index
 from market_assets.domain.exchange_sessions import calendar
 from market_assets.lake.compaction import compact
-from market_assets.lake.reader import LakeReader
+from market_assets.lake.reader import SNAPSHOT_COLUMNS, LakeReader
 from market_assets.lake.sql import connect
 from market_assets.lake.store import ParquetStore
 from market_assets_tests.platform import open_platform
@@ -104,7 +104,7 @@ def test_the_reader_and_sql_give_every_session_as_it_was_written(lake, written):
             queried = sql.sql(f"SELECT * FROM {asset}_as_of('{session}')").df()
             for symbol in set(read["symbol"]):
                 expected = written["frames"][asset, f"{session}|{symbol}"]
-                ours = read[read["symbol"] == symbol].drop(columns="session").reset_index(drop=True)
+                ours = read[read["symbol"] == symbol].drop(columns=list(SNAPSHOT_COLUMNS)).reset_index(drop=True)
                 assert ours.equals(expected), (asset, session, symbol)
                 theirs = queried[queried["symbol"] == symbol].sort_values("date").reset_index(drop=True)
                 assert len(theirs) == len(expected), (asset, session, symbol)
@@ -122,9 +122,7 @@ def test_the_reader_and_sql_give_every_session_as_it_was_written(lake, written):
 )
 def test_a_compaction_killed_loses_nothing_and_a_second_one_finishes(lake, written, point):
     env = {"PATH": "/usr/bin:/bin", "MARKET_ASSETS_DATA_ROOT": lake.root}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "market_assets", "compact"], env=env, stdout=subprocess.PIPE, text=True
-    )
+    process = subprocess.Popen([sys.executable, "-m", "market_assets", "compact"], env=env, stdout=subprocess.PIPE, text=True)
     for line in process.stdout:
         if line.strip().startswith(point):
             process.send_signal(signal.SIGKILL)
@@ -133,8 +131,9 @@ def test_a_compaction_killed_loses_nothing_and_a_second_one_finishes(lake, writt
     assert process.returncode == -signal.SIGKILL, f"the compaction ended before {point!r}"
 
     _assert_reads_as_written(ParquetStore(lake.root), written)
-    finished = subprocess.run([sys.executable, "-m", "market_assets", "compact"], env=env, capture_output=True,
-                              text=True, timeout=300)
+    finished = subprocess.run(
+        [sys.executable, "-m", "market_assets", "compact"], env=env, capture_output=True, text=True, timeout=300
+    )
     assert finished.returncode == 0, finished.stderr
     _assert_reads_as_written(ParquetStore(lake.root), written)
     assert set(ParquetStore(lake.root).file_keys("daily_bars")) == written["kept"]
@@ -142,8 +141,11 @@ def test_a_compaction_killed_loses_nothing_and_a_second_one_finishes(lake, writt
 
 def test_writing_a_snapshot_again_gives_back_the_files_rebuilt_from_it(lake, written):
     compact(lake)
-    symbol = next(key.split("|")[1] for key in written["kept"] if key.startswith(written["sessions"][-1])
-                  and f"{written['sessions'][1]}|{key.split('|')[1]}" not in written["kept"])
+    symbol = next(
+        key.split("|")[1]
+        for key in written["kept"]
+        if key.startswith(written["sessions"][-1]) and f"{written['sessions'][1]}|{key.split('|')[1]}" not in written["kept"]
+    )
     source = f"{written['sessions'][-1]}|{symbol}"
     rewritten = written["frames"]["daily_bars", source].assign(close=lambda frame: frame["close"] + 1)
 

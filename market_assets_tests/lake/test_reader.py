@@ -10,7 +10,7 @@ import pytest
 
 from market_assets.cli.close import close_index
 from market_assets.domain.exchange_sessions import calendar
-from market_assets.lake.reader import LakeReader, LakeReadError
+from market_assets.lake.reader import SNAPSHOT_COLUMNS, LakeReader, LakeReadError
 from market_assets_tests.platform import open_platform
 from stooq_server import StooqServer, generate_synthetic
 
@@ -47,8 +47,8 @@ def lake(tmp_path_factory):
     monkeypatch.undo()
 
 
-def _without_session(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.drop(columns="session").reset_index(drop=True)
+def _without_snapshot_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.drop(columns=list(SNAPSHOT_COLUMNS)).reset_index(drop=True)
 
 
 def test_the_newest_snapshot_of_each_symbol_by_default(lake):
@@ -62,7 +62,7 @@ def test_the_newest_snapshot_of_each_symbol_by_default(lake):
     for symbol, session in ((dji[0], lake["second"]), (hsi_symbol, lake["hsi"])):
         own = daily[daily["symbol"] == symbol]
         assert (own["session"] == pd.Timestamp(session)).all()
-        pd.testing.assert_frame_equal(_without_session(own), store.read("daily_bars", f"{session}|{symbol}"))
+        pd.testing.assert_frame_equal(_without_snapshot_columns(own), store.read("daily_bars", f"{session}|{symbol}"))
 
 
 def test_as_of_reads_what_was_known_after_that_close_before_the_split(lake):
@@ -72,7 +72,7 @@ def test_as_of_reads_what_was_known_after_that_close_before_the_split(lake):
     known_then = reader.bars("daily", [symbol], as_of=lake["first"])
     newest = reader.bars("daily", [symbol])
 
-    pd.testing.assert_frame_equal(_without_session(known_then), before)
+    pd.testing.assert_frame_equal(_without_snapshot_columns(known_then), before)
     shared = newest[newest["date"] <= before["date"].iloc[-1]]
     assert shared["close"].to_numpy() * 2 == pytest.approx(before["close"].to_numpy(), rel=1e-3)
     # A day with no snapshot of its own (the weekend after) reads the newest one before it.
@@ -107,15 +107,15 @@ def test_a_panel_holds_the_members_of_that_day_as_known_that_day(lake):
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda r, l: r.bars("daily", ["NOPE.US"]), r"daily_bars: no snapshot of NOPE.US stored under"),
-        (lambda r, l: r.bars("hourly", ["X.US"]), r"unknown kind of bars 'hourly' \(one of: daily, weekly, monthly\)"),
-        (lambda r, l: r.bars("daily", index="FTSE"), r"index 'FTSE': no composition stored \(stored: DJI, HSI\)"),
+        (lambda r, lake: r.bars("daily", ["NOPE.US"]), r"daily_bars: no snapshot of NOPE.US stored under"),
+        (lambda r, lake: r.bars("hourly", ["X.US"]), r"unknown kind of bars 'hourly' \(one of: daily, weekly, monthly\)"),
+        (lambda r, lake: r.bars("daily", index="FTSE"), r"index 'FTSE': no composition stored \(stored: DJI, HSI\)"),
         (
-            lambda r, l: r.bars("daily", ["X.US"], as_of="2001-01-01"),
+            lambda r, lake: r.bars("daily", ["X.US"], as_of="2001-01-01"),
             r"as_of 2001-01-01 is before the first stored session of daily_bars, 20",
         ),
-        (lambda r, l: r.bars("daily", index="DJI", as_of="someday"), r"as_of 'someday' is not a date"),
-        (lambda r, l: r.panel("DJI", l["first"], field="closing"), r"field 'closing' is not a column of daily_bars"),
+        (lambda r, lake: r.bars("daily", index="DJI", as_of="someday"), r"as_of 'someday' is not a date"),
+        (lambda r, lake: r.panel("DJI", lake["first"], field="closing"), r"field 'closing' is not a column of daily_bars"),
     ],
 )
 def test_what_the_lake_cannot_answer_is_named(lake, call, message):
@@ -129,17 +129,13 @@ def test_a_symbol_first_stored_after_as_of_says_when_it_was(lake):
     dji_symbol = lake["splitting"]
     if lake["hsi"] <= lake["first"]:
         pytest.skip("the HSI session is not after the first DJI session today")
-    with pytest.raises(
-        LakeReadError, match=rf"no snapshot at or before {day} of {hsi_symbol} \(its first is {lake['hsi']}\)"
-    ):
+    with pytest.raises(LakeReadError, match=rf"no snapshot at or before {day} of {hsi_symbol} \(its first is {lake['hsi']}\)"):
         LakeReader(lake["root"]).bars("daily", [dji_symbol, hsi_symbol], as_of=day)
 
 
 def _cli(lake, *args: str) -> subprocess.CompletedProcess:
     env = {"PATH": "/usr/bin:/bin", "MARKET_ASSETS_DATA_ROOT": lake["root"]}
-    return subprocess.run(
-        [sys.executable, "-m", "market_assets", *args], env=env, capture_output=True, text=True, timeout=300
-    )
+    return subprocess.run([sys.executable, "-m", "market_assets", *args], env=env, capture_output=True, text=True, timeout=300)
 
 
 def test_the_read_command_prints_csv_writes_parquet_and_names_what_it_cannot_find(lake, tmp_path):

@@ -14,9 +14,7 @@ from market_assets_tests.universe import last_session
 @pytest.fixture
 def closed(platform, synthetic_universe):
     """A DJI and an HSI close of their latest sessions: two session folders, two exchanges."""
-    sessions = {
-        index: last_session(synthetic_universe, exchange) for index, exchange in (("DJI", "XNYS"), ("HSI", "XHKG"))
-    }
+    sessions = {index: last_session(synthetic_universe, exchange) for index, exchange in (("DJI", "XNYS"), ("HSI", "XHKG"))}
     for index, session in sessions.items():
         close_index(platform.instance, index, session)
     return platform, sessions

@@ -1,8 +1,15 @@
 """Parquet storage: guessable paths, round trips, and writes that never leave half a file."""
 
+import io
+import threading
+
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
+from market_assets.lake.errors import LakeWriteError
+from market_assets.lake.fetch_record import FetchRecord
 from market_assets.lake.store import ParquetStore
 
 
@@ -33,7 +40,7 @@ def test_a_failed_write_keeps_the_previous_file_whole(tmp_path):
     store.write("daily_bars", "2026-11-20|AAPL.US", _frame(10.0))
     unwritable = pd.DataFrame({"date": [pd.Timestamp("2026-11-20")], "close": [object()]})
 
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017 - whatever pyarrow raises for a column it cannot write
         store.write("daily_bars", "2026-11-20|AAPL.US", unwritable)
 
     pd.testing.assert_frame_equal(store.read("daily_bars", "2026-11-20|AAPL.US"), _frame(10.0))
@@ -107,3 +114,55 @@ def test_an_asset_reads_as_one_frame_with_the_session_of_each_row(tmp_path, root
 
     assert frame["session"].tolist() == pd.to_datetime(["2026-11-19", "2026-11-20", "2026-11-20"]).tolist()
     assert frame["symbol"].tolist() == ["AAPL.US", "AAPL.US", "MSFT.US"]
+
+
+def test_a_kept_catalog_sees_every_write_at_once_even_within_one_clock_tick(tmp_path):
+    store = ParquetStore(str(tmp_path))
+    store.write("daily_bars", "2026-11-20|AAA.US", _frame(1.0))
+    assert store.catalog("daily_bars").sessions_by_name == {"AAA.US": ["2026-11-20"]}
+
+    for name in ("BBB.US", "CCC.US", "DDD.US"):  # quicker than the file system's clock
+        store.write("daily_bars", f"2026-11-20|{name}", _frame(1.0))
+        assert name in store.catalog("daily_bars").sessions_by_name
+    store.write("daily_bars", "2026-11-23|AAA.US", _frame(1.0))
+    kept = store.catalog("daily_bars")
+    assert kept.sessions_by_name["AAA.US"] == ["2026-11-20", "2026-11-23"]
+    assert kept.at_or_before("AAA.US", "2026-11-22") == ["2026-11-20"]
+    # Rewriting a stored partition changes no listing: the catalog is kept.
+    store.write("daily_bars", "2026-11-23|AAA.US", _frame(1.0))
+    assert store.catalog("daily_bars") is kept
+
+
+def test_concurrent_writes_of_the_same_bars_fetched_at_other_times_both_read_back(tmp_path):
+    """Two closes of one session write the same bars with their own fetch records: each one's
+    read-back accepts the other's file; other bars are still a failed write."""
+    store = ParquetStore(str(tmp_path))
+    key = "2026-11-20|AAPL.US"
+    records = [FetchRecord(pd.Timestamp(f"2026-11-20 21:0{n}", tz="UTC"), pd.Timestamp("2026-11-20")) for n in range(2)]
+    errors: list[Exception] = []
+    start = threading.Barrier(2)
+
+    def close(record: FetchRecord) -> None:
+        start.wait()
+        try:
+            for _ in range(300):
+                store.write("daily_bars", key, _frame(10.0), read_back=True, fetched=record)
+        except LakeWriteError as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=close, args=(record,)) for record in records]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert store.fetch_record("daily_bars", key) in records
+    with pytest.raises(LakeWriteError, match="reads back"):
+        store._compare(store.file("daily_bars", key), _parquet(_frame(11.0)))
+
+
+def _parquet(frame: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), buffer)
+    return buffer.getvalue()

@@ -119,9 +119,7 @@ def test_one_client_serves_many_threads(client, synthetic_universe):
         (FaultKind.GARBLED, StooqFormatError, "has an unparsable"),
     ],
 )
-def test_permanent_answers_fail_once_with_a_clear_message(
-    stooq_server, client, kind, error_type, problem
-):
+def test_permanent_answers_fail_once_with_a_clear_message(stooq_server, client, kind, error_type, problem):
     stooq_server.inject(Fault(kind, symbols={US}))
 
     with pytest.raises(error_type) as caught:
@@ -167,7 +165,10 @@ def test_a_short_burst_of_errors_is_absorbed_by_retries(stooq_server, client):
 
 def test_connection_refused_names_the_url():
     with StooqClient("http://127.0.0.1:9", retries=0, connect_timeout=1) as client:
-        with pytest.raises(StooqConnectionError, match=r"SYNU001.US: the connection failed .* \(GET http://127.0.0.1:9/q/d/l/\?s=synu001.us&i=d\)"):
+        with pytest.raises(
+            StooqConnectionError,
+            match=r"SYNU001.US: the connection failed .* \(GET http://127.0.0.1:9/q/d/l/\?s=synu001.us&i=d\)",
+        ):
             client.history(US)
 
 
@@ -201,9 +202,7 @@ def test_api_key_is_required_sent_and_never_shown(synthetic_universe):
 
 # Real recorded Stooq downloads (../shared/fixtures), when present.
 
-needs_fixtures = pytest.mark.skipif(
-    not FIXTURES.is_dir(), reason=f"recorded Stooq files not found at {FIXTURES}"
-)
+needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"recorded Stooq files not found at {FIXTURES}")
 
 
 @needs_fixtures

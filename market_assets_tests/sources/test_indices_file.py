@@ -109,8 +109,7 @@ def test_an_exchange_is_loaded_after_the_longest_delay_of_its_indices(monkeypatc
             "index 2 (TSX): no symbol_suffix known for XTSE",
         ),
         (
-            "indices: [{name: SPX, stooq_id: 1, calendar: XNYS}, "
-            "{name: TSX, stooq_id: 2, calendar: XTSE, symbol_suffix: .us}]",
+            "indices: [{name: SPX, stooq_id: 1, calendar: XNYS}, {name: TSX, stooq_id: 2, calendar: XTSE, symbol_suffix: .us}]",
             "index 2 (TSX): symbol_suffix '.US' is SPX's too, on XNYS",
         ),
         ("indices: []", "expected a list of indices under `indices:`"),
@@ -119,9 +118,21 @@ def test_an_exchange_is_loaded_after_the_longest_delay_of_its_indices(monkeypatc
         ("indices: [{name: DJI", "not YAML"),
     ],
     ids=[
-        "unknown-calendar", "duplicate-name", "duplicate-page-id", "missing-field", "name-with-bar",
-        "name-in-lower-case", "page-id-not-a-number", "unknown-field", "negative-delay", "calendar-without-suffix",
-        "suffix-of-two-exchanges", "empty-list", "not-a-mapping", "entry-not-a-mapping", "not-yaml",
+        "unknown-calendar",
+        "duplicate-name",
+        "duplicate-page-id",
+        "missing-field",
+        "name-with-bar",
+        "name-in-lower-case",
+        "page-id-not-a-number",
+        "unknown-field",
+        "negative-delay",
+        "calendar-without-suffix",
+        "suffix-of-two-exchanges",
+        "empty-list",
+        "not-a-mapping",
+        "entry-not-a-mapping",
+        "not-yaml",
     ],
 )
 def test_a_bad_file_is_an_error_naming_the_file_the_entry_and_the_problem(tmp_path, text, says):
@@ -141,8 +152,11 @@ def test_a_missing_file_names_the_setting(monkeypatch, tmp_path):
 def _validate(platform, path: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(VENV_BIN / "dagster"), "definitions", "validate", "-m", "market_assets"],
-        capture_output=True, text=True, env={**platform.env, "MARKET_ASSETS_INDICES_FILE": str(path)},
-        cwd=PROJECT_ROOT, timeout=300,
+        capture_output=True,
+        text=True,
+        env={**platform.env, "MARKET_ASSETS_INDICES_FILE": str(path)},
+        cwd=PROJECT_ROOT,
+        timeout=300,
     )
 
 
@@ -159,7 +173,11 @@ def test_the_code_location_follows_the_file(platform, tmp_path):
         "print(index_partitions.get_partition_keys())\n"
     )
     loaded = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=300,
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        timeout=300,
         env={**platform.env, "MARKET_ASSETS_INDICES_FILE": str(path)},
     )
     assert loaded.returncode == 0, loaded.stderr[-3000:]

@@ -17,9 +17,11 @@ def test_the_stooq_pool_caps_requests_in_flight_across_runs(platform, server_fac
     env = {**platform.env, "STOOQ_BASE_URL": server.url}
     closes = [
         subprocess.Popen(
-            [sys.executable, "-m", "market_assets", "close", index,
-             "--session", last_session(synthetic_universe, calendar)],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [sys.executable, "-m", "market_assets", "close", index, "--session", last_session(synthetic_universe, calendar)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         for index, calendar in (("DJI", "XNYS"), ("HSI", "XHKG"))
     ]
@@ -37,7 +39,9 @@ def test_a_worker_waits_for_a_slot_held_by_a_dead_run_only_so_long(platform):
     assert platform.instance.event_log_storage.claim_concurrency_slot(POOL, "dead-run", "daily_bars").is_claimed
     budget = RequestBudget(platform.instance, "live-run", "daily_bars", max_wait=0.5)
 
-    with pytest.raises(TimeoutError, match="waited 0.5 s for a slot of the pool 'stooq' \\(limit 1\\), all held by runs dead-run"):
+    with pytest.raises(
+        TimeoutError, match="waited 0.5 s for a slot of the pool 'stooq' \\(limit 1\\), all held by runs dead-run"
+    ):
         with budget.slot(0):
             pass
 

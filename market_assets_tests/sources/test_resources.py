@@ -48,7 +48,10 @@ def _close_from_files(folder: Path, work: Path, *args: str) -> tuple[subprocess.
     }
     close = subprocess.run(
         [sys.executable, "-m", "market_assets", "close", *args],
-        env=env, capture_output=True, text=True, timeout=600,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     return close, ParquetStore(str(lake))
 

@@ -261,9 +261,7 @@ def test_unknown_symbols_and_bad_parameters_get_no_data(stooq_server: StooqServe
 
 
 @pytest.mark.parametrize(("interval", "period"), [("w", "W-SUN"), ("m", "M")])
-def test_weekly_and_monthly_bars(
-    stooq_server: StooqServer, synthetic_universe: Universe, interval: str, period: str
-) -> None:
+def test_weekly_and_monthly_bars(stooq_server: StooqServer, synthetic_universe: Universe, interval: str, period: str) -> None:
     daily = frame(daily_file(synthetic_universe, "SYNU003.US"))
     daily = daily[(daily["Date"] >= "2023-02-01") & (daily["Date"] <= "2023-12-20")]
     groups = daily.groupby(daily["Date"].dt.to_period(period))
@@ -349,8 +347,9 @@ def test_edited_files_are_served_after_a_reload(server_factory: ServerFactory, t
 
 
 def test_a_dividend_adjusts_earlier_prices_but_not_volumes_from_its_date_on(server_factory, tmp_path) -> None:
-    universe = generate_synthetic(tmp_path / "stooq", first_session="2024-01-02", sizes={"DJI": 4, "NDX": 1, "HSI": 1},
-                                  dividends=True)
+    universe = generate_synthetic(
+        tmp_path / "stooq", first_session="2024-01-02", sizes={"DJI": 4, "NDX": 1, "HSI": 1}, dividends=True
+    )
     payers = universe.dividends.groupby("symbol")
     assert len(payers) == sum(-(-len(symbols) // 4) for symbols in universe.symbols.values())  # a quarter
     assert universe.dividends["factor"].between(0.99, 0.9975).all()
@@ -373,9 +372,7 @@ def test_a_dividend_adjusts_earlier_prices_but_not_volumes_from_its_date_on(serv
     assert (shared["Volume"] == before["Volume"].iloc[: len(shared)]).all()
 
 
-def test_history_is_split_adjusted_as_of_the_serving_date(
-    stooq_server: StooqServer, synthetic_universe: Universe
-) -> None:
+def test_history_is_split_adjusted_as_of_the_serving_date(stooq_server: StooqServer, synthetic_universe: Universe) -> None:
     splits = synthetic_universe.splits
     symbol, split_day, ratio = splits[splits["symbol"].str.endswith(".US")].iloc[0]
     raw = frame(daily_file(synthetic_universe, symbol))
@@ -409,9 +406,7 @@ def test_history_is_split_adjusted_as_of_the_serving_date(
 # --- API key --------------------------------------------------------------------------------------
 
 
-def test_downloads_need_the_api_key_when_one_is_set(
-    server_factory: ServerFactory, synthetic_universe: Universe
-) -> None:
+def test_downloads_need_the_api_key_when_one_is_set(server_factory: ServerFactory, synthetic_universe: Universe) -> None:
     server = server_factory(api_key="s3cret")
     for params in ({}, {"apikey": "wrong"}):
         response = download(server, "SYNU001.US", **params)
@@ -445,9 +440,7 @@ def test_api_key_page_without_a_key(stooq_server: StooqServer) -> None:
         (FaultKind.EMPTY, 200, ""),
     ],
 )
-def test_faults_with_fixed_answers(
-    stooq_server: StooqServer, kind: FaultKind, status: int, body: str
-) -> None:
+def test_faults_with_fixed_answers(stooq_server: StooqServer, kind: FaultKind, status: int, body: str) -> None:
     stooq_server.inject(Fault(kind))
     response = download(stooq_server, "SYNU001.US")
     assert (response.status_code, response.text) == (status, body)
@@ -667,7 +660,6 @@ def test_cli_generate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     dates = ["--first-session", "2024-01-02", "--last-session", "2024-03-28"]
     assert main(["generate", "--data-dir", str(tmp_path), *dates, "--sizes", "DJI=3,NDX=4,HSI=2"]) == 0
     assert capsys.readouterr().out == (
-        f"Generated synthetic Stooq data in {tmp_path}: 6 XNYS, 2 XHKG symbols; "
-        "last sessions XNYS 2024-03-28, XHKG 2024-03-28.\n"
+        f"Generated synthetic Stooq data in {tmp_path}: 6 XNYS, 2 XHKG symbols; last sessions XNYS 2024-03-28, XHKG 2024-03-28.\n"
     )
     assert (tmp_path / "t" / "580.csv").read_text().count("\n") == 1 + 4 + 1

@@ -14,10 +14,7 @@ class AlertNotSent(RuntimeError):
 
 class AlertsResource(dg.ConfigurableResource):
     """A webhook told of each failure (none: `webhook_url` empty), and the UI its links point at.
-
-    The webhook's URL is its secret (whoever has it can post to the channel), so it is bound to its
-    variable, never shown in the launchpad, and masked to its host in every error.
-    """
+    The webhook's URL is a secret: bound to its variable, masked to its host in every error."""
 
     webhook_url: str = Field(default=settings.ALERT_WEBHOOK_URL.default, description=settings.ALERT_WEBHOOK_URL.meaning)
     ui_url: str = Field(default=settings.UI_URL.default, description=settings.UI_URL.meaning)

@@ -1,11 +1,6 @@
 """`close_failure_alerts`: one alert per failed composition, close or verification run, sent to
 the webhook; `freshness_alerts`: one when an exchange's bars turn late by their freshness policy.
-
-A close run fails when a symbol could not be fetched, when a snapshot breaks a blocking check (the
-step stores everything else, then fails naming the refused partitions), when the lake cannot be
-written, or when a run worker dies (run monitoring fails it). A `verify_bars` run fails when it
-finds damaged files. Each of those ends in one failed run, so one alert per failed run is one per
-failure, and its kind says which.
+Why one alert per failed run: docs/design.md#alerts.
 """
 
 import json
@@ -16,11 +11,10 @@ import pandas as pd
 from market_assets.dagster_internals import FreshnessState, freshness_states
 from market_assets.defs.alerts.resources import AlertsResource
 from market_assets.defs.bars.jobs import close_jobs, verify_bars
-from market_assets.defs.bars.keys import BARS_ASSETS, bars_asset_key
+from market_assets.defs.bars.keys import bars_asset_key
 from market_assets.defs.bars.planning import materialized_symbols, run_symbols
-from market_assets.defs.compositions.assets import index_composition
 from market_assets.defs.compositions.jobs import compositions_job
-from market_assets.defs.partitions import bars_dimensions, composition_key, latest_composition_before
+from market_assets.defs.partitions import bars_dimensions
 from market_assets.defs.runs import (
     INDEX_TAG,
     PARTITION_RANGE_START_TAG,
@@ -31,6 +25,8 @@ from market_assets.defs.runs import (
 )
 from market_assets.domain.alerts import Alert, symbols_named
 from market_assets.domain.exchange_sessions import latest_closed_session
+from market_assets.lake.compositions import composition_for, constituents
+from market_assets.lake.datasets import BARS
 from market_assets.lake.resource import DataLakeResource
 from market_assets.lake.store import ParquetStore
 from market_assets.sources.indices import followed_exchanges, indices_on
@@ -95,20 +91,16 @@ def _from_partition(run: dg.DagsterRun, dimension: str) -> str:
 
 
 @dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
-def freshness_alerts(
-    context: dg.SensorEvaluationContext, alerts: AlertsResource, lake: DataLakeResource
-) -> dg.SkipReason:
+def freshness_alerts(context: dg.SensorEvaluationContext, alerts: AlertsResource, lake: DataLakeResource) -> dg.SkipReason:
     """Tell the webhook when an exchange's bars turn late by their freshness policy
     (`market_assets.defs.bars.freshness`): once per asset and turn, naming the indices of the
-    exchange, the session due and the symbols whose bars of it are not stored.
-
-    The daemon evaluates the policies and records each change of state; this reads the latest
-    one (cursor: `{asset: when the state it alerted of began}`).
+    exchange, the session due and the symbols whose bars of it are not stored. Reads the state the
+    daemon last recorded (cursor: `{asset: when the state it alerted of began}`).
     """
     if not alerts.enabled:
         return dg.SkipReason("no webhook configured (MARKET_ASSETS_ALERT_WEBHOOK_URL): nobody to tell")
     alerted = json.loads(context.cursor or "{}")
-    keys = {bars_asset_key(code, name): code for code in followed_exchanges() for name in BARS_ASSETS}
+    keys = {bars_asset_key(code, name): code for code in followed_exchanges() for name in BARS}
     told = []
     for key, (state, since) in freshness_states(context.instance, list(keys)).items():
         name = key.to_user_string()
@@ -116,7 +108,7 @@ def freshness_alerts(
             continue
         code = keys[key]
         session = f"{latest_closed_session(code, pd.Timestamp.now(tz='UTC')):%Y-%m-%d}"
-        members = _members(context.instance, lake.store, code, session)
+        members = _members(lake.store, code, session)
         stored = materialized_symbols(context.instance, [key], session, members)
         late = [symbol for symbol in members if symbol not in stored]
         alerts.send(
@@ -135,14 +127,11 @@ def freshness_alerts(
     return dg.SkipReason(f"told the webhook that {', '.join(told)} are late" if told else "no bars late since the last alert")
 
 
-def _members(instance: dg.DagsterInstance, store: ParquetStore, code: str, session: str) -> list[str]:
-    """The symbols of exchange `code`'s indices, by each one's composition of `session` or, while
-    that is not stored, its latest before."""
-    loaded = instance.get_materialized_partitions(index_composition.key)
+def _members(store: ParquetStore, code: str, session: str) -> list[str]:
+    """The symbols of exchange `code`'s indices, by each one's composition that applies to `session`."""
     members: dict[str, None] = {}
     for index in indices_on(code):
-        own = str(composition_key(session, index))
-        listed = own if own in loaded else latest_composition_before(loaded, session, index)
+        listed = composition_for(store, index, session)
         if listed is not None:
-            members.update(dict.fromkeys(store.read("index_composition", listed)["symbol"]))
+            members.update(dict.fromkeys(constituents(store, listed)))
     return list(members)

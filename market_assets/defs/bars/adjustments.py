@@ -1,16 +1,6 @@
-"""`adjustment_events[date, symbol]`: the rewrites of a symbol's past that a session's snapshot made.
-
-Each `daily_bars` snapshot is compared with the symbol's previous stored snapshot (the latest of
-the `_LOOK_BACK` sessions before it): past rows that changed, a split or a dividend adjustment,
-become a row here (`symbol, first_changed_date, last_changed_date, effective_date, ratio,
-rows_changed`, in the session's `session=` folder) and metadata on the `daily_bars`
-materialization, instead of history being replaced without a trace. Read all of them with
-`pyarrow.dataset.dataset("<root>/adjustment_events", partitioning="hive")`.
-
-The comparison is part of the bars step (its checks need it), so the step records the events
-too: `adjustment_events` is an asset that `daily_bars` reports, with a partition only where an
-adjustment was found. Its partition grid then shows at a glance where history was rewritten, and
-a close run stores no empty file and no event for the many snapshots that rewrote nothing.
+"""`adjustment_events[date, symbol]`: the rewrites of a symbol's past that a session's snapshot made,
+found by comparing each `daily_bars` snapshot with the symbol's previous stored one; reported by
+the bars step, only where one was found. Why: docs/design.md#adjustment-detection.
 """
 
 from __future__ import annotations
@@ -20,12 +10,13 @@ from collections.abc import Mapping
 import dagster as dg
 import pandas as pd
 
-from market_assets.defs.bars.keys import ADJUSTMENT_EVENTS, DAILY, bars_asset_key
+from market_assets.defs.bars.keys import bars_asset_key, bars_group
 from market_assets.defs.bars.targets import Target
 from market_assets.defs.metadata import table_preview
 from market_assets.defs.partitions import bars_key, bars_partitions
 from market_assets.domain.adjustment_detection import Adjustment, adjustment_rows
 from market_assets.domain.exchange_sessions import calendar
+from market_assets.lake.datasets import ADJUSTMENT_EVENTS, DAILY_BARS
 from market_assets.lake.store import ParquetStore
 from market_assets.sources.indices import followed_exchanges
 
@@ -35,9 +26,9 @@ _LOOK_BACK = 5
 adjustment_events = [
     dg.AssetSpec(
         bars_asset_key(code, ADJUSTMENT_EVENTS),
-        deps=[bars_asset_key(code, DAILY)],
+        deps=[bars_asset_key(code, DAILY_BARS)],
         partitions_def=bars_partitions[code],
-        group_name="bars",
+        group_name=bars_group(code),
         kinds={"parquet"},
         description="Past rows a session's snapshot changed (a split, a dividend adjustment), one row "
         "per event; materialized by daily_bars for the partitions where it found one.",
@@ -57,8 +48,8 @@ def previous_daily(store: ParquetStore, target: Target) -> pd.DataFrame | None:
             return None
         day = exchange.previous_session(day)
         previous = str(bars_key(f"{day:%Y-%m-%d}", target.symbol))
-        if store.exists(DAILY, previous):
-            return store.read(DAILY, previous)
+        if store.exists(DAILY_BARS, previous):
+            return store.read(DAILY_BARS, previous)
     return None
 
 

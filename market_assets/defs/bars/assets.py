@@ -1,12 +1,6 @@
-"""`daily_bars`, `weekly_bars`, `monthly_bars`: one snapshot per (session, symbol), built in one step.
-
-`daily_bars[date, symbol]` is the symbol's daily history as Stooq publishes it after the close of
-`date`, up to and including `date`; `weekly_bars` and `monthly_bars` of a partition are resampled
-from it (docs/design.md#daily-bars-are-a-snapshot-per-session). Each followed exchange has these
-three assets on its own grid (`xnys/daily_bars`, see `keys.py`), and they are one multi-asset step,
-`<exchange>_bars`, which loads a range of partitions in one run: each symbol is fetched, built,
-written and checked as its answer arrives (`fetching.py`, `building.py`), and once the last is in,
-only the step's events are left (docs/design.md#one-step-builds-the-three-bars-assets).
+"""`daily_bars`, `weekly_bars`, `monthly_bars` of each exchange: one snapshot per (session, symbol),
+built by one multi-asset step per exchange, `<exchange>_bars`.
+Why: docs/design.md#daily-bars-are-a-snapshot-per-session, #one-step-builds-the-three-bars-assets.
 """
 
 import time
@@ -14,31 +8,24 @@ from collections.abc import Iterator, Mapping
 
 import dagster as dg
 
+from market_assets.dagster_internals import AssetCheckEvaluationTargetMaterializationData
 from market_assets.defs.bars.adjustments import previous_daily, record_adjustments
 from market_assets.defs.bars.building import Built, PartitionBuilder
-from market_assets.dagster_internals import AssetCheckEvaluationTargetMaterializationData
 from market_assets.defs.bars.checks import VALID_BARS, check_spec, evaluation
 from market_assets.defs.bars.executor import bars_step_k8s_tags
 from market_assets.defs.bars.failure import step_failure
 from market_assets.defs.bars.fetching import fetch_all
-from market_assets.defs.bars.keys import (
-    ADJUSTMENT_EVENTS,
-    BARS_ASSETS,
-    DAILY,
-    MONTHLY,
-    PERIODS,
-    WEEKLY,
-    bars_asset_key,
-    bars_step_name,
-)
+from market_assets.defs.bars.keys import PERIODS, bars_asset_key, bars_group, bars_step_name
 from market_assets.defs.bars.resources import DataQualityResource
 from market_assets.defs.bars.targets import Target, require_stored_daily, step_targets, stored_daily
 from market_assets.defs.partitions import bars_partitions, partition_tags
 from market_assets.defs.publication import wait_for_publication
 from market_assets.defs.retry import STOOQ_RETRY
 from market_assets.defs.runs import claim_run_process
+from market_assets.lake.datasets import ADJUSTMENT_EVENTS, BARS, DAILY_BARS, MONTHLY_BARS, WEEKLY_BARS
 from market_assets.lake.resource import DataLakeResource
 from market_assets.lake.store import ParquetStore
+from market_assets.sources.indices import followed_exchanges
 from market_assets.sources.resources import MarketDataSource
 
 
@@ -65,28 +52,28 @@ def build_bars(code: str) -> dg.AssetsDefinition:
     @dg.multi_asset(
         name=bars_step_name(code),
         outs={
-            DAILY: _out(
+            DAILY_BARS: _out(
                 code,
                 "Daily OHLCV history of each symbol as published after the close of the session. Each "
                 "snapshot is compared with the symbol's previous one (rewritten past rows are recorded "
                 "in its metadata and as `adjustment_events`) and checked, one result per partition." + _COMPACTED,
             ),
-            WEEKLY: _out(
+            WEEKLY_BARS: _out(
                 code,
                 "Weekly candles (Monday to Sunday) resampled from the same partition's daily snapshot." + _COMPACTED,
             ),
-            MONTHLY: _out(code, "Monthly candles resampled from the same partition's daily snapshot." + _COMPACTED),
+            MONTHLY_BARS: _out(code, "Monthly candles resampled from the same partition's daily snapshot." + _COMPACTED),
         },
         internal_asset_deps={
-            DAILY: set(),
-            WEEKLY: {bars_asset_key(code, DAILY)},
-            MONTHLY: {bars_asset_key(code, DAILY)},
+            DAILY_BARS: set(),
+            WEEKLY_BARS: {bars_asset_key(code, DAILY_BARS)},
+            MONTHLY_BARS: {bars_asset_key(code, DAILY_BARS)},
         },
         can_subset=True,
         partitions_def=bars_partitions[code],
         backfill_policy=dg.BackfillPolicy.single_run(),
         retry_policy=STOOQ_RETRY,
-        check_specs=[check_spec(bars_asset_key(code, name), bars_partitions[code]) for name in BARS_ASSETS],
+        check_specs=[check_spec(bars_asset_key(code, name), bars_partitions[code]) for name in BARS],
         op_tags=bars_step_k8s_tags(),
     )
     def bars(
@@ -98,39 +85,37 @@ def build_bars(code: str) -> dg.AssetsDefinition:
     ) -> Iterator[dg.Output | dg.AssetMaterialization | dg.AssetCheckEvaluation]:
         """Fetch (or, without `daily_bars` in the selection, read) each partition's daily snapshot,
         build and write the selected assets of exchange `code` from it, then report their
-        materializations and checks.
-
-        Partitions that fail to fetch, or whose daily snapshot breaks a blocking rule, do not hold
-        back the others: everything built is stored and reported, then the step fails naming them.
-        """
+        materializations and checks. Partitions that fail to fetch or break a blocking rule do not
+        hold back the others: everything built is stored and reported, then the step fails naming
+        them."""
         claim_run_process(context)
-        keys = {name: bars_asset_key(code, name) for name in BARS_ASSETS}
+        keys = {name: bars_asset_key(code, name) for name in BARS}
         selected = {name: key for name, key in keys.items() if key in context.selected_asset_keys}
         store = lake.store
         targets = step_targets(context, store)
         remove_leftovers(context, store, targets)
         build = PartitionBuilder(selected, store, quality)
 
-        if DAILY in selected:
+        if DAILY_BARS in selected:
             stored = set() if config.force else stored_daily(targets, store)
         else:
             stored = require_stored_daily(targets, store)
-        built = {
-            t.key: build(t, store.read(DAILY, t.key), previous_daily(store, t)) for t in targets if t.key in stored
-        }
+        built = {t.key: build(t, store.read(DAILY_BARS, t.key), previous_daily(store, t)) for t in targets if t.key in stored}
         missing = [t for t in targets if t.key not in stored]
         if missing:
             wait_for_publication(context, {(t.exchange, t.session) for t in missing})
         fetched, failures, write_error = fetch_all(context, missing, stooq, store, build, whole=config.full_history)
         built.update(fetched)
-        if DAILY in selected:
+        if DAILY_BARS in selected:
             context.log.info(
-                f"{len(fetched)} fetched, {len(stored)} already stored, {len(failures)} failed "
-                f"of {len(targets)} partitions"
+                f"{len(fetched)} fetched, {len(stored)} already stored, {len(failures)} failed of {len(targets)} partitions"
             )
         yield from report_bars(context, store, selected, built)
         record_adjustments(
-            context, store, bars_asset_key(code, ADJUSTMENT_EVENTS), {t: fetched[t.key].adjustment for t in missing if t.key in fetched}
+            context,
+            store,
+            bars_asset_key(code, ADJUSTMENT_EVENTS),
+            {t: fetched[t.key].adjustment for t in missing if t.key in fetched},
         )
         blocked = {key: b.blocked for key, b in built.items() if b.blocked} if selected.keys() & PERIODS.keys() else {}
         if failures or blocked or write_error:
@@ -142,14 +127,14 @@ def build_bars(code: str) -> dg.AssetsDefinition:
 def remove_leftovers(context: dg.AssetExecutionContext, store: ParquetStore, targets: list[Target]) -> None:
     """Remove the temporary files that an earlier, killed write of these partitions left in the lake."""
     keys = [t.key for t in targets]
-    removed = [path for name in (*BARS_ASSETS, ADJUSTMENT_EVENTS) for path in store.remove_leftovers(name, keys)]
+    removed = [path for name in (*BARS, ADJUSTMENT_EVENTS) for path in store.remove_leftovers(name, keys)]
     if removed:
         context.log.info(f"removed {len(removed)} temporary file(s) left by an interrupted write: {', '.join(removed)}")
 
 
 def _out(code: str, description: str) -> dg.AssetOut:
     return dg.AssetOut(
-        key_prefix=[code.lower()], description=description, group_name="bars", kinds={"parquet"}, is_required=False
+        key_prefix=[code.lower()], description=description, group_name=bars_group(code), kinds={"parquet"}, is_required=False
     )
 
 
@@ -182,6 +167,10 @@ def report_bars(
                 storage_id=stored[key], run_id=context.run.run_id, timestamp=reported[name, key]
             )
             yield evaluation(asset, key, built[key].findings[name], target, blocking=True)
+
+
+bars_assets = {code: build_bars(code) for code in followed_exchanges()}
+"""Each followed exchange's bars assets and their step."""
 
 
 def check_outputs(context: dg.AssetExecutionContext) -> Iterator[dg.Output]:

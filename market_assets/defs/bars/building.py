@@ -1,11 +1,6 @@
 """What one partition's daily snapshot gives each selected bars asset: its files, written as soon as
 it is built, their materialization metadata and the findings of their checks.
-
-The bars step builds each partition in a thread of its own while requests for the others are in
-flight (`fetching.py`): for `daily_bars`, the comparison with the symbol's previous snapshot; the
-blocking rules the daily snapshot breaks, which keep its weekly and monthly bars from being built;
-the weekly and monthly candles. Each file is written when its partition is built, so a step holds
-one partition's frames at a time, whatever the number of symbols it loads.
+Why: docs/design.md#one-step-builds-the-three-bars-assets.
 """
 
 from __future__ import annotations
@@ -26,7 +21,7 @@ from market_assets.defs.bars.checks import (
     resampled_findings,
 )
 from market_assets.defs.bars.fetching import Download
-from market_assets.defs.bars.keys import DAILY, PERIODS
+from market_assets.defs.bars.keys import PERIODS
 from market_assets.defs.bars.metadata import bars_metadata
 from market_assets.defs.bars.resources import DataQualityResource
 from market_assets.defs.bars.targets import Target
@@ -34,6 +29,8 @@ from market_assets.domain.adjustment_detection import Adjustment, detect_adjustm
 from market_assets.domain.candles import resample, with_symbol
 from market_assets.domain.judged_rows import NewRows
 from market_assets.domain.quality_rules import Finding
+from market_assets.lake.datasets import DAILY_BARS
+from market_assets.lake.fetch_record import FetchRecord
 from market_assets.lake.store import ParquetStore
 
 
@@ -61,43 +58,45 @@ class PartitionBuilder:
     ) -> Built:
         """The partition `target` from its daily snapshot `daily`, compared with the symbol's
         `previous` stored snapshot (None for its first); `download` says how `daily` was fetched
-        (None when it was read from the lake, where it stays as it is).
-
-        An incremental download has compared the past with `previous` already and found it
-        unchanged: the snapshot brings its new bars only, and there is no adjustment to look for."""
+        (None when it was read from the lake, where it stays as it is). After an incremental
+        download the past is known unchanged: no adjustment is looked for."""
         metadata, findings, adjustment = {}, {}, None
         known = None
+        # Weekly and monthly bars say when the data they are built from was fetched.
+        fetched = download.fetched if download is not None else self._store.fetch_record(DAILY_BARS, target.key)
         if download is not None and download.incremental and previous is not None:
             known = NewRows(len(previous), pd.Timestamp(previous["date"].iloc[-1]))
-        if DAILY in self._selected:
+        if DAILY_BARS in self._selected:
             adjustment = None if previous is None or known is not None else detect_adjustment(previous, daily)
             frame = with_symbol(daily, target.symbol)
-            metadata[DAILY], intact = self._written(DAILY, target, frame, rewrite=download is not None)
-            metadata[DAILY].update(adjustment_metadata(adjustment))
+            metadata[DAILY_BARS], intact = self._written(DAILY_BARS, target, frame, fetched, rewrite=download is not None)
+            metadata[DAILY_BARS].update(adjustment_metadata(adjustment))
             if download is not None:
-                metadata[DAILY]["download"] = dg.MetadataValue.text(download.description)
-            findings[DAILY] = {
+                metadata[DAILY_BARS]["download"] = dg.MetadataValue.text(
+                    f"{download.description}; {download.fetched.describe(target.session)}"
+                )
+            findings[DAILY_BARS] = {
                 FILE_INTACT: intact,
                 **daily_findings(target, daily, previous, self._quality, adjustment, new=known),
             }
         blocked = blocking_failures(
-            findings[DAILY]
-            if DAILY in findings
+            findings[DAILY_BARS]
+            if DAILY_BARS in findings
             else daily_findings(target, daily, previous, None, None, BLOCKING_RULES)
         )
         for asset, period in PERIODS.items():
             if asset in self._selected and not blocked:
                 frame = with_symbol(resample(daily, period, target.session, target.exchange), target.symbol)
-                metadata[asset], intact = self._written(asset, target, frame)
+                metadata[asset], intact = self._written(asset, target, frame, fetched)
                 findings[asset] = {FILE_INTACT: intact, **resampled_findings(target, daily, frame, period)}
         return Built(metadata, findings, adjustment, blocked)
 
     def _written(
-        self, asset: str, target: Target, frame: pd.DataFrame, rewrite: bool = True
+        self, asset: str, target: Target, frame: pd.DataFrame, fetched: FetchRecord | None, rewrite: bool = True
     ) -> tuple[dict[str, dg.MetadataValue], Finding]:
-        """Write `frame` as the partition of `asset` (unless it is stored already and not to be
-        rewritten), read back; its metadata and its `file_intact` finding."""
+        """Write `frame` as the partition of `asset`, fetched as `fetched` says (unless it is stored
+        already and not to be rewritten), read back; its metadata and its `file_intact` finding."""
         path = self._store.path(asset, target.key)
         if rewrite:
-            self._store.write(asset, target.key, frame, read_back=True)
+            self._store.write(asset, target.key, frame, read_back=True, fetched=fetched)
         return bars_metadata(frame, path), Finding(True, f"{path} reads back as written")

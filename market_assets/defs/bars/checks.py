@@ -1,15 +1,6 @@
-"""`valid_bars`, the one asset check of each bars asset: its rules, which of them are errors, and
-its result on a partition.
-
-| asset | rules that are errors | rules that warn |
-|---|---|---|
-| `daily_bars` | `file_intact`, `high_low_consistent`, `prices_positive`, `volume_not_negative`, `dates_unique_and_increasing`, `ends_at_session` (these block the partition's weekly and monthly bars) | `no_missing_sessions`, `no_unexplained_jumps`, `close_not_repeated` |
-| `weekly_bars`, `monthly_bars` | `file_intact`, `agrees_with_daily`, `incomplete_flag_right` | |
-
-A result fails with ERROR severity when an error rule fails, with WARN when only warnings do, and
-says which rules failed, on which dates, and whether the failure blocks. One check per asset, not
-one per rule or kind of rule: each result is an event Dagster stores, for every (session, symbol).
-Why the rules block or warn, and which bars the warnings judge: docs/design.md#data-quality-checks.
+"""`valid_bars`, the one asset check of each bars asset: its rules (`CHECKS`), which of them are
+errors (a failed daily one blocks the partition's weekly and monthly bars) or warnings, and its
+result on a partition. The rules: README.md#data-quality; why: docs/design.md#data-quality-checks.
 """
 
 from __future__ import annotations
@@ -22,7 +13,6 @@ import dagster as dg
 import pandas as pd
 
 from market_assets.dagster_internals import AssetCheckEvaluationTargetMaterializationData
-from market_assets.defs.bars.keys import DAILY, MONTHLY, WEEKLY
 from market_assets.defs.bars.resources import DataQualityResource
 from market_assets.defs.bars.targets import Target
 from market_assets.domain.adjustment_detection import Adjustment
@@ -41,6 +31,7 @@ from market_assets.domain.quality_rules import (
     resampled_agree_with_daily,
     volume_not_negative,
 )
+from market_assets.lake.datasets import DAILY_BARS, MONTHLY_BARS, WEEKLY_BARS
 
 VALID_BARS = "valid_bars"
 """The name of each bars asset's check."""
@@ -131,7 +122,7 @@ _FILE_INTACT = (
 )
 
 CHECKS: dict[str, BarsCheck] = {
-    DAILY: BarsCheck(
+    DAILY_BARS: BarsCheck(
         errors=(FILE_INTACT, *(rule.name for rule in BLOCKING_RULES)),
         warnings=tuple(rule.name for rule in WARNING_RULES),
         blocks="the partition's weekly_bars and monthly_bars are not built",
@@ -162,7 +153,7 @@ CHECKS: dict[str, BarsCheck] = {
                 "sessions to come, is flagged incomplete."
             ),
         )
-        for asset in (WEEKLY, MONTHLY)
+        for asset in (WEEKLY_BARS, MONTHLY_BARS)
     },
 }
 
@@ -179,6 +170,8 @@ def check_spec(asset: dg.AssetKey, partitions_def: dg.PartitionsDefinition) -> d
             asset=asset,
             description=check.description,
             partitions_def=partitions_def,
+            # Said to the UI: the step itself keeps what a failed error rule blocks from being built.
+            blocking=check.blocks is not None,
             metadata={
                 "error_rules": ", ".join(check.errors),
                 "warning_rules": ", ".join(check.warnings) or "none",
@@ -231,9 +224,7 @@ def resampled_findings(target: Target, daily: pd.DataFrame, bars: pd.DataFrame, 
 
 def blocking_failures(findings: Findings) -> list[str]:
     """`rule: description` of each blocking rule that `findings`, of a daily snapshot, show broken."""
-    return [
-        f"{rule.name}: {findings[rule.name].description}" for rule in BLOCKING_RULES if not findings[rule.name].passed
-    ]
+    return [f"{rule.name}: {findings[rule.name].description}" for rule in BLOCKING_RULES if not findings[rule.name].passed]
 
 
 # --- Results ------------------------------------------------------------------------------------
@@ -248,16 +239,11 @@ def evaluation(
     blocking: bool,
     extra: Mapping[str, dg.MetadataValue] | None = None,
 ) -> dg.AssetCheckEvaluation:
-    """The `valid_bars` result of `asset_key` on `partition`, from the findings of its rules (a
-    rule not judged, such as those of a file that could not be read, is left out), pointing at the
-    materialization it checked (`target`). `blocking`: a failed error rule keeps what the check
-    blocks from being built (in a close; not when `verify` judges files written long ago).
-
-    Metadata: `failed_rules`; when any failed, `blocks` (what the failure stops, or `no`),
-    `offending_dates` (`{rule: [dates]}` of the failed rules, the first `_LISTED_DATES` of each),
-    `offending_count` and `first_offending_date` over all of them; `extra` (the file); and for
-    daily bars which bars the warnings judged.
-    """
+    """The `valid_bars` result of `asset_key` on `partition` from the findings of its rules judged,
+    pointing at the materialization it checked (`target`). `blocking`: a failed error rule keeps
+    what the check blocks from being built (in a close; not in `verify`). Metadata: `failed_rules`,
+    `blocks`, `offending_dates` (the first `_LISTED_DATES` per rule), `offending_count`,
+    `first_offending_date`, `extra`, and which bars the warnings judged."""
     check = CHECKS[asset_key.path[-1]]
     failed = {rule: findings[rule] for rule in check.rules if rule in findings and not findings[rule].passed}
     errors = [rule for rule in failed if rule in check.errors]

@@ -1,18 +1,6 @@
-"""Where the step of a close run executes: in the run's own process, or a Kubernetes pod of its own.
-
-By default a run's steps execute in the run's own process (the Definitions' in-process executor):
-on one machine a step process would only add seconds of start-up (loading Dagster and the code
-again) to a step that fetches concurrently inside itself anyway. On Kubernetes,
-`MARKET_ASSETS_EXECUTOR=k8s` gives the bars step of a close run its own pod
-(`dagster_k8s.k8s_job_executor`): the step, which builds and writes its partitions as their
-answers arrive, gets the CPU and memory it needs while the run's pod stays small, and a hard
-deadline, `activeDeadlineSeconds`, which Kubernetes enforces by killing the pod. Dagster
-itself has no per-step timeout (only the run-level `dagster/max_runtime`), so a step stuck on a
-hung connection would otherwise hold its run forever.
-
-The pod settings travel as the `dagster-k8s/config` tag of the step's op, which only the
-Kubernetes executor reads; the other executors ignore it. A deployment overrides them without a
-code change through the executor's `per_step_k8s_config` run config.
+"""Where the step of a close run executes: in the run's own process, or, with
+`MARKET_ASSETS_EXECUTOR=k8s`, a Kubernetes pod of its own, whose settings travel as the step's
+`dagster-k8s/config` tag. Why: docs/design.md#per-step-pods-on-kubernetes.
 """
 
 from __future__ import annotations
@@ -45,11 +33,8 @@ def bars_step_k8s_tags() -> dict[str, Any]:
 
 
 def close_executor() -> dg.ExecutorDefinition | None:
-    """The executor of the close jobs as `MARKET_ASSETS_EXECUTOR` selects it (a load setting).
-
-    `None` keeps the Definitions' default (the in-process executor), so nothing changes on one
-    machine.
-    """
+    """The executor of the close jobs as `MARKET_ASSETS_EXECUTOR` selects it (a load setting);
+    `None` keeps the Definitions' default, the in-process executor."""
     if settings.EXECUTOR.value().lower() != "k8s":
         return None
     from dagster_k8s import k8s_job_executor

@@ -40,5 +40,5 @@ def step_failure(
     return dg.Failure(
         description="\n".join(parts),
         metadata=metadata,
-        allow_retries=bool(failures) and all(getattr(error, "retryable", False) for error in failures.values())
+        allow_retries=bool(failures) and all(getattr(error, "retryable", False) for error in failures.values()),
     )

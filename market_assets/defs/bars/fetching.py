@@ -1,25 +1,8 @@
-"""Fetching a step's daily histories concurrently, within the request budget, building each one as
-it arrives.
+"""Fetching a step's daily histories concurrently within the request budget, incrementally where a
+previous snapshot is stored, each handed to a builder thread as it arrives.
 
-The building (pandas and numpy work that holds the interpreter) happens in a thread of its own,
-while the workers' requests are in flight: a worker hands each snapshot over and sends its next
-request at once, so the slot it holds is busy with requests, not with building, and only the last
-snapshots are left to build after the last answer.
-
-A worker takes the source's slot (for Stooq over HTTP, one of the instance-wide `stooq` pool, see
-`market_assets.sources.request_budget`) before its first request and keeps it until no target is
-left, so requests in flight across all runs never exceed the pool's limit. The steps with the most
-symbols get slots first: the runs of a close then finish fetching in order of the work they still
-have to do once fetched (writing and recording), the biggest first, so that this work overlaps the
-other runs' fetching rather than trailing after it. After an answer that concerns the whole source
-(API key, browser check, hits limit), the remaining symbols are not asked for: hammering would only
-prolong a ban.
-
-A symbol whose previous snapshot is stored is asked only for the bars from a few before that
-snapshot's end, which are compared with the stored ones (`market_assets.domain.incremental_history`):
-on a normal day a few hundred bytes instead of twenty years of rows. When they differ (a split or a
-dividend rewrote the past) or the answer is not the one asked for, the whole history is downloaded,
-as for a symbol's first snapshot; the snapshot built is the same either way.
+Why: docs/design.md#one-step-builds-the-three-bars-assets, docs/design.md#the-request-budget and
+docs/design.md#incremental-downloads.
 """
 
 from __future__ import annotations
@@ -39,6 +22,7 @@ from market_assets.defs.bars.targets import Target
 from market_assets.domain.candles import snapshot
 from market_assets.domain.incremental_history import extend, overlap_start
 from market_assets.lake.errors import LakeWriteError
+from market_assets.lake.fetch_record import FetchRecord
 from market_assets.lake.store import ParquetStore
 from market_assets.sources.errors import StooqApiKeyRequired, StooqChallengeError, StooqError, StooqHitsLimitError
 from market_assets.sources.resources import MarketDataSource
@@ -70,6 +54,8 @@ class Download:
     nothing in the past was rewritten."""
     description: str
     """A sentence for the materialization's `download` metadata."""
+    fetched: FetchRecord
+    """When the answer came, and through which date it held bars (a backfill's go past the session)."""
 
 
 def fetch_all(
@@ -151,15 +137,14 @@ def fetch_all(
     return built, failures, (write_error[0] if write_error else None)
 
 
-def _download(
-    source: MarketDataSource, target: Target, previous: pd.DataFrame | None
-) -> tuple[pd.DataFrame, Download]:
+def _download(source: MarketDataSource, target: Target, previous: pd.DataFrame | None) -> tuple[pd.DataFrame, Download]:
     """The daily snapshot of `target`, from the bars after `previous` when the source can tell
     them and they extend it, else from the whole history; and how it was downloaded."""
     since = None if previous is None else overlap_start(previous)
     recent = None if since is None else _recent(source, target, since)
     why = ""
     if recent is not None:
+        fetched = _fetched(recent, target)
         recent = snapshot(recent, target.session)
         daily = extend(previous, recent, since)
         if daily is not None:
@@ -168,10 +153,18 @@ def _download(
                 True,
                 f"incremental: {added} new bar(s) after {previous['date'].iloc[-1]:%Y-%m-%d}; the "
                 f"{len(recent) - added} stored bars from {since:%Y-%m-%d} were published unchanged",
+                fetched,
             )
         why = f": the bars from {since:%Y-%m-%d} differ from the stored ones (the past was rewritten)"
-    daily = snapshot(source.daily_history(target.symbol, target.session), target.session)
-    return daily, Download(False, f"whole history, {len(daily)} bars{why}")
+    history = source.daily_history(target.symbol, target.session)
+    fetched = _fetched(history, target)
+    daily = snapshot(history, target.session)
+    return daily, Download(False, f"whole history, {len(daily)} bars{why}", fetched)
+
+
+def _fetched(answer: pd.DataFrame, target: Target) -> FetchRecord:
+    """The record of an answer just received: through its last bar, or the session when it has none."""
+    return FetchRecord.now(max(answer["date"].max(), target.session) if len(answer) else target.session)
 
 
 def _recent(source: MarketDataSource, target: Target, since: pd.Timestamp) -> pd.DataFrame | None:

@@ -1,15 +1,5 @@
-"""Freshness policies: when each exchange's bars assets must have been updated, in Dagster's freshness API.
-
-Dagster evaluates a freshness policy per asset, from the asset's latest materialization of any
-partition, and each exchange has bars assets of its own (`keys.py`): their policy follows that
-exchange's regular close, in its time zone. Each weekday, by that close plus the exchange's
-publication delay (`MARKET_ASSETS_CLOSE_DELAY_MINUTES`, or the longest `publication_delay_minutes`
-of its indices) plus `MARKET_ASSETS_FRESHNESS_GRACE_MINUTES` (default 60), the asset must have been
-updated that day. A weekday on which the exchange is closed (a holiday) therefore shows as late
-until its next close. Whether each (session, symbol) holds its session's bar is the
-`ends_at_session` check.
-
-Dagster only evaluates these with `freshness: {enabled: true}` in the instance's `dagster.yaml`.
+"""Freshness policies: when each exchange's bars assets must have been updated (each weekday, by
+its regular close plus delay and grace), in Dagster's freshness API. Why: docs/design.md#freshness.
 """
 
 from __future__ import annotations
@@ -30,10 +20,7 @@ _MIDNIGHT = datetime(2000, 1, 3)
 
 def bars_freshness_policy(code: str) -> dg.FreshnessPolicy:
     """Due each weekday at exchange `code`'s regular close plus delay and grace, for updates since
-    midnight in its time zone.
-
-    A delay that carries the deadline past midnight moves it to the next day (of a weekday's close).
-    """
+    midnight in its time zone; a deadline carried past midnight falls on the next day."""
     close = datetime.combine(_MIDNIGHT.date(), regular_close(code, FIRST_SESSION))
     deadline = close + publication_delay(code) + settings.freshness_grace()
     days_later = (deadline.date() - _MIDNIGHT.date()).days

@@ -1,16 +1,6 @@
-"""`file_intact`, the first rule of each bars asset's `valid_bars` check: the partition's file reads
-back as what was written.
-
-- **In the bars step** the store reads each file's bytes back right after writing it; a file that
-  differs fails the step, and the retry policy writes it again.
-- **The `verify_bars` job** (`python -m market_assets verify`, or the launchpad) reads every bars
-  file of an index's session at any later time and compares its rows with the fingerprint its
-  materialization recorded (`market_assets.lake.fingerprint`): a file truncated, removed or
-  overwritten since is reported on its partition, the run fails naming it, and `verify --repair`
-  loads it again. A file that is intact is judged again by every other rule of its check, so
-  that a verification never hides what the close found.
-
-Partitions materialized before fingerprints were recorded are not judged: nothing says what they held.
+"""`file_intact`, the first rule of each bars asset's `valid_bars` check (the partition's file reads
+back as what was written), and the `verify_bars` job's op, which compares stored files with their
+recorded fingerprints and judges intact ones again. Why: docs/design.md#surviving-productions-faults.
 """
 
 from dataclasses import dataclass
@@ -28,13 +18,15 @@ from market_assets.defs.bars.checks import (
     latest_materializations,
     resampled_findings,
 )
-from market_assets.defs.bars.keys import BARS_ASSETS, DAILY, PERIODS, bars_asset_key
+from market_assets.defs.bars.keys import PERIODS, bars_asset_key
 from market_assets.defs.bars.metadata import FINGERPRINT
 from market_assets.defs.bars.resources import DataQualityResource
 from market_assets.defs.bars.targets import Target, target_of
 from market_assets.defs.partitions import bars_key, composition_key
 from market_assets.domain.adjustment_detection import detect_adjustment
 from market_assets.domain.quality_rules import Finding
+from market_assets.lake.compositions import constituents
+from market_assets.lake.datasets import BARS, DAILY_BARS
 from market_assets.lake.fingerprint import fingerprint
 from market_assets.lake.resource import DataLakeResource
 from market_assets.lake.store import ParquetStore
@@ -92,13 +84,13 @@ def inspect_partition(
     frame, intact = read_file(store, asset, target.key, recorded)
     findings = {FILE_INTACT: intact}
     if intact.passed:
-        if asset == DAILY:
+        if asset == DAILY_BARS:
             previous = previous_daily(store, target)
             adjustment = None if previous is None else detect_adjustment(previous, frame)
             findings.update(daily_findings(target, frame, previous, quality, adjustment))
         else:
             try:
-                daily = store.read(DAILY, target.key)
+                daily = store.read(DAILY_BARS, target.key)
             except (FileNotFoundError, ValueError):  # the daily file's own result tells what is wrong with it
                 daily = None
             if daily is not None:
@@ -137,10 +129,10 @@ def verify_bars_files(
     ones (`damaged` metadata: asset, partition and problem of each)."""
     index = get_index(config.index)
     store = lake.store
-    members = list(store.read("index_composition", str(composition_key(config.session, index.name)))["symbol"])
+    members = constituents(store, str(composition_key(config.session, index.name)))
     keys = [str(bars_key(config.session, symbol)) for symbol in members]
     judged, damaged = 0, []
-    for name in BARS_ASSETS:
+    for name in BARS:
         asset_key = bars_asset_key(index.calendar, name)
         records = latest_materializations(context.instance, asset_key, keys)
         for item, record in inspect_files(store, quality, asset_key, records):

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import dagster as dg
 
-from market_assets.defs.bars.assets import build_bars
+from market_assets.defs.bars.assets import bars_assets
 from market_assets.defs.bars.executor import close_executor
 from market_assets.defs.bars.integrity import verify_bars_files
 from market_assets.defs.bars.planning import close_job_name
 from market_assets.defs.runs import INDEX_TAG
-from market_assets.sources.indices import followed_exchanges, followed_indices
-
-bars_assets = {code: build_bars(code) for code in followed_exchanges()}
-"""Each followed exchange's bars assets and their step."""
+from market_assets.sources.indices import followed_indices
 
 close_jobs = {
     name: dg.define_asset_job(

@@ -1,24 +1,15 @@
-"""The bars assets' names and keys, which the step, its checks, the planning and the sensors all name.
-
-Each followed exchange has its own bars assets, on its own partition grid
-(`market_assets.defs.partitions.bars_partitions`): their keys are the exchange's code and the asset's
-name (`xnys/daily_bars`). The name alone is the asset's folder in the lake, shared by the exchanges,
-so the lake's readers find every symbol's bars in one place.
-"""
+"""The bars assets' keys, step names and groups: each followed exchange's own (`xnys/daily_bars`),
+named after the lake's datasets (`market_assets.lake.datasets`), which the exchanges share."""
 
 from __future__ import annotations
 
 import dagster as dg
 
 from market_assets.domain.candles import Period
+from market_assets.lake.datasets import MONTHLY_BARS, WEEKLY_BARS
 
-DAILY, WEEKLY, MONTHLY = "daily_bars", "weekly_bars", "monthly_bars"
-BARS_ASSETS = (DAILY, WEEKLY, MONTHLY)
-
-PERIODS: dict[str, Period] = {WEEKLY: "week", MONTHLY: "month"}
+PERIODS: dict[str, Period] = {WEEKLY_BARS: "week", MONTHLY_BARS: "month"}
 """The resampled assets and their candle period."""
-
-ADJUSTMENT_EVENTS = "adjustment_events"
 
 
 def bars_asset_key(code: str, name: str) -> dg.AssetKey:
@@ -28,4 +19,9 @@ def bars_asset_key(code: str, name: str) -> dg.AssetKey:
 
 def bars_step_name(code: str) -> str:
     """The name of the step (op) that builds exchange `code`'s bars, which run config is keyed by."""
+    return f"{code.lower()}_bars"
+
+
+def bars_group(code: str) -> str:
+    """The asset group of exchange `code`'s bars: the UI shows each exchange's chain apart."""
     return f"{code.lower()}_bars"

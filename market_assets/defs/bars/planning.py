@@ -1,10 +1,5 @@
-"""Planning the close of an index: which partition ranges one session's bars runs must cover.
-
-A run can only target a rectangle of partitions (a date range x a range of symbols in the order
-they were registered), not an arbitrary set (dagster-io/dagster#32335). An index's constituents are
-registered together, so they usually form one contiguous block: one run. Symbols already stored for
-the session are left out (a re-run fetches only what is missing), and when a composition change or
-another index's shared members split the remaining symbols, each contiguous block gets its own run.
+"""Planning the close of an index: which partition ranges (contiguous blocks of the symbols not yet
+stored) one session's bars runs must cover. Why: docs/design.md#one-run-per-index-and-session.
 """
 
 from __future__ import annotations
@@ -16,7 +11,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from market_assets.defs.bars.keys import BARS_ASSETS, bars_asset_key
+from market_assets.defs.bars.keys import bars_asset_key
 from market_assets.defs.partitions import bars_dimensions, bars_key, symbol_partitions
 from market_assets.defs.runs import (
     COMPOSITION_TAG,
@@ -27,6 +22,7 @@ from market_assets.defs.runs import (
     PRIORITY_TAG,
     SESSION_TAG,
 )
+from market_assets.lake.datasets import BARS
 from market_assets.sources.indices import exchange_of, get_index
 
 
@@ -50,9 +46,7 @@ class CloseRun:
 
     @property
     def partition_range(self) -> dg.PartitionKeyRange:
-        return dg.PartitionKeyRange(
-            str(bars_key(self.session, self.symbols[0])), str(bars_key(self.session, self.symbols[-1]))
-        )
+        return dg.PartitionKeyRange(str(bars_key(self.session, self.symbols[0])), str(bars_key(self.session, self.symbols[-1])))
 
     @property
     def tags(self) -> dict[str, str]:
@@ -79,14 +73,10 @@ def plan_close_runs(
     composition: str | None = None,
 ) -> list[CloseRun]:
     """The runs that load `members` of `index` for `session`; none when all are already stored.
-
-    Each run covers a contiguous block of at most `max_symbols` symbols; a longer block
-    is split into runs of equal size (82 symbols by at most 40: 27, 28 and 27), so no run is a straggler.
-
-    `planned` symbols are being loaded for the session by runs already requested (another index
-    sharing them), so they are left out too. `composition` names the stored composition `members`
-    come from: the runs' steps then check their symbols against it (`COMPOSITION_TAG`).
-    """
+    Each covers a contiguous block of at most `max_symbols` symbols, a longer block split evenly.
+    `planned` symbols (runs already requested) are left out too; `composition` names the stored
+    composition `members` come from, which the runs' steps check against (`COMPOSITION_TAG`).
+    Raises `ValueError` when a member is not a registered partition."""
     wanted = set(members)
     code = get_index(index).calendar
     order = instance.get_dynamic_partitions(symbol_partitions[code].name)
@@ -117,42 +107,33 @@ def plan_close_runs(
 
 def _complete_symbols(instance: dg.DagsterInstance, code: str, session: str, symbols: set[str]) -> set[str]:
     """Symbols of exchange `code` whose daily, weekly and monthly bars are all materialized for `session`."""
-    return materialized_symbols(instance, [bars_asset_key(code, name) for name in BARS_ASSETS], session, symbols)
+    return materialized_symbols(instance, [bars_asset_key(code, name) for name in BARS], session, symbols)
 
 
 def materialized_symbols(
     instance: dg.DagsterInstance, assets: list[dg.AssetKey], session: str, symbols: Iterable[str]
 ) -> set[str]:
-    """The `symbols` with a materialization of every one of the bars `assets` for `session`.
-
-    Asks for these partitions only: the grid grows by some 50,000 keys a year, and listing every
-    materialized partition on each sensor tick would grow with it.
-    """
+    """The `symbols` with a materialization of every one of the bars `assets` for `session`,
+    asking for these partitions only."""
     keys = {str(bars_key(session, symbol)): symbol for symbol in symbols}
     if not keys:  # (no partitions would ask for every partition of the asset)
         return set()
     complete = set(keys)
     for asset in assets:
         complete &= set(
-            instance.get_latest_storage_id_by_partition(
-                asset, dg.DagsterEventType.ASSET_MATERIALIZATION, partitions=set(keys)
-            )
+            instance.get_latest_storage_id_by_partition(asset, dg.DagsterEventType.ASSET_MATERIALIZATION, partitions=set(keys))
         )
     return {keys[key] for key in complete}
 
 
 def in_flight_symbols(instance: dg.DagsterInstance, session: str) -> set[str]:
     """Symbols that queued or running close runs of `session` are loading: not to be planned again."""
-    runs = instance.get_runs(
-        dg.RunsFilter(tags={SESSION_TAG: session}, statuses=IN_FLIGHT)
-    )
+    runs = instance.get_runs(dg.RunsFilter(tags={SESSION_TAG: session}, statuses=IN_FLIGHT))
     orders: dict[str, list[str]] = {}
     return {symbol for run in runs for symbol in run_symbols(instance, run, orders)}
 
 
-def run_symbols(
-    instance: dg.DagsterInstance, run: dg.DagsterRun, orders: dict[str, list[str]] | None = None
-) -> list[str]:
+def run_symbols(instance: dg.DagsterInstance, run: dg.DagsterRun, orders: dict[str, list[str]] | None = None) -> list[str]:
     """The symbols a close run's partition range covers, in the order they were registered;
     `orders` keeps each exchange's registered symbols between calls, read once."""
     if PARTITION_RANGE_START_TAG not in run.tags:

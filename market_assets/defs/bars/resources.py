@@ -12,6 +12,4 @@ class DataQualityResource(dg.ConfigurableResource):
         description="Largest move of a close from the previous close (0.4 = 40 %) not flagged as a "
         "jump; a 2-for-1 split left unadjusted moves it by 50 %",
     )
-    stale_sessions: int = Field(
-        default=5, description="Bars in a row with the same close that mark a feed as stale"
-    )
+    stale_sessions: int = Field(default=5, description="Bars in a row with the same close that mark a feed as stale")

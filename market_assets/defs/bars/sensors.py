@@ -1,21 +1,7 @@
-"""`close_bars`: the bars runs of each session, as early as the close allows.
-
-The close schedules launch composition runs. This sensor launches the bars runs, twice over:
-
-- **At the close**, for every due session whose composition is not stored yet, it launches the
-  bars of the index's members as of its latest stored composition, alongside the composition run
-  rather than after it. Constituents rarely change, so this is nearly always the whole close, and
-  the session is loaded a composition run (and a sensor interval) sooner.
-- **After each stored composition** (cursor: the last event's storage id) it launches what is
-  still missing: new constituents, and everything when there was no earlier composition to go by.
-  Symbols that stored or in-flight runs already cover are left out, so nothing is fetched twice.
-- **After the close**, once no close run is queued or running, it rebuilds the membership table
-  from the compositions stored since the last rebuild: nothing waits for that table, so it does
-  not take the CPU from a close in progress.
-
-Symbols shared by indices are loaded once. Run keys name the session and index (at the close) or
-the composition event (after it), so no launch is ever repeated.
-"""
+"""`close_bars`: the bars runs of each session, as early as the close allows: at the close by each
+index's latest stored composition, after each stored composition for what it adds, and the
+membership table's rebuild once no close is in flight.
+Why: docs/design.md#runs-start-ahead-of-the-publication."""
 
 import dagster as dg
 import pandas as pd
@@ -26,9 +12,10 @@ from market_assets.defs.bars.planning import in_flight_symbols, plan_close_runs
 from market_assets.defs.compositions.assets import index_composition
 from market_assets.defs.compositions.jobs import membership_job
 from market_assets.defs.compositions.schedules import due_closes
-from market_assets.defs.partitions import composition_partitions, dimensions, latest_composition_before
+from market_assets.defs.partitions import composition_partitions, dimensions
 from market_assets.defs.resources import ClosePlanningResource
 from market_assets.defs.runs import close_in_flight, launched
+from market_assets.lake.compositions import composition_for, constituents
 from market_assets.lake.resource import DataLakeResource
 from market_assets.sources.indices import followed_exchanges, indices_on
 
@@ -38,16 +25,14 @@ from market_assets.sources.indices import followed_exchanges, indices_on
     minimum_interval_seconds=5,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
-def close_bars(
-    context: dg.SensorEvaluationContext, lake: DataLakeResource, close: ClosePlanningResource
-) -> dg.SensorResult:
+def close_bars(context: dg.SensorEvaluationContext, lake: DataLakeResource, planning: ClosePlanningResource) -> dg.SensorResult:
     """Launch the bars runs of each due session and each newly stored composition.
 
     Every close waits for this sensor, so it is evaluated as often as the daemon allows (every
     5 s); a tick with nothing to do only reads the event log and the run list.
     """
-    planner = _Planner(context, close)
-    requests = _at_the_close(context, lake, close, planner)
+    planner = _Planner(context, planning)
+    requests = _at_the_close(context, lake, planning, planner)
     records = context.instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=index_composition.key, after_storage_id=int(context.cursor or 0)),
         limit=50,
@@ -55,16 +40,14 @@ def close_bars(
     ).records
     for record in records:
         dims = dimensions(record.partition_key, composition_partitions)
-        members = list(lake.store.read("index_composition", record.partition_key)["symbol"])
+        members = constituents(lake.store, record.partition_key)
         requests += planner.requests(
             dims["index"], dims["date"], members, f"{record.partition_key}|{record.storage_id}", record.partition_key
         )
     requests = requests or _membership(context)
     cursor = str(records[-1].storage_id) if records else context.cursor
     if not requests:
-        return dg.SensorResult(
-            skip_reason="no session due, no new index composition, membership up to date", cursor=cursor
-        )
+        return dg.SensorResult(skip_reason="no session due, no new index composition, membership up to date", cursor=cursor)
     return dg.SensorResult(run_requests=requests, cursor=cursor)
 
 
@@ -72,14 +55,12 @@ class _Planner:
     """The run requests of one tick: symbols planned for a session by an earlier request of the
     tick (another index sharing them) or by a run in flight are not planned again."""
 
-    def __init__(self, context: dg.SensorEvaluationContext, close: ClosePlanningResource) -> None:
+    def __init__(self, context: dg.SensorEvaluationContext, planning: ClosePlanningResource) -> None:
         self._instance = context.instance
-        self._max_symbols = close.max_symbols_per_run
+        self._max_symbols = planning.max_symbols_per_run
         self._planned: dict[str, set[str]] = {}
 
-    def requests(
-        self, index: str, session: str, members: list[str], key: str, composition: str
-    ) -> list[dg.RunRequest]:
+    def requests(self, index: str, session: str, members: list[str], key: str, composition: str) -> list[dg.RunRequest]:
         """The runs of `members` (listed by the stored `composition`), their run keys from `key`."""
         if session not in self._planned:
             self._planned[session] = in_flight_symbols(self._instance, session)
@@ -93,14 +74,11 @@ class _Planner:
             composition=composition,
         )
         self._planned[session].update(members)
-        return [
-            dg.RunRequest(run_key=f"{key}|{number}", job_name=run.job_name, tags=run.tags)
-            for number, run in enumerate(runs)
-        ]
+        return [dg.RunRequest(run_key=f"{key}|{number}", job_name=run.job_name, tags=run.tags) for number, run in enumerate(runs)]
 
 
 def _at_the_close(
-    context: dg.SensorEvaluationContext, lake: DataLakeResource, close: ClosePlanningResource, planner: _Planner
+    context: dg.SensorEvaluationContext, lake: DataLakeResource, planning: ClosePlanningResource, planner: _Planner
 ) -> list[dg.RunRequest]:
     """Bars of due sessions whose compositions are not stored, by each index's latest composition.
 
@@ -112,24 +90,22 @@ def _at_the_close(
     loaded = context.instance.get_materialized_partitions(index_composition.key)
     requests = []
     for code in followed_exchanges():
-        for session in due_closes(code, now, close.catch_up_sessions, loaded):
+        for session in due_closes(code, now, planning.catch_up_sessions, loaded):
             day = f"{session:%Y-%m-%d}"
             for index in indices_on(code):
-                earlier = latest_composition_before(loaded, day, index)
                 key = f"{day}|{index}|close"
-                if f"{day}|{index}" in loaded or earlier is None or launched(context.instance, f"{key}|0"):
+                if f"{day}|{index}" in loaded or launched(context.instance, f"{key}|0"):
                     continue
-                members = list(lake.store.read("index_composition", earlier)["symbol"])
-                requests += planner.requests(index, day, members, key, earlier)
+                earlier = composition_for(lake.store, index, day)
+                if earlier is not None:
+                    requests += planner.requests(index, day, constituents(lake.store, earlier), key, earlier)
     return requests
 
 
 def _membership(context: dg.SensorEvaluationContext) -> list[dg.RunRequest]:
     """The rebuild of the membership table after the latest stored composition, if not done yet
     and no close run is in flight (its run key names that composition's event)."""
-    latest = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=index_composition.key), limit=1
-    ).records
+    latest = context.instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=index_composition.key), limit=1).records
     if not latest:
         return []
     run_key = f"membership|{latest[0].storage_id}"

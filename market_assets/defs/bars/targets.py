@@ -1,8 +1,5 @@
-"""Which partitions a bars step may load, and which of them are stored already.
-
-A step is refused, before it asks anything, for partitions that no schedule would ever ask for: a
-date on which the symbol's exchange was closed, or (in a close run, tagged with its index) a symbol
-that the index's composition does not list.
+"""Which partitions a bars step may load (none that no schedule would ever ask for), and which of
+them are stored already. Why: docs/design.md#runs-start-ahead-of-the-publication.
 """
 
 from __future__ import annotations
@@ -17,6 +14,8 @@ from market_assets.defs.bars.planning import close_job_name
 from market_assets.defs.partitions import bars_dimensions, composition_partitions, dimensions
 from market_assets.defs.runs import COMPOSITION_TAG, INDEX_TAG, PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 from market_assets.domain.exchange_sessions import require_session
+from market_assets.lake.compositions import composition_for, constituents
+from market_assets.lake.datasets import DAILY_BARS, INDEX_COMPOSITION
 from market_assets.lake.store import ParquetStore
 from market_assets.sources.indices import exchange_of, followed_indices
 
@@ -61,24 +60,20 @@ def step_targets(context: dg.AssetExecutionContext, store: ParquetStore) -> list
 
 def _not_in_index(index: str, targets: list[Target], store: ParquetStore, planned_by: str | None) -> list[str]:
     """Symbols not listed by the index's latest composition stored at or before their session,
-    or by the composition the run was `planned_by`, at or before it.
-
-    At the close, the bars run starts alongside the session's own composition run (see
-    `sensors.py` and `plan`), so the previous session's list may be the latest one there is, or the
-    one the run was planned by when the session's own was stored first.
-    """
-    stored = sorted(key for key in store.partition_keys("index_composition") if key.endswith(f"|{index}"))
+    or by the composition the run was `planned_by`, at or before it (the bars run may start
+    before the session's own composition is stored)."""
     problems = []
     for session in sorted({t.session for t in targets}):
         day = f"{session:%Y-%m-%d}"
-        known = [key for key in stored if key <= f"{day}|{index}" and (planned_by is None or key <= planned_by)]
-        if not known:
+        last = min(day, dimensions(planned_by, composition_partitions)["date"]) if planned_by else day
+        listed = composition_for(store, index, last)
+        if listed is None:
             return [
                 f"index {index} has no stored composition for {day} or before "
-                f"(under {store.root}/index_composition): materialize it first"
+                f"(under {store.root}/{INDEX_COMPOSITION}): materialize it first"
             ]
-        members = set(store.read("index_composition", known[-1])["symbol"])
-        as_of = dimensions(known[-1], composition_partitions)["date"]
+        members = set(constituents(store, listed))
+        as_of = dimensions(listed, composition_partitions)["date"]
         problems += [
             f"{t.symbol} is not a constituent of {index} on {as_of}"
             for t in targets
@@ -89,7 +84,7 @@ def _not_in_index(index: str, targets: list[Target], store: ParquetStore, planne
 
 def stored_daily(targets: Iterable[Target], store: ParquetStore) -> set[str]:
     """The keys of `targets` whose daily snapshot is stored."""
-    return {t.key for t in targets if store.exists("daily_bars", t.key)}
+    return {t.key for t in targets if store.exists(DAILY_BARS, t.key)}
 
 
 def require_stored_daily(targets: list[Target], store: ParquetStore) -> set[str]:
@@ -112,8 +107,8 @@ def _without_partitions(job: str) -> str:
     index = next((name for name in followed_indices() if close_job_name(name) == job), "INDEX")
     return (
         f"{job} was launched without partitions: pass the first and last (session, symbol) of the "
-        f"range as tags, --tags '{{\"{PARTITION_RANGE_START_TAG}\": \"<session>|<first symbol>\", "
-        f"\"{PARTITION_RANGE_END_TAG}\": \"<session>|<last symbol>\"}}'. "
+        f'range as tags, --tags \'{{"{PARTITION_RANGE_START_TAG}": "<session>|<first symbol>", '
+        f'"{PARTITION_RANGE_END_TAG}": "<session>|<last symbol>"}}\'. '
         f"`python -m market_assets plan {index} --session <session>` prints the exact commands, in the "
         "order the symbols were registered"
     )

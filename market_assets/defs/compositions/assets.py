@@ -14,6 +14,7 @@ from market_assets.defs.retry import STOOQ_RETRY
 from market_assets.defs.runs import claim_run_process
 from market_assets.domain.exchange_sessions import require_session
 from market_assets.domain.membership_spells import membership_spells
+from market_assets.lake.datasets import INDEX_COMPOSITION, INDEX_MEMBERSHIP
 from market_assets.lake.resource import DataLakeResource
 from market_assets.sources.errors import StooqError
 from market_assets.sources.indices import StockIndex, get_index, misplaced_members
@@ -34,14 +35,9 @@ _FORBIDDEN_IN_SYMBOLS = ("|", "/", "\\", " ", ",")
 def index_composition(
     context: dg.AssetExecutionContext, stooq: MarketDataSource, lake: DataLakeResource
 ) -> dict[str, pd.DataFrame]:
-    """Constituents of one index (DJI, NDX, HSI) as seen after the close of one session.
-
-    Stooq's composition page only shows today's members, so a partition records who was listed
-    when it was fetched (`fetched_at`). New members are added to their exchange's symbol partitions
-    (`xnys_symbols`) here, so the bars of a session can be materialized as soon as its composition
-    is known; members that left keep their partitions and history. A run over several partitions
-    fetches their pages at once, each index within the `stooq` request budget, and stores all of
-    them or none.
+    """Constituents of one index (DJI, NDX, HSI) as seen after the close of one session, when
+    fetched (`fetched_at`). New members are added to their exchange's symbol partitions
+    (`xnys_symbols`); a run over several partitions stores all of them or none.
     """
     claim_run_process(context)
     order = index_partitions.get_partition_keys()
@@ -53,9 +49,7 @@ def index_composition(
         fetched = list(pool.map(lambda numbered: _fetch(context, stooq, *numbered), enumerate(wanted)))
     errors = [result for result in fetched if isinstance(result, StooqError)]
     if errors:
-        raise dg.Failure(
-            "\n".join(str(error) for error in errors), allow_retries=all(error.retryable for error in errors)
-        )
+        raise dg.Failure("\n".join(str(error) for error in errors), allow_retries=all(error.retryable for error in errors))
     compositions = dict(zip((w.key for w in wanted), fetched, strict=True))
     # Registered in the index dimension's order, whichever answer came first: one run's symbols
     # are then ordered as one run per index would have registered them.
@@ -71,7 +65,7 @@ def index_composition(
         context.add_asset_metadata(
             {
                 "members": len(members),
-                "path": dg.MetadataValue.path(lake.store.path("index_composition", w.key)),
+                "path": dg.MetadataValue.path(lake.store.path(INDEX_COMPOSITION, w.key)),
                 "new_symbols": dg.MetadataValue.text(", ".join(new_symbols) or "none"),
                 "preview": table_preview(members[["symbol", "name"]].head(10)),
             },
@@ -95,9 +89,7 @@ class _Wanted:
         return cls(key, index, require_session(index.calendar, dims["date"], f"index {index.name}"))
 
 
-def _fetch(
-    context: dg.AssetExecutionContext, stooq: MarketDataSource, worker: int, wanted: _Wanted
-) -> pd.DataFrame | StooqError:
+def _fetch(context: dg.AssetExecutionContext, stooq: MarketDataSource, worker: int, wanted: _Wanted) -> pd.DataFrame | StooqError:
     """The constituents of `wanted` as the partition stores them, or the source's error."""
     try:
         with stooq.worker_slot(context, worker):
@@ -107,8 +99,7 @@ def _fetch(
     bad = [symbol for symbol in members["symbol"] if any(c in symbol for c in _FORBIDDEN_IN_SYMBOLS)]
     if bad:
         raise dg.Failure(
-            f"index {wanted.index.name}: symbols {bad} cannot be partition keys "
-            f"(they contain one of {_FORBIDDEN_IN_SYMBOLS})",
+            f"index {wanted.index.name}: symbols {bad} cannot be partition keys (they contain one of {_FORBIDDEN_IN_SYMBOLS})",
             allow_retries=False,
         )
     misplaced = misplaced_members(wanted.index, list(members["symbol"]))
@@ -128,22 +119,17 @@ def _fetch(
 )
 def index_membership(context: dg.AssetExecutionContext, lake: DataLakeResource) -> pd.DataFrame:
     """Point-in-time membership: one row per spell (`index, symbol, name, first_seen, last_seen,
-    current`), so "which symbols were in NDX on date X" has an answer for every session the
-    platform recorded (`market_assets.domain.membership_spells.members_on`).
-
-    Rebuilt from every stored composition rather than updated in place, so a re-materialized or
-    backfilled composition is always reflected; a year of three indices is ~750 small files.
+    current`), rebuilt from every stored composition, so "which symbols were in NDX on date X" has
+    an answer for every session the platform recorded.
     """
     store = lake.store
-    membership = membership_spells(store.read_asset("index_composition"))
+    membership = membership_spells(store.read_asset(INDEX_COMPOSITION))
     changed = membership[~membership["current"]]
     context.add_output_metadata(
         {
             "spells": len(membership),
-            "current_members": dg.MetadataValue.json(
-                membership[membership["current"]].groupby("index").size().to_dict()
-            ),
-            "path": dg.MetadataValue.path(store.path("index_membership")),
+            "current_members": dg.MetadataValue.json(membership[membership["current"]].groupby("index").size().to_dict()),
+            "path": dg.MetadataValue.path(store.path(INDEX_MEMBERSHIP)),
             "departed": table_preview(changed.tail(10)),
         }
     )

@@ -1,12 +1,6 @@
-"""Schedules: after every session's close, in each exchange's own time zone.
-
-One schedule per exchange (New York for DJI and NDX, Hong Kong for HSI), ticking at each distinct
-closing time plus the publication delay, a head start ahead (`market_assets.domain.close_timing`).
-A tick launches the `index_compositions` run of every index on the exchange for each due session;
-the `close_bars` sensor launches the bars runs beside it. Sessions are due when their publication
-is at most the head start away and their compositions are not stored yet, looking back at most
-`catch_up_sessions`, oldest first. Run keys (`<session>|<index>`) make sure no session is launched
-twice.
+"""Schedules, one per exchange in its own time zone: after every session's close, a head start
+before its publication, the `index_compositions` runs of the exchange's indices for each due
+session. Why: docs/design.md#runs-start-ahead-of-the-publication.
 """
 
 import dagster as dg
@@ -49,7 +43,7 @@ def build_close_schedule(code: str) -> dg.ScheduleDefinition:
         description=f"After each {code} close (+{delay}): compositions of {', '.join(indices)}.",
     )
     def close_schedule(
-        context: dg.ScheduleEvaluationContext, close: ClosePlanningResource
+        context: dg.ScheduleEvaluationContext, planning: ClosePlanningResource
     ) -> list[dg.RunRequest] | dg.SkipReason:
         now = pd.Timestamp(context.scheduled_execution_time) + lead(settings.head_start())
         stored = context.instance.get_materialized_partitions(index_composition.key)
@@ -57,7 +51,7 @@ def build_close_schedule(code: str) -> dg.ScheduleDefinition:
         def key(session: pd.Timestamp, index: str) -> str:
             return str(composition_key(f"{session:%Y-%m-%d}", index))
 
-        due = due_closes(code, now, close.catch_up_sessions, stored)
+        due = due_closes(code, now, planning.catch_up_sessions, stored)
         if not due:
             return dg.SkipReason(nothing_due_reason(code, now, delay))
         return [

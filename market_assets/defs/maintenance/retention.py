@@ -1,7 +1,6 @@
-"""`prune_instance`: the instance keeps its size. Once a day, the finished runs whose sessions have
-all left the retention window are written to the lake's run history
-(`market_assets/lake/run_history.py`), then removed with their events, planned events and check
-executions (docs/design.md#the-instance-keeps-its-size)."""
+"""`prune_instance`: once a day, the finished runs whose sessions have all left the retention window
+are written to the lake's run history, then removed with everything stored for them.
+Why: docs/design.md#the-instance-keeps-its-size."""
 
 import re
 
@@ -44,7 +43,11 @@ class RetentionResource(dg.ConfigurableResource):
 
 def run_session(run: dg.DagsterRun) -> str | None:
     """The last session a run loaded (its partitions' latest date), or None for a run of no session."""
-    keys = [run.tags[tag] for tag in (SESSION_TAG, PARTITION_TAG, PARTITION_RANGE_START_TAG, PARTITION_RANGE_END_TAG) if tag in run.tags]
+    keys = [
+        run.tags[tag]
+        for tag in (SESSION_TAG, PARTITION_TAG, PARTITION_RANGE_START_TAG, PARTITION_RANGE_END_TAG)
+        if tag in run.tags
+    ]
     dates = [match.group() for key in keys if (match := _DATE.match(key))]
     return max(dates) if dates else None
 
@@ -116,7 +119,9 @@ def prune_runs(context: dg.OpExecutionContext, lake: DataLakeResource, retention
     )
 
 
-@dg.job(description="Remove the runs whose sessions have all left the retention window, with their events, after writing their history to the lake.")
+@dg.job(
+    description="Remove the runs whose sessions have all left the retention window, with their events, after writing their history to the lake."
+)
 def prune_instance() -> None:
     prune_runs()
 

@@ -31,32 +31,26 @@ def stale_partition_statuses(
 def rebuild_partition_statuses(context: dg.OpExecutionContext) -> dg.Output[None]:
     """Rebuild the cache of every asset whose status was cached for other partitions, from its
     stored materializations: the seconds the UI's next partition query would have taken."""
-    from market_assets.definitions import defs  # the code location's assets (imported here: it holds this job)
-
-    stale = stale_partition_statuses(context.instance, defs().get_repository_def())
+    stale = stale_partition_statuses(context.instance, context.repository_def)
     for key, (definition, _) in stale.items():
         context.instance.get_status_by_partition(key, [], definition)
         context.log.info(f"rebuilt the partition-status cache of {key.to_user_string()}")
     return dg.Output(None, metadata={"rebuilt": dg.MetadataValue.text(", ".join(k.to_user_string() for k in stale) or "none")})
 
 
-@dg.job(description="Rebuild Dagster's partition-status cache of the assets whose partitions changed (the window moved, symbols were added).")
+@dg.job(
+    description="Rebuild Dagster's partition-status cache of the assets whose partitions changed (the window moved, symbols were added)."
+)
 def refresh_partition_status() -> None:
     rebuild_partition_statuses()
 
 
 @dg.sensor(job=refresh_partition_status, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
 def partition_status_cache(context: dg.SensorEvaluationContext) -> dg.RunRequest | dg.SkipReason:
-    """Launch `refresh_partition_status` when an asset's partitions changed, once no close run is
-    in flight.
-
-    Dagster keeps each partitioned asset's status in a cache keyed by its partitions, the date
-    window and the registered symbols: the window's start moves on the first code location load
-    of a week (`market_assets.defs.partitions.window_start`), and a composition registers new
-    constituents. The first status query after either (the UI's asset page) would rebuild the
-    cache from every stored materialization of the asset: 17 s for a whole market
-    (bench/partition_scale.py). A run does it instead, which costs the daemon nothing and no user
-    any wait; a tick finds out whether one is needed from one record per asset.
+    """Launch `refresh_partition_status` when an asset's partitions changed (the window moved,
+    symbols were registered), once no close run is in flight, so that no one opening an asset page
+    waits for Dagster's partition-status cache to be rebuilt.
+    Why: docs/design.md#the-partition-window-and-the-partition-status-cache.
     """
     if context.repository_def is None:
         raise ValueError("partition_status_cache reads the assets of its code location: evaluate it in one")

@@ -176,7 +176,9 @@ def test_bars_turning_late_send_one_message_naming_the_symbols_missing(alerting,
     key = bars_asset_key("XNYS", "daily_bars")
     # What the daemon records when it finds the policy's deadline passed without an update.
     instance.report_runless_asset_event(
-        FreshnessStateChange(key=key, new_state=FreshnessState.FAIL, previous_state=FreshnessState.PASS, state_change_timestamp=time.time())
+        FreshnessStateChange(
+            key=key, new_state=FreshnessState.FAIL, previous_state=FreshnessState.PASS, state_change_timestamp=time.time()
+        )
     )
     cursor = tick(tick(cursor))  # told once, not again
 
@@ -195,7 +197,9 @@ def test_bars_turning_late_send_one_message_naming_the_symbols_missing(alerting,
 
     time.sleep(0.01)
     instance.report_runless_asset_event(
-        FreshnessStateChange(key=key, new_state=FreshnessState.PASS, previous_state=FreshnessState.FAIL, state_change_timestamp=time.time())
+        FreshnessStateChange(
+            key=key, new_state=FreshnessState.PASS, previous_state=FreshnessState.FAIL, state_change_timestamp=time.time()
+        )
     )
     tick(cursor)
     assert len(receiver.messages) == 1  # back on time: nothing to tell

@@ -60,7 +60,10 @@ def test_a_killed_writes_temporary_files_are_removed_by_the_next_run_of_its_part
 
     assert [path for path in left if path.exists()] == []
     assert elsewhere.exists()
-    assert store.read("monthly_bars", f"{session}|{member}")["close"].iloc[-1] == served_daily(synthetic_universe, member, session)["close"].iloc[-1]
+    assert (
+        store.read("monthly_bars", f"{session}|{member}")["close"].iloc[-1]
+        == served_daily(synthetic_universe, member, session)["close"].iloc[-1]
+    )
 
 
 def test_materializations_carry_metadata_a_person_can_read(platform, synthetic_universe):
@@ -85,7 +88,10 @@ def test_materializations_carry_metadata_a_person_can_read(platform, synthetic_u
     preview = metadata["preview"]
     assert [column.name for column in preview.schema.columns] == ["date", "open", "high", "low", "close", "volume"]
     assert [record.data for record in preview.records] == [
-        {"date": f"{day:%Y-%m-%d}", **{column: float(daily.iloc[i][column]) for column in ("open", "high", "low", "close", "volume")}}
+        {
+            "date": f"{day:%Y-%m-%d}",
+            **{column: float(daily.iloc[i][column]) for column in ("open", "high", "low", "close", "volume")},
+        }
         for i, day in zip(range(len(daily) - 5, len(daily)), daily["date"].tail(5))
     ]
     composition = instance.fetch_materializations(dg.AssetKey("index_composition"), limit=1).records
@@ -116,9 +122,7 @@ def test_weekly_bars_alone_are_resampled_from_the_stored_snapshots(platform, syn
 
     absent = f"{session}|{run.symbols[1]}"
     Path(store.path("daily_bars", absent)).unlink()
-    refused = close_job.execute_in_process(
-        instance=instance, tags=run.tags, asset_selection=[weekly], raise_on_error=False
-    )
+    refused = close_job.execute_in_process(instance=instance, tags=run.tags, asset_selection=[weekly], raise_on_error=False)
 
     assert not refused.success and server.stats()["total"] == 0
     message = next(e for e in refused.all_events if e.is_step_failure).step_failure_data.error.message
@@ -183,8 +187,10 @@ def test_a_symbol_outside_the_index_is_refused(platform, synthetic_universe):
     instance = platform.instance
     session = last_session(synthetic_universe, "XNYS")
     close_index(instance, "DJI", session)
-    outsider = sorted(set(synthetic_universe.members("NDX", pd.Timestamp(session)))
-                      - set(synthetic_universe.members("DJI", pd.Timestamp(session))))[0]
+    outsider = sorted(
+        set(synthetic_universe.members("NDX", pd.Timestamp(session)))
+        - set(synthetic_universe.members("DJI", pd.Timestamp(session)))
+    )[0]
     instance.add_dynamic_partitions("xnys_symbols", [outsider])
 
     result = platform.job("dji_close").execute_in_process(

@@ -151,7 +151,9 @@ def test_bad_histories_fail_their_checks_and_block_only_their_own_bars(platform,
 
 def test_a_split_is_recorded_as_an_adjustment_event_not_a_jump(platform, universe):
     instance, store, server = platform.instance, platform.store, platform.server
-    sessions = calendar("XNYS").sessions_in_range(universe.last_session["XNYS"] - pd.Timedelta(days=10), universe.last_session["XNYS"])
+    sessions = calendar("XNYS").sessions_in_range(
+        universe.last_session["XNYS"] - pd.Timedelta(days=10), universe.last_session["XNYS"]
+    )
     before, session = _day(sessions[-2]), _day(sessions[-1])
     members = universe.members("DJI", session)
     splitting = members[0]
@@ -178,14 +180,14 @@ def test_a_split_is_recorded_as_an_adjustment_event_not_a_jump(platform, univers
     events_key = bars_asset_key("XNYS", "adjustment_events")
     assert instance.get_materialized_partitions(events_key) == {f"{session}|{splitting}"}
     record = instance.fetch_materializations(
-        dg.AssetRecordsFilter(
-            asset_key=bars_asset_key("XNYS", "daily_bars"), asset_partitions=[f"{session}|{splitting}"]
-        ),
+        dg.AssetRecordsFilter(asset_key=bars_asset_key("XNYS", "daily_bars"), asset_partitions=[f"{session}|{splitting}"]),
         limit=1,
     ).records[0]
     metadata = record.asset_materialization.metadata
     assert metadata["adjustment_ratio"].value == 2.0
-    assert f"past rows from {_day(previous['date'].iloc[0])} to {before} changed by a ratio of 2" in metadata["adjusted_past"].value
+    assert (
+        f"past rows from {_day(previous['date'].iloc[0])} to {before} changed by a ratio of 2" in metadata["adjusted_past"].value
+    )
     evaluations = _evaluations(instance, [run.run_id for run in instance.get_runs()])
     rewritten = evaluations["daily_bars", VALID_BARS, f"{session}|{splitting}"]
     assert rewritten.passed and rewritten.metadata["judged_rows"].value == len(previous) + 1  # judged whole again

@@ -109,9 +109,7 @@ def test_the_first_snapshot_reports_the_whole_history_and_the_next_session_passe
     on_next = history.check(last, first)
 
     assert on_first.passed is not bool(broken) and _offending(on_first) == broken
-    assert _judged(on_first) == (
-        "the whole history (first snapshot)", _day(dates.iloc[0]), _day(dates.iloc[-2]), len(first)
-    )
+    assert _judged(on_first) == ("the whole history (first snapshot)", _day(dates.iloc[0]), _day(dates.iloc[-2]), len(first))
     assert on_next.passed and on_next.description == "all 8 rules hold"
     if broken:  # warnings only
         assert on_first.metadata["blocks"].value == "no" and on_first.severity == dg.AssetCheckSeverity.WARN
@@ -150,9 +148,7 @@ def test_a_stale_run_ending_at_the_newest_bar_is_caught(history):
     evaluation = history.check(stale, stale.iloc[:-1])
 
     assert before.passed  # four in a row are not yet a stale feed
-    assert evaluation.metadata["offending_dates"].value == {
-        "close_not_repeated": [_day(day) for day in stale["date"].iloc[-4:]]
-    }
+    assert evaluation.metadata["offending_dates"].value == {"close_not_repeated": [_day(day) for day in stale["date"].iloc[-4:]]}
 
 
 def test_a_rewritten_past_is_judged_again_from_its_first_changed_bar(history):
@@ -167,8 +163,7 @@ def test_a_rewritten_past_is_judged_again_from_its_first_changed_bar(history):
     # The jump back down where the tripled bars end is where the adjustment detection places a split.
     assert evaluation.metadata["offending_dates"].value == {"no_unexplained_jumps": [_day(segment)]}
     assert _judged(evaluation) == (
-        f"the 500 bars from {_day(segment)} on: the past was rewritten from {_day(segment)}, with the 4 bars before "
-        "them",
+        f"the 500 bars from {_day(segment)} on: the past was rewritten from {_day(segment)}, with the 4 bars before them",
         _day(rewritten["date"].iloc[-504]),
         _day(rewritten["date"].iloc[-1]),
         504,
@@ -185,6 +180,5 @@ def test_a_split_rewrites_the_whole_past_and_its_findings_are_reported_once_more
 
     assert _offending(evaluation) == broken  # nothing at the split itself
     assert _judged(evaluation)[0] == (
-        f"the {len(bars)} bars from {_day(bars['date'].iloc[0])} on: the past was rewritten from "
-        f"{_day(bars['date'].iloc[0])}"
+        f"the {len(bars)} bars from {_day(bars['date'].iloc[0])} on: the past was rewritten from {_day(bars['date'].iloc[0])}"
     )

@@ -34,9 +34,7 @@ def test_the_close_jobs_switch_executor_when_the_code_location_loads_and_only_th
 
     def executors(**env: str) -> dict[str, str]:
         base = {key: value for key, value in os.environ.items() if key != EXECUTOR.env_var}
-        done = subprocess.run(
-            [sys.executable, "-c", probe], env={**base, **env}, capture_output=True, text=True, timeout=120
-        )
+        done = subprocess.run([sys.executable, "-c", probe], env={**base, **env}, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
         return json.loads(done.stdout.strip().splitlines()[-1])
 

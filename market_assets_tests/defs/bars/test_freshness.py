@@ -17,7 +17,9 @@ from market_assets.settings import CLOSE_DELAY, FRESHNESS_GRACE
         ("1049", None, "29 10 * * 2,3,4,5,6", pd.Timedelta(hours=10, minutes=29)),  # past midnight
     ],
 )
-def test_bars_must_be_updated_each_weekday_by_the_new_york_close_plus_delay_and_grace(monkeypatch, delay, grace, cron, lower_bound):
+def test_bars_must_be_updated_each_weekday_by_the_new_york_close_plus_delay_and_grace(
+    monkeypatch, delay, grace, cron, lower_bound
+):
     for name, value in ((CLOSE_DELAY.env_var, delay), (FRESHNESS_GRACE.env_var, grace)):
         if value is None:
             monkeypatch.delenv(name, raising=False)

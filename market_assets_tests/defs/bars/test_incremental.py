@@ -1,17 +1,21 @@
 """Incremental downloads end to end: a month of DJI closes served by the project's server, with
 quarterly dividends, a split and a dividend on the newest session, written once with incremental
-downloads and once with whole histories. Both lakes must hold the same files, byte for byte, and
-the same adjustment events, while the incremental closes download a small part of the bytes."""
+downloads and once with whole histories. Both lakes must hold the same files, value for value, each
+saying it was fetched live, and the same adjustment events, while the incremental closes download a
+small part of the bytes."""
 
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from market_assets.cli.close import close_index
-from market_assets.defs.bars.keys import DAILY, bars_asset_key
+from market_assets.defs.bars.keys import bars_asset_key
 from market_assets.domain.exchange_sessions import calendar
+from market_assets.lake.datasets import DAILY_BARS
+from market_assets.lake.fetch_record import FetchRecord
 from market_assets_tests.platform import open_platform
 from stooq_server import StooqServer, generate_synthetic
 
@@ -66,12 +70,9 @@ def _close_the_month(month, name: str, full_history: bool) -> tuple[Path, dict[t
 def _download_metadata(instance: dg.DagsterInstance) -> dict[tuple[str, str], str]:
     """How each DJI `daily_bars` partition was downloaded, from its materialization's metadata."""
     records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=bars_asset_key("XNYS", DAILY)), limit=10_000
+        dg.AssetRecordsFilter(asset_key=bars_asset_key("XNYS", DAILY_BARS)), limit=10_000
     ).records
-    return {
-        tuple(record.partition_key.split("|")): record.asset_materialization.metadata["download"].value
-        for record in records
-    }
+    return {tuple(record.partition_key.split("|")): record.asset_materialization.metadata["download"].value for record in records}
 
 
 @pytest.fixture(scope="module")
@@ -79,10 +80,14 @@ def lakes(month):
     return {"incremental": _close_the_month(month, "incremental", False), "whole": _close_the_month(month, "whole", True)}
 
 
-def _files(root: Path) -> dict[str, bytes]:
-    return {
-        str(path.relative_to(root)): path.read_bytes() for asset in WRITTEN for path in (root / asset).rglob("*.parquet")
-    }
+def _files(root: Path) -> dict[str, tuple[pd.DataFrame, pd.Timestamp | None]]:
+    """Each file's frame, and the last date of the answer it was built from (bars files only)."""
+    files = {}
+    for asset in WRITTEN:
+        for path in (root / asset).rglob("*.parquet"):
+            record = FetchRecord.from_footer(pq.read_schema(path).metadata)
+            files[str(path.relative_to(root))] = (pd.read_parquet(path), record and record.through)
+    return files
 
 
 def test_incremental_closes_write_the_files_and_events_that_whole_downloads_write(lakes, month):
@@ -90,7 +95,11 @@ def test_incremental_closes_write_the_files_and_events_that_whole_downloads_writ
     ours, theirs = _files(incremental), _files(whole)
 
     assert sorted(ours) == sorted(theirs)
-    assert [name for name in ours if ours[name] != theirs[name]] == []
+    assert [name for name in ours if not ours[name][0].equals(theirs[name][0])] == []
+    # Each snapshot was fetched live, on its session's day as the server served it.
+    for name, (_, through) in ours.items():
+        if not name.startswith("adjustment_events"):
+            assert through == theirs[name][1] == pd.Timestamp(name.split("session=")[1][:10]), name
     events = {name for name in ours if name.startswith("adjustment_events")}
     assert len(events) >= 2  # the split and the newest dividend at least
 

@@ -16,7 +16,7 @@ def _sensor(platform, cursor=None):
     with dg.build_sensor_context(
         instance=platform.instance,
         cursor=cursor,
-        resources={"lake": DataLakeResource(root=platform.store.root), "close": ClosePlanningResource(catch_up_sessions=1)},
+        resources={"lake": DataLakeResource(root=platform.store.root), "planning": ClosePlanningResource(catch_up_sessions=1)},
     ) as context:
         return close_bars(context)
 
@@ -84,9 +84,7 @@ def test_at_the_close_bars_start_with_the_previous_members(platform, synthetic_u
     members = synthetic_universe.members("HSI", previous)
     assert request.tags["dagster/asset_partition_range_start"] == f"{session}|{members[0]}"
     assert request.tags["dagster/asset_partition_range_end"] == f"{session}|{members[-1]}"
-    platform.instance.create_run_for_job(
-        platform.job("hsi_close"), tags=request.tags, status=dg.DagsterRunStatus.NOT_STARTED
-    )
+    platform.instance.create_run_for_job(platform.job("hsi_close"), tags=request.tags, status=dg.DagsterRunStatus.NOT_STARTED)
 
     _compositions(platform, session, "HSI")
     after = _sensor(platform, cursor=result.cursor)

@@ -25,7 +25,7 @@ def _tick(instance, code: str, local_time: str, catch_up: int = 1):
     with dg.build_schedule_context(
         instance=instance,
         scheduled_execution_time=when.to_pydatetime(),
-        resources={"close": ClosePlanningResource(catch_up_sessions=catch_up)},
+        resources={"planning": ClosePlanningResource(catch_up_sessions=catch_up)},
     ) as context:
         return schedule(context)
 
@@ -37,9 +37,7 @@ def _keys(result) -> list[str]:
 
 def _mark_loaded(instance, *keys: str) -> None:
     for key in keys:
-        instance.report_runless_asset_event(
-            dg.AssetMaterialization(asset_key="index_composition", partition=key)
-        )
+        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key="index_composition", partition=key))
 
 
 def test_ticks_follow_regular_and_early_closes_in_exchange_time(monkeypatch):
@@ -137,9 +135,12 @@ def test_catch_up_after_three_missed_sessions_oldest_first(instance):
     result = _tick(instance, "XNYS", "2026-11-23 16:30", catch_up=5)
 
     assert _keys(result) == [
-        "2026-11-19|DJI", "2026-11-19|NDX",
-        "2026-11-20|DJI", "2026-11-20|NDX",
-        "2026-11-23|DJI", "2026-11-23|NDX",
+        "2026-11-19|DJI",
+        "2026-11-19|NDX",
+        "2026-11-20|DJI",
+        "2026-11-20|NDX",
+        "2026-11-23|DJI",
+        "2026-11-23|NDX",
     ]
     assert _keys(_tick(instance, "XNYS", "2026-11-23 16:30", catch_up=2))[0] == "2026-11-20|DJI"
 

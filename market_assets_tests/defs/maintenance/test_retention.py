@@ -16,11 +16,12 @@ import sqlalchemy as sa
 
 from market_assets.cli.close import CloseFailed, close_index
 from market_assets.dagster_internals import AssetCheckExecutionsTable, RunTagsTable
-from market_assets.defs.bars.keys import BARS_ASSETS, bars_asset_key
+from market_assets.defs.bars.keys import bars_asset_key
 from market_assets.defs.maintenance.retention import RetentionResource, run_session
 from market_assets.defs.partitions import bars_partitions, window_start
 from market_assets.defs.runs import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 from market_assets.domain.exchange_sessions import calendar
+from market_assets.lake.datasets import BARS
 from market_assets.lake.reader import LakeReader
 from market_assets.lake.run_history import RunHistoryRow, history_frame, write_run_history
 from market_assets.lake.sql import connect
@@ -38,7 +39,9 @@ def _prune(platform) -> subprocess.Popen:
     return subprocess.Popen(
         [str(Path(sys.executable).with_name("dagster")), "job", "execute", "-m", "market_assets", "-j", "prune_instance"],
         env={**platform.env, "MARKET_ASSETS_PARTITION_DAYS": WINDOW_DAYS},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -47,16 +50,14 @@ def _state(platform, first_kept: str) -> dict[str, object]:
     instance, grid = platform.instance, bars_partitions["XNYS"]
     with dg.partition_loading_context(dynamic_partitions_store=instance):
         in_window = [key for key in grid.get_partition_keys() if key.split("|")[0] >= first_kept]
-    statuses = {
-        name: instance.get_status_by_partition(bars_asset_key("XNYS", name), in_window, grid) for name in BARS_ASSETS
-    }
+    statuses = {name: instance.get_status_by_partition(bars_asset_key("XNYS", name), in_window, grid) for name in BARS}
     reader = LakeReader(platform.store)
     sessions = sorted(session for session in platform.store.stored_sessions("daily_bars"))
     return {
         "statuses": statuses,
         "materialized": {
             name: {key for key in instance.get_materialized_partitions(bars_asset_key("XNYS", name)) if key >= first_kept}
-            for name in BARS_ASSETS
+            for name in BARS
         },
         "as_of": {session: reader.bars("monthly", index="DJI", as_of=session) for session in sessions},
     }
@@ -124,22 +125,31 @@ def test_a_prune_killed_halfway_loses_nothing_and_the_next_one_finishes(platform
     assert _rows(platform, AssetCheckExecutionsTable, expired, "runs/index.db") == 0
     assert _rows(platform, RunTagsTable, expired, "runs.db") == 0
     assert _rows(platform, AssetCheckExecutionsTable, kept, "runs/index.db") > 0
-    assert not [run_id for run_id in expired if (Path(platform.env["DAGSTER_HOME"]) / "history" / "runs" / f"{run_id}.db").exists()]
+    assert not [
+        run_id for run_id in expired if (Path(platform.env["DAGSTER_HOME"]) / "history" / "runs" / f"{run_id}.db").exists()
+    ]
     with sqlite3.connect(Path(platform.env["DAGSTER_HOME"]) / "history" / "runs" / "index.db") as index:
         assert index.execute("PRAGMA freelist_count").fetchone()[0] == 0  # the deleted events' pages given back
-    for name in BARS_ASSETS:
+    for name in BARS:
         stored = instance.get_materialized_partitions(bars_asset_key("XNYS", name))
         assert {key.split("|")[0] for key in stored} == {latest}
     platform.server.reset_stats()  # what the planning reads is still there: a re-run of the window's session asks nothing
     assert close_index(instance, "DJI", latest).runs == []
     assert platform.server.stats()["total"] == 0
 
-    history = connect(platform.store.root).execute(
-        "SELECT run_id, session, job, index, status, len(symbols) AS symbols, failures FROM run_history ORDER BY session, started"
-    ).df()
+    history = (
+        connect(platform.store.root)
+        .execute(
+            "SELECT run_id, session, job, index, status, len(symbols) AS symbols, failures FROM run_history ORDER BY session, started"
+        )
+        .df()
+    )
     assert sorted(history["run_id"]) == sorted(expired)
     bars_runs = history[history["job"] == "dji_close"]
-    assert bars_runs.groupby("session")["symbols"].sum().to_dict() == {pd.Timestamp(old[0]): 31, **{pd.Timestamp(day): 30 for day in old[1:]}}
+    assert bars_runs.groupby("session")["symbols"].sum().to_dict() == {
+        pd.Timestamp(old[0]): 31,
+        **{pd.Timestamp(day): 30 for day in old[1:]},
+    }
     assert set(bars_runs["index"]) == {"DJI"}
     assert history.groupby("job").size().to_dict() == {"dji_close": 31, "index_compositions": 3}
     (failed,) = history[history["status"] == "FAILURE"].itertuples()
@@ -154,9 +164,17 @@ def test_run_history_keeps_one_row_per_run_however_often_it_is_written(tmp_path)
     store = ParquetStore(str(tmp_path))
     started = pd.Timestamp("2026-10-01 20:31", tz="UTC")
     rows = [
-        RunHistoryRow(f"run-{i}", "dji_close", "DJI", "2026-10-01", [f"S{i}.US"], "FAILURE" if i else "SUCCESS",
-                      started + pd.Timedelta(minutes=i), started + pd.Timedelta(minutes=i, seconds=30),
-                      "dji_bars: S1.US: no data" if i else "")
+        RunHistoryRow(
+            f"run-{i}",
+            "dji_close",
+            "DJI",
+            "2026-10-01",
+            [f"S{i}.US"],
+            "FAILURE" if i else "SUCCESS",
+            started + pd.Timedelta(minutes=i),
+            started + pd.Timedelta(minutes=i, seconds=30),
+            "dji_bars: S1.US: no data" if i else "",
+        )
         for i in range(2)
     ]
 
