@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from market_assets.cli.close import close_index
+from market_assets.defs.partitions import FIRST_SESSION
 from market_assets.domain.exchange_sessions import calendar
 from market_assets.lake.compaction import compact
 from market_assets.lake.reader import SNAPSHOT_COLUMNS, LakeReader, LakeReadError
@@ -22,7 +23,8 @@ from market_assets_tests.platform import open_platform
 from stooq_server import StooqServer, generate_synthetic
 
 SESSIONS = 63
-"""A quarter of live closes: each dividend payer pays once in it."""
+"""A quarter of live closes, each dividend payer paying about once in it; fewer when the tests'
+partition window, which must also hold the backfilled session and a gap, has fewer sessions."""
 
 
 @pytest.fixture(scope="module")
@@ -33,12 +35,12 @@ def lake(tmp_path_factory):
     universe = generate_synthetic(
         folder / "stooq", first_session="2016-01-04", sizes={"DJI": 4, "NDX": 1, "HSI": 1}, dividends=True
     )
-    window = calendar("XNYS").sessions_window(universe.last_session["XNYS"], -(SESSIONS + 2))
+    window = calendar("XNYS").sessions_in_range(FIRST_SESSION, universe.last_session["XNYS"])[-(SESSIONS + 2) :]
     sessions = [f"{day:%Y-%m-%d}" for day in window]
     backfilled, live = sessions[0], sessions[2:]
     splitting = universe.members("DJI", live[-1])[0]
     with open(universe.data_dir / "splits.csv", "a") as splits:
-        splits.write(f"{splitting},{live[SESSIONS // 2]},2\n")
+        splits.write(f"{splitting},{live[len(live) // 2]},2\n")
     monkeypatch = pytest.MonkeyPatch()
     server = StooqServer(universe.data_dir).start()
     known = {}
@@ -73,7 +75,7 @@ def lake(tmp_path_factory):
 def _served_events(universe, splitting: str, live: list[str]) -> pd.DataFrame:
     """The splits and dividends the server applies during the live sessions after the first
     (`symbol, effective_date, ratio`): those the closes must see."""
-    ours = pd.DataFrame({"symbol": [splitting], "date": [pd.Timestamp(live[SESSIONS // 2])], "ratio": [2.0]})
+    ours = pd.DataFrame({"symbol": [splitting], "date": [pd.Timestamp(live[len(live) // 2])], "ratio": [2.0]})
     dividends = universe.dividends.assign(ratio=1.0 / universe.dividends["factor"])
     events = pd.concat([universe.splits, ours, dividends[["symbol", "date", "ratio"]]], ignore_index=True)
     seen = events["date"].between(pd.Timestamp(live[1]), pd.Timestamp(live[-1]))
@@ -221,7 +223,7 @@ def _first_live(lake, symbol: str) -> pd.Timestamp:
 
 def _assert_prices_as_traded_and_as_adjusted(lake) -> dict[str, pd.DataFrame]:
     reader, store = LakeReader(lake["root"]), lake["store"]
-    newest = lake["live"][-1]
+    newest, count = lake["live"][-1], len(lake["live"])
     reads = {}
     for symbol in lake["members"][newest]:
         first = _first_live(lake, symbol)
@@ -234,7 +236,7 @@ def _assert_prices_as_traded_and_as_adjusted(lake) -> dict[str, pd.DataFrame]:
         assert known["close"].to_numpy() == pytest.approx(raw["close"].to_numpy(), rel=1e-5)
         assert known["open"].to_numpy() == pytest.approx(raw["open"].to_numpy(), rel=1e-5)
         assert known["volume"].astype(float).to_numpy() == pytest.approx(raw["volume"].to_numpy(), rel=1e-5)
-        for day in [lake["live"][i] for i in (0, SESSIONS // 3, SESSIONS // 2, SESSIONS - 2)]:
+        for day in [lake["live"][i] for i in (0, count // 3, count // 2, count - 2)]:
             if pd.Timestamp(day) < first:
                 continue
             adjusted = reader.bars("daily", [symbol], prices=f"adjusted_as_of:{day}", end=day)
@@ -283,7 +285,7 @@ def test_sql_reads_prices_as_traded_and_adjustment_factors(lake):
     assert (sql["as_traded_from"] == _first_live(lake, symbol)).all()
     expected = reader.adjustment_factors(sorted(set(factors["symbol"])))
     assert factors["cumulative_factor"].to_numpy() == pytest.approx(expected["cumulative_factor"].to_numpy())
-    day = lake["live"][SESSIONS // 3]
+    day = lake["live"][len(lake["live"]) // 3]
     adjusted = connection.sql(
         f"SELECT close FROM daily_bars_adjusted_as_of('{newest}', '{day}') WHERE symbol = '{symbol}' AND date <= '{day}' ORDER BY date"
     ).df()
