@@ -50,6 +50,7 @@ sys.path.insert(0, str(PROJECT_ROOT))
 from market_assets.domain.candles import resample, with_symbol  # noqa: E402
 from market_assets.domain.exchange_sessions import calendar  # noqa: E402
 from market_assets.lake.compaction import compact  # noqa: E402
+from market_assets.lake.datasets import BARS  # noqa: E402
 from market_assets.lake.reader import LakeReader  # noqa: E402
 from market_assets.lake.store import ParquetStore  # noqa: E402
 from market_assets.sources.indices import exchange_of, followed_indices  # noqa: E402
@@ -57,7 +58,6 @@ from market_assets.sources.parsing import parse_history_csv  # noqa: E402
 from stooq_server import StooqServer, generate_synthetic  # noqa: E402
 from stooq_server.server import DataStore, csv_header  # noqa: E402
 
-BARS = ("daily_bars", "weekly_bars", "monthly_bars")
 PERIODS = {"weekly_bars": "week", "monthly_bars": "month"}
 CORES = os.cpu_count() or 1
 

@@ -54,6 +54,7 @@ import close_runs  # noqa: E402  (beside this script)
 from market_assets.cli.close import CloseFailed, close_index  # noqa: E402
 from market_assets.cli.verify import verify_index  # noqa: E402
 from market_assets.domain.exchange_sessions import calendar, latest_closed_session  # noqa: E402
+from market_assets.lake.datasets import BARS, MONTHLY_BARS  # noqa: E402
 from market_assets.sources.indices import followed_indices  # noqa: E402
 from market_assets_tests.daemon_processes import VICTIMS, kill, start_daemon  # noqa: E402
 from market_assets_tests.lake_files import bars_frames  # noqa: E402
@@ -61,7 +62,6 @@ from market_assets_tests.polling import wait_for  # noqa: E402
 from market_assets_tests.small_volume import fill, mount_tmpfs, unmount  # noqa: E402
 from stooq_server import Fault, FaultKind, StooqServer, generate_synthetic  # noqa: E402
 
-BARS = ("daily_bars", "weekly_bars", "monthly_bars")
 TRANSIENT = (FaultKind.HTTP_500, FaultKind.HTTP_503, FaultKind.RESET, FaultKind.SLOW)
 DAMAGED = (FaultKind.TRUNCATED, FaultKind.GARBLED, FaultKind.NO_DATA, FaultKind.EMPTY, FaultKind.BAD_COLUMNS)
 SOURCE_WIDE = (FaultKind.HITS_LIMIT, FaultKind.CHALLENGE)
@@ -203,7 +203,6 @@ def _complete(instance, expected: set[str]) -> bool:
 
     from market_assets.defs.bars.keys import bars_asset_key
     from market_assets.defs.runs import IN_FLIGHT
-    from market_assets.lake.datasets import MONTHLY_BARS
 
     stored = instance.get_materialized_partitions(bars_asset_key("XHKG", MONTHLY_BARS))
     return expected <= stored and not instance.get_runs(dg.RunsFilter(statuses=IN_FLIGHT))

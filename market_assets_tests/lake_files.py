@@ -3,11 +3,19 @@ close's (the `dji_reference` fixture)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pandas as pd
 
+from market_assets.lake.datasets import BARS
 from market_assets.lake.store import ParquetStore
 
-BARS = ("daily_bars", "weekly_bars", "monthly_bars")
+
+def lake_command(root: str, *args: str) -> subprocess.CompletedProcess:
+    """`python -m market_assets ARGS` on the lake at `root`, with no other setting (no instance)."""
+    env = {"PATH": "/usr/bin:/bin", "MARKET_ASSETS_DATA_ROOT": str(root)}
+    return subprocess.run([sys.executable, "-m", "market_assets", *args], env=env, capture_output=True, text=True, timeout=300)
 
 
 def bars_frames(store: ParquetStore, session: str | None = None) -> dict[str, pd.DataFrame]:

@@ -5,6 +5,8 @@ points at. `conftest.py` gives every test one (`platform`, `platform_factory`)."
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,6 +34,11 @@ class Platform:
     def job(self, name: str) -> dg.JobDefinition:
         """A job of the code location's definitions, built with this platform's environment."""
         return definitions.defs().resolve_job_def(name)
+
+    def dagster(self, *args: str) -> subprocess.CompletedProcess:
+        """The `dagster` command of this environment with `args`, as CI and the daemon's run processes call it."""
+        executable = Path(sys.executable).with_name("dagster")
+        return subprocess.run([str(executable), *args], capture_output=True, text=True, env=self.env, timeout=300)
 
 
 @contextmanager

@@ -78,6 +78,20 @@ def test_each_domain_builds_its_own_definitions_and_the_code_location_merges_the
     domains = [compositions_definitions(), bars_definitions(), maintenance_definitions(), alerts_definitions()]
     location = defs().get_repository_def()
 
+    owned = [
+        tuple({item.name for item in items or []} for items in (domain.jobs, domain.schedules, domain.sensors))
+        for domain in domains
+    ]
+    assert owned == [
+        ({"index_compositions", "refresh_membership"}, {"xnys_close", "xhkg_close"}, set()),
+        ({"dji_close", "ndx_close", "hsi_close", "verify_bars"}, set(), {"close_bars"}),
+        (
+            {"compact_lake", "prune_instance", "refresh_partition_status"},
+            {"compact_lake_daily", "prune_instance_daily"},
+            {"abandoned_runs", "partition_status_cache"},
+        ),
+        (set(), set(), {"close_failure_alerts", "freshness_alerts"}),
+    ]
     domain_jobs = {job.name for domain in domains for job in domain.jobs or []}
     assert domain_jobs == {job.name for job in location.get_all_jobs()} - {"__ASSET_JOB"}
     assert {sensor.name for domain in domains for sensor in domain.sensors or []} == {s.name for s in location.sensor_defs}

@@ -46,7 +46,8 @@ FRESH_MACHINE = (
     "python3 -m venv .venv && .venv/bin/pip install -q -e . && .venv/bin/python -m market_assets demo",
     "python3 -m venv .venv && .venv/bin/pip install -q -e '.[test]' && .venv/bin/python -m pytest market_assets_tests",
 )
-"""The two commands for a fresh machine: CI and people run them as they are."""
+"""The two commands for a fresh machine: people run them as they are, and `.ci/run` runs the second
+with ruff between its install and its tests."""
 
 REQUIRED_VERBS = {"plan", "read", "sql", "close", "verify", "compact"}
 """The commands the README must show an example of."""

@@ -23,12 +23,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from market_assets.cli.configuration import REFUSED
 from market_assets.cli.read import FORMATS, read_bars, read_factors, run_sql
 from market_assets.lake.reader import KINDS
 from market_assets.settings import ConfigurationError
-
-REFUSED = 2
-"""The exit status of a command refused for its settings, as argparse's for a bad command line."""
 
 
 def main(argv: list[str] | None = None) -> int:

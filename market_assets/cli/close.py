@@ -16,7 +16,7 @@ from market_assets.defs.bars.keys import bars_step_name
 from market_assets.defs.bars.planning import CloseRun, plan_close_runs
 from market_assets.defs.compositions.assets import index_composition
 from market_assets.defs.compositions.jobs import compositions_job
-from market_assets.defs.partitions import FIRST_SESSION, composition_key, require_in_window, session_partitions
+from market_assets.defs.partitions import composition_key, require_in_window
 from market_assets.defs.runs import fail_abandoned_runs, process_tags, step_error_message
 from market_assets.domain.exchange_sessions import latest_closed_session, require_session, to_session
 from market_assets.lake.compositions import constituents
@@ -109,19 +109,14 @@ def execute_bars_runs(
 
 def close_session(index: StockIndex, session: str | None) -> str:
     """The session key a close of `index` loads: `session`, or its exchange's latest closed one,
-    refused (before any run is created) when the date has no partition or the exchange was closed.
-    A date outside the partition window is refused as such before its exchange's calendar, which
-    covers fewer years, is asked."""
+    refused (before any run is created) when the date is outside the partition window or the
+    exchange was closed. The window is asked first: the exchange's calendar covers fewer years."""
     what = f"index {index.name}"
-    if session:
-        key = f"{to_session(session):%Y-%m-%d}"
-        if not FIRST_SESSION <= key <= session_partitions.get_last_partition_key():
-            require_in_window(key, what)
-        day = require_session(index.calendar, key, what)
-    else:
-        day = latest_closed_session(index.calendar)
+    day = to_session(session) if session else latest_closed_session(index.calendar)
     session_key = f"{day:%Y-%m-%d}"
     require_in_window(session_key, what)
+    if session:
+        require_session(index.calendar, session_key, what)
     return session_key
 
 
@@ -155,11 +150,17 @@ def close_settings(defs: dg.Definitions, instance: dg.DagsterInstance, *, check:
         raise ValueError(str(error.user_exception)) from None
 
 
-def close_indices(indices: list[str], session: str | None, force: bool, full_history: bool = False) -> int:
-    """Close each index for `session` on the instance at $DAGSTER_HOME, printing one line each;
-    1 when any failed. A `ConfigurationError` (a setting, an instance of another lake) ends the
-    close at once: it would refuse every index."""
-    instance = open_instance(configured_lake())
+def close_indices(
+    indices: list[str],
+    session: str | None,
+    force: bool,
+    full_history: bool = False,
+    instance: dg.DagsterInstance | None = None,
+) -> int:
+    """Close each index for `session` on `instance`, or the instance at $DAGSTER_HOME, printing one
+    line each; 1 when any failed. A `ConfigurationError` (a setting, an instance of another lake)
+    ends the close at once: it would refuse every index."""
+    instance = instance or open_instance(configured_lake())
     status = 0
     for index in indices:
         started = time.perf_counter()

@@ -12,6 +12,10 @@ from market_assets.lake.run_history import RUN_HISTORY
 from market_assets.lake.store import ParquetStore
 from market_assets.settings import ConfigurationError
 
+REFUSED = 2
+"""The exit status of a command refused for its settings or its input, as argparse's for a bad
+command line."""
+
 EXAMPLE_LAKE = "./demo/lake"
 """The data root `python -m market_assets demo` writes, run from the project's folder."""
 
@@ -65,6 +69,9 @@ def close_in_flight() -> bool:
     and `migrate` wait for. Without the variable there is no instance to ask, and Dagster is not loaded."""
     if not os.environ.get("DAGSTER_HOME"):
         return False
-    from market_assets.defs.runs import close_in_flight_at_dagster_home
+    import dagster as dg
 
-    return close_in_flight_at_dagster_home()
+    from market_assets.defs.runs import close_in_flight as in_flight
+
+    with dg.DagsterInstance.get() as instance:
+        return in_flight(instance)

@@ -18,6 +18,8 @@ import pandas as pd
 
 from market_assets import definitions
 from market_assets.cli.close import QUIET, close_indices, run_failure
+from market_assets.cli.configuration import REFUSED, configured_lake
+from market_assets.cli.instance import open_instance
 from market_assets.defs.compositions.jobs import membership_job
 from market_assets.defs.partitions import require_in_window
 from market_assets.defs.runs import process_tags
@@ -62,21 +64,22 @@ def run_demo(workdir: Path, sessions: int = 1) -> int:
         require_in_window(next(iter(closes)), f"demo --sessions {sessions}")
     except ValueError as error:
         print(error, file=sys.stderr)
-        return 2
+        return REFUSED
     folders = demo_folders(workdir)
     lake = folders.lake
     with StooqServer(folders.source) as server:
         os.environ.update(folders.environment(server.url))
         print(f"Synthetic Stooq-compatible server at {server.url}; Dagster instance in {folders.home}")
-        if sessions == 1:
-            status = close_indices(list(followed_indices()), None, False)
-        else:
-            status = 0
-            for day, indices in closes.items():
-                server.as_of = day
-                status |= close_indices(indices, day, False)
-        if any(lake.glob(f"{INDEX_COMPOSITION}/*/*.parquet")):  # not when every composition failed
-            status |= materialize_membership()
+        with open_instance(configured_lake()) as instance:
+            if sessions == 1:
+                status = close_indices(list(followed_indices()), None, False, instance=instance)
+            else:
+                status = 0
+                for day, indices in closes.items():
+                    server.as_of = day
+                    status |= close_indices(indices, day, False, instance=instance)
+            if any(lake.glob(f"{INDEX_COMPOSITION}/*/*.parquet")):  # not when every composition failed
+                status |= materialize_membership(instance)
     print(f"\nParquet written under {lake}:")
     for folder in sorted(path for path in lake.glob("*/*") if path.is_dir()):
         files = sorted(folder.glob("*.parquet"))
@@ -87,13 +90,13 @@ def run_demo(workdir: Path, sessions: int = 1) -> int:
     return status
 
 
-def materialize_membership() -> int:
-    """Materialize `index_membership` from the stored compositions on the instance at $DAGSTER_HOME,
-    as the `close_bars` sensor does once no close run is in flight (`refresh_membership`); 1 when it failed."""
+def materialize_membership(instance: dg.DagsterInstance) -> int:
+    """Materialize `index_membership` from the stored compositions on `instance`, as the
+    `close_bars` sensor does once no close run is in flight (`refresh_membership`); 1 when it failed."""
     result = (
         definitions.defs()
         .resolve_job_def(membership_job.name)
-        .execute_in_process(instance=dg.DagsterInstance.get(), run_config=QUIET, tags=process_tags(), raise_on_error=False)
+        .execute_in_process(instance=instance, run_config=QUIET, tags=process_tags(), raise_on_error=False)
     )
     failure = run_failure(result, INDEX_MEMBERSHIP)
     if failure:

@@ -13,7 +13,7 @@ import dagster as dg
 
 from market_assets import definitions
 from market_assets.cli.close import close_session, close_settings, stored_members
-from market_assets.cli.configuration import configured_lake
+from market_assets.cli.configuration import REFUSED, configured_lake
 from market_assets.cli.instance import open_instance
 from market_assets.defs.bars.planning import plan_close_runs
 from market_assets.defs.compositions.assets import index_composition
@@ -124,7 +124,7 @@ def print_plan(indices: list[str], session: str | None, as_json: bool) -> int:
         raise
     except ValueError as error:
         print(f"plan: {error}", file=sys.stderr)
-        return 2
+        return REFUSED
     if as_json:
         print(json.dumps({"commands": [c.as_dict() for c in plan.commands], "pending": plan.pending}, indent=2))
         return 0

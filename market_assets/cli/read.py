@@ -9,13 +9,11 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from market_assets.cli.configuration import existing_lake
+from market_assets.cli.configuration import REFUSED, existing_lake
 from market_assets.lake.reader import LakeReader, LakeReadError
 from market_assets.lake.sql import connect
 
 FORMATS = ("table", "csv", "parquet")
-BAD_INPUT = 2
-"""The exit status of a read the lake cannot answer, as argparse uses for a bad command line."""
 
 
 def read_bars(
@@ -100,4 +98,4 @@ def _emit(frame: pd.DataFrame, output_format: str, output: Path | None) -> int:
 
 def _refuse(message: str) -> int:
     print(message, file=sys.stderr)
-    return BAD_INPUT
+    return REFUSED

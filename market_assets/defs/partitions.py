@@ -45,9 +45,10 @@ session_partitions = sessions_of(followed_exchanges())
 
 
 def require_in_window(session: str, what: str) -> None:
-    """Refuse a session that has no date partition, before any run is created, naming the window
-    and the setting that widens it: Dagster would refuse it only inside a run, with a stack trace."""
-    if session_partitions.has_partition_key(session):
+    """Refuse a date outside the date partitions' window, before any run is created, naming the
+    window and the setting that widens it: Dagster would refuse it only inside a run, with a stack
+    trace. Whether its exchange trades that day is the exchange calendar's to say."""
+    if FIRST_SESSION <= session <= session_partitions.get_last_partition_key():
         return
     if session < FIRST_SESSION:
         today = pd.Timestamp.now(tz="UTC").tz_localize(None).normalize()

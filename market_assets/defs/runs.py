@@ -102,15 +102,6 @@ def close_in_flight(instance: dg.DagsterInstance) -> bool:
     return any(SESSION_TAG in record.dagster_run.tags for record in instance.get_run_records(dg.RunsFilter(statuses=IN_FLIGHT)))
 
 
-def close_in_flight_at_dagster_home() -> bool:
-    """Whether a close run is queued or running on the instance at `$DAGSTER_HOME` (False when the
-    variable is not set): what the lake's maintenance commands wait for."""
-    if not os.environ.get("DAGSTER_HOME"):
-        return False
-    with dg.DagsterInstance.get() as instance:
-        return close_in_flight(instance)
-
-
 def launched(instance: dg.DagsterInstance, run_key: str) -> bool:
     """Whether a run with `run_key` exists."""
     return bool(instance.get_run_records(dg.RunsFilter(tags={RUN_KEY_TAG: run_key}), limit=1))

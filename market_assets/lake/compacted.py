@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 
 from market_assets.lake.datasets import BARS
-from market_assets.lake.fetch_record import FOOTER_KEY, FetchRecord
+from market_assets.lake.fetch_record import FetchRecord, without_record
 
 COMPACTED_FOLDER = "_compacted"
 """The manifest's folder under the root (a leading underscore: pyarrow and DuckDB skip it)."""
@@ -132,9 +132,8 @@ class Manifest:
             tail = self._tails.slice(row, 1).select([f"{TAIL}{column}" for column in source.column_names])
             head = pa.concat_tables([head, tail.rename_columns(source.column_names).cast(source.schema)])
         # The footer says when this snapshot was fetched, not when its source was.
-        footer = {k: v for k, v in (source.schema.metadata or {}).items() if k != FOOTER_KEY}
         record = self.fetch_record(key)
-        return head.replace_schema_metadata({**footer, **(record.footer() if record else {})})
+        return head.replace_schema_metadata({**without_record(source.schema.metadata), **(record.footer() if record else {})})
 
 
 def entry_row(key: str, source_session: str, rows: int, tail: pd.Series | None, record: FetchRecord | None) -> dict[str, object]:

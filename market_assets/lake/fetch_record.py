@@ -16,6 +16,11 @@ FOOTER_KEY = b"market_assets.fetch"
 """The parquet key-value metadata key of a bars file's record."""
 
 
+def without_record(metadata: Mapping[bytes, bytes] | None) -> dict[bytes, bytes]:
+    """A file's key-value metadata without its fetch record."""
+    return {key: value for key, value in (metadata or {}).items() if key != FOOTER_KEY}
+
+
 @dataclass(frozen=True)
 class FetchRecord:
     """When a snapshot's data was fetched (`at`, UTC) and the last date of the source's answer

@@ -139,7 +139,7 @@ class LakeReader:
         chosen = self.snapshots(kind, names or None, as_of, known_at)
         frame = self._read(_asset(kind), chosen)
         if wanted is not None:
-            frame = pd.concat([self._repriced(own, wanted) for _, own in frame.groupby("symbol", sort=False)], ignore_index=True)
+            frame = self._repriced(frame, wanted)
         if start is not None:
             frame = frame[frame["date"] >= pd.Timestamp(as_session(start, "start"))]
         if end is not None:
@@ -172,24 +172,45 @@ class LakeReader:
         and, per symbol, from which date its as-traded prices are known (`as_traded_from`)."""
         self.snapshots("daily", symbols)  # names any symbol the lake does not hold
         factors = adjustment_factors(self.adjustment_events(symbols))
-        return factors.assign(as_traded_from=factors["symbol"].map({s: self.first_live(s) for s in symbols}))
+        return factors.assign(as_traded_from=factors["symbol"].map(self.first_live(symbols)))
 
-    def first_live(self, symbol: str) -> pd.Timestamp | None:
-        """The session of the first daily snapshot of `symbol` that is not a backfill (a snapshot
+    def first_live(self, symbols: Iterable[str]) -> dict[str, pd.Timestamp | None]:
+        """The session of each symbol's first daily snapshot that is not a backfill (a snapshot
         written before fetch records were kept counts as live): as-traded prices are known from it
-        on. None when there is none."""
+        on. None for a symbol that has none."""
         asset = KINDS["daily"]
-        for session in self.store.catalog(asset).sessions_by_name.get(symbol, []):
-            record = self.store.fetch_record(asset, f"{session}|{symbol}")
-            if record is None or not record.backfill_of(session):
-                return pd.Timestamp(session)
-        return None
+        stored = self.store.catalog(asset).sessions_by_name
+        return {
+            symbol: next(
+                (pd.Timestamp(session) for session in stored.get(symbol, []) if self._live(asset, session, symbol)), None
+            )
+            for symbol in symbols
+        }
 
-    def _repriced(self, bars: pd.DataFrame, prices: str) -> pd.DataFrame:
-        """One symbol's daily bars of one snapshot with the `prices` asked for (see `bars`)."""
+    def _live(self, asset: str, session: str, symbol: str) -> bool:
+        """Whether the snapshot of `symbol` of `session` was not recorded as a backfill."""
+        record = self.store.fetch_record(asset, f"{session}|{symbol}")
+        return record is None or not record.backfill_of(session)
+
+    def _repriced(self, frame: pd.DataFrame, prices: str) -> pd.DataFrame:
+        """The daily bars of the chosen snapshots with the `prices` asked for (see `bars`); the
+        adjustments and first live snapshots of their symbols read once."""
+        symbols = list(frame["symbol"].unique())
+        events, firsts = self.adjustment_events(symbols), self.first_live(symbols)
+        own_events = {symbol: own.reset_index(drop=True) for symbol, own in events.groupby("symbol", sort=False)}
+        return pd.concat(
+            [
+                self._symbol_repriced(own, own_events.get(symbol, events.iloc[:0]), firsts[symbol], prices)
+                for symbol, own in frame.groupby("symbol", sort=False)
+            ],
+            ignore_index=True,
+        )
+
+    @staticmethod
+    def _symbol_repriced(bars: pd.DataFrame, events: pd.DataFrame, first: pd.Timestamp | None, prices: str) -> pd.DataFrame:
+        """One symbol's daily bars of one snapshot with the `prices` asked for, from its recorded
+        `events` and its first live session `first`."""
         symbol, session = str(bars["symbol"].iat[0]), bars["session"].iat[0]
-        events = self.adjustment_events([symbol])
-        first = self.first_live(symbol)
         if prices == AS_TRADED:
             known = events[events["session"] <= session]
             out = as_traded(bars, known, first)
@@ -209,9 +230,9 @@ class LakeReader:
     def members(self, index: str, as_of: str | date | pd.Timestamp | None = None) -> list[str]:
         """The symbols of `index` in its newest stored composition at or before `as_of`: who was
         a member after that close, including those that have left since."""
-        sessions = self.store.catalog(INDEX_COMPOSITION).sessions_by_name.get(index, [])
+        stored = self.store.catalog(INDEX_COMPOSITION).sessions_by_name
+        sessions = stored.get(index, [])
         if not sessions:
-            stored = self.store.catalog(INDEX_COMPOSITION).sessions_by_name
             raise LakeReadError(
                 f"index {index!r}: no composition stored (stored: {', '.join(stored) or 'none'}) in the lake at {self.store.root}"
             )
@@ -234,8 +255,8 @@ class LakeReader:
     def _refuse_missing(self, asset: str, missing: list[str], as_of: str | None, known_at: pd.Timestamp | None = None) -> None:
         """Raise naming the symbols without a snapshot: never stored, only after `as_of`, or none
         fetched by `known_at`."""
-        later = self.snapshots(asset.removesuffix("_bars"), None, None) if as_of or known_at is not None else {}
-        unknown = [symbol for symbol in missing if symbol not in later]
+        stored = self.store.catalog(asset).sessions_by_name
+        unknown = [symbol for symbol in missing if symbol not in stored]
         if unknown:
             raise LakeReadError(f"{asset}: no snapshot of {', '.join(unknown)} stored under {self.store.root}")
         if known_at is not None:
@@ -244,14 +265,10 @@ class LakeReader:
                 f"{asset}: no snapshot{before} of {', '.join(missing)} fetched at or before "
                 f"{known_at:%Y-%m-%d %H:%M:%S} UTC (a snapshot written before fetch times were kept has none)"
             )
-        first = {symbol: self._first_session(asset, symbol) for symbol in missing}
         raise LakeReadError(
             f"{asset}: no snapshot at or before {as_of} of "
-            + ", ".join(f"{symbol} (its first is {session})" for symbol, session in first.items())
+            + ", ".join(f"{symbol} (its first is {stored[symbol][0]})" for symbol in missing)
         )
-
-    def _first_session(self, asset: str, symbol: str) -> str:
-        return self.store.catalog(asset).sessions_by_name[symbol][0]
 
     def _read(self, asset: str, chosen: dict[str, str]) -> pd.DataFrame:
         """The chosen snapshots as one frame with the snapshot columns, read in threads when there

@@ -11,8 +11,9 @@ import os
 import tempfile
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import IO, TypeVar
 
 import fsspec
 import pandas as pd
@@ -25,7 +26,7 @@ from market_assets import settings
 from market_assets.lake.catalog import Catalog
 from market_assets.lake.compacted import COMPACTABLE, COMPACTED_FOLDER, Manifest
 from market_assets.lake.errors import LakeWriteError, ReadBackError
-from market_assets.lake.fetch_record import FOOTER_KEY, FetchRecord
+from market_assets.lake.fetch_record import FetchRecord, without_record
 
 SESSION_FOLDER = "session="
 """The prefix of a session's folder: Hive's `key=value` naming, which readers turn into a column."""
@@ -36,6 +37,8 @@ _TEMPORARY = ".tmp"
 
 _REPLACED_READS = 5
 """Reads of an object that writers keep replacing (0.05 s, 0.1 s, ... apart), the last one's error told."""
+
+T = TypeVar("T")
 
 
 def _temporary_of(name: str) -> str | None:
@@ -173,26 +176,26 @@ class ParquetStore:
                 if not os.path.exists(path):  # cheaper than Arrow's error, met by every compacted snapshot
                     raise FileNotFoundError(path)
                 return pq.ParquetFile(path, pre_buffer=True).read()
-            return self._remote_table(path)
+            return self._remote_read(path, lambda handle: pq.ParquetFile(handle).read())
         except FileNotFoundError:
             raise
         except (pa.ArrowException, OSError) as error:
             raise ValueError(f"{path} is not readable parquet ({error})") from None
 
-    def _remote_table(self, path: str) -> pa.Table:
-        """An object read whole, read again when a writer replaced it between its opening and its
-        last range (s3fs's `FileExpired`, an EBUSY): a reader sees the old object or the new one."""
+    def _remote_read(self, path: str, read: Callable[[IO[bytes]], T]) -> T:
+        """`read` of an object, done again when a writer replaced the object between its opening and
+        its last range (s3fs's `FileExpired`, an EBUSY): a reader sees the old object or the new one."""
         for attempt in range(_REPLACED_READS - 1):
             try:
                 with self._fs.open(path, "rb") as handle:
-                    return pq.ParquetFile(handle).read()
+                    return read(handle)
             except OSError as error:
                 if error.errno != errno.EBUSY:
                     raise
                 self._fs.invalidate_cache(path)
                 time.sleep(0.05 * 2**attempt)
         with self._fs.open(path, "rb") as handle:
-            return pq.ParquetFile(handle).read()
+            return read(handle)
 
     @property
     def filesystem(self) -> fsspec.AbstractFileSystem:
@@ -302,8 +305,7 @@ class ParquetStore:
                 if not os.path.exists(path):
                     raise FileNotFoundError(path)
                 return FetchRecord.from_footer(pq.read_schema(path).metadata)
-            with self._fs.open(path, "rb") as handle:
-                return FetchRecord.from_footer(pq.read_schema(handle).metadata)
+            return FetchRecord.from_footer(self._remote_read(path, pq.read_schema).metadata)
         except FileNotFoundError:
             manifest = self.manifest(asset)
             if partition_key in manifest:
@@ -448,12 +450,8 @@ def _same_bars(stored: bytes, written: bytes) -> bool:
         tables = [pq.read_table(io.BytesIO(data)) for data in (stored, written)]
     except (pa.ArrowException, OSError):
         return False
-    first, second = (table.replace_schema_metadata(_without_fetch(table.schema.metadata)) for table in tables)
+    first, second = (table.replace_schema_metadata(without_record(table.schema.metadata)) for table in tables)
     return first.equals(second, check_metadata=True)
-
-
-def _without_fetch(metadata: Mapping[bytes, bytes] | None) -> dict[bytes, bytes]:
-    return {key: value for key, value in (metadata or {}).items() if key != FOOTER_KEY}
 
 
 def _move_on(folder: Path) -> None:

@@ -32,7 +32,7 @@ class MarketDataSource(dg.ConfigurableResource):
         came once a later session was published (a backfill); the caller keeps those up to `session`."""
         raise NotImplementedError
 
-    def recent_history(self, symbol: str, session: pd.Timestamp, since: pd.Timestamp) -> pd.DataFrame | None:
+    def recent_history(self, symbol: str, since: pd.Timestamp) -> pd.DataFrame | None:
         """The bars of `daily_history` from `since` on, or None from a source that reads whole
         histories anyway (files): asking for less then saves nothing."""
         return None
@@ -89,7 +89,7 @@ class StooqResource(MarketDataSource):
     def daily_history(self, symbol: str, session: pd.Timestamp) -> pd.DataFrame:
         return self._client.history(symbol, "d")
 
-    def recent_history(self, symbol: str, session: pd.Timestamp, since: pd.Timestamp) -> pd.DataFrame:
+    def recent_history(self, symbol: str, since: pd.Timestamp) -> pd.DataFrame:
         return self._client.history(symbol, "d", start=since)
 
     @contextmanager

@@ -59,11 +59,6 @@ def test_a_failed_run_does_not_stop_the_others_of_the_close(platform, synthetic_
     assert monthly == daily  # the two other runs of 10, and the failed run's other 9 symbols
 
 
-def _dagster(platform, *args: str) -> subprocess.CompletedProcess:
-    executable = Path(sys.executable).with_name("dagster")
-    return subprocess.run([str(executable), *args], capture_output=True, text=True, env=platform.env, timeout=300)
-
-
 def _plan(platform, *args: str) -> dict:
     """`python -m market_assets plan ... --json`, as a script calls it."""
     planned = subprocess.run(
@@ -79,7 +74,7 @@ def _plan(platform, *args: str) -> dict:
 
 def _execute(platform, command: dict) -> None:
     assert command["argv"][:3] == ["dagster", "job", "execute"]
-    executed = _dagster(platform, *command["argv"][1:])
+    executed = platform.dagster(*command["argv"][1:])
     assert executed.returncode == 0, executed.stderr[-3000:]
 
 
@@ -180,7 +175,7 @@ def test_the_plans_script_closes_the_next_session_in_one_go(platform, synthetic_
 
 
 def test_a_close_job_launched_without_partitions_says_what_to_pass(platform):
-    executed = _dagster(platform, "job", "execute", "-m", "market_assets", "-j", "dji_close")
+    executed = platform.dagster("job", "execute", "-m", "market_assets", "-j", "dji_close")
 
     assert executed.returncode == 1
     output = executed.stdout + executed.stderr

@@ -31,13 +31,13 @@ from market_assets.defs.bars.keys import bars_asset_key
 from market_assets.defs.bars.planning import plan_close_runs
 from market_assets.defs.compositions.jobs import compositions_job
 from market_assets.defs.partitions import composition_key
+from market_assets.lake.datasets import BARS
 from market_assets.lake.store import ParquetStore
 from market_assets.settings import EXECUTOR
 from market_assets_tests.deploy import dagster_chart as chart
 from market_assets_tests.deploy.loopback_kubernetes import LoopbackKubernetes
 
 VENV_BIN = Path(sys.executable).parent
-BARS = ("daily_bars", "weekly_bars", "monthly_bars")
 
 
 def _free_port() -> int:

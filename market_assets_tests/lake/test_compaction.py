@@ -16,13 +16,12 @@ from market_assets import definitions
 from market_assets.cli.close import close_index
 from market_assets.domain.exchange_sessions import calendar
 from market_assets.lake.compaction import compact
+from market_assets.lake.datasets import BARS
 from market_assets.lake.reader import SNAPSHOT_COLUMNS, LakeReader
 from market_assets.lake.sql import connect
 from market_assets.lake.store import ParquetStore
 from market_assets_tests.platform import open_platform
 from stooq_server import StooqServer, generate_synthetic
-
-BARS = ("daily_bars", "weekly_bars", "monthly_bars")
 
 
 @pytest.fixture(scope="module")

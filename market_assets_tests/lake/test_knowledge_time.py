@@ -8,7 +8,6 @@ and once compacted."""
 import io
 import shutil
 import subprocess
-import sys
 
 import pandas as pd
 import pytest
@@ -19,6 +18,7 @@ from market_assets.domain.exchange_sessions import calendar
 from market_assets.lake.compaction import compact
 from market_assets.lake.reader import SNAPSHOT_COLUMNS, LakeReader, LakeReadError
 from market_assets.lake.sql import connect
+from market_assets_tests.lake_files import lake_command
 from market_assets_tests.platform import open_platform
 from stooq_server import StooqServer, generate_synthetic
 
@@ -38,9 +38,9 @@ def lake(tmp_path_factory):
     window = calendar("XNYS").sessions_in_range(FIRST_SESSION, universe.last_session["XNYS"])[-(SESSIONS + 2) :]
     sessions = [f"{day:%Y-%m-%d}" for day in window]
     backfilled, live = sessions[0], sessions[2:]
-    splitting = universe.members("DJI", live[-1])[0]
+    splitting, split_on = universe.members("DJI", live[-1])[0], live[len(live) // 2]
     with open(universe.data_dir / "splits.csv", "a") as splits:
-        splits.write(f"{splitting},{live[len(live) // 2]},2\n")
+        splits.write(f"{splitting},{split_on},2\n")
     monkeypatch = pytest.MonkeyPatch()
     server = StooqServer(universe.data_dir).start()
     known = {}
@@ -65,17 +65,17 @@ def lake(tmp_path_factory):
                 "members": {session: universe.members("DJI", session) for session in [backfilled, *live]},
                 "raw": universe.data_dir / "d",
                 "splitting": splitting,
-                "events": _served_events(universe, splitting, live),
+                "events": _served_events(universe, splitting, split_on, live),
             }
     finally:
         server.stop()
         monkeypatch.undo()
 
 
-def _served_events(universe, splitting: str, live: list[str]) -> pd.DataFrame:
+def _served_events(universe, splitting: str, split_on: str, live: list[str]) -> pd.DataFrame:
     """The splits and dividends the server applies during the live sessions after the first
     (`symbol, effective_date, ratio`): those the closes must see."""
-    ours = pd.DataFrame({"symbol": [splitting], "date": [pd.Timestamp(live[len(live) // 2])], "ratio": [2.0]})
+    ours = pd.DataFrame({"symbol": [splitting], "date": [pd.Timestamp(split_on)], "ratio": [2.0]})
     dividends = universe.dividends.assign(ratio=1.0 / universe.dividends["factor"])
     events = pd.concat([universe.splits, ours, dividends[["symbol", "date", "ratio"]]], ignore_index=True)
     seen = events["date"].between(pd.Timestamp(live[1]), pd.Timestamp(live[-1]))
@@ -135,7 +135,13 @@ def _assert_the_backfill_is_marked_and_unseen_before_its_fetch(lake) -> None:
 def test_each_snapshot_records_when_it_was_fetched_and_the_backfill_says_so(lake):
     rows = connect(lake["root"]).sql("SELECT * FROM lake_snapshots").df()
 
-    assert rows["fetched_at"].notna().all()
+    fetched = pd.to_datetime(rows["fetched_at"], utc=True)
+    sessions = rows["session"].astype(str)
+    before = lake["before_any"]
+    for session in lake["live"]:  # each fetched during its own close, after the one before it
+        assert fetched[sessions == session].between(before, lake["known"][session], inclusive="right").all(), session
+        before = lake["known"][session]
+    assert fetched[sessions == lake["backfilled"]].between(before, lake["after_backfill"], inclusive="right").all()
     assert set(rows.loc[rows["backfilled"], "session"].astype(str)) == {lake["backfilled"]}
     assert len(rows[rows["session"].astype(str) == lake["backfilled"]]) == 3 * len(lake["members"][lake["backfilled"]])
 
@@ -151,11 +157,9 @@ def test_a_backfill_is_marked_and_not_known_before_it_was_fetched(lake):
 def test_the_cli_reads_at_an_instant_and_warns_of_backfills(lake):
     backfilled, session = lake["backfilled"], lake["live"][1]
     symbol = lake["members"][session][0]
-    env = {"PATH": "/usr/bin:/bin", "MARKET_ASSETS_DATA_ROOT": lake["root"]}
 
     def cli(*args: str) -> subprocess.CompletedProcess:
-        command = [sys.executable, "-m", "market_assets", "read", "daily", symbol, "--format", "csv", *args]
-        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        return lake_command(lake["root"], "read", "daily", symbol, "--format", "csv", *args)
 
     known = cli("--known-at", f"{lake['known'][session]:%Y-%m-%dT%H:%M:%S.%f}")
     assert known.returncode == 0, known.stderr
@@ -165,33 +169,15 @@ def test_the_cli_reads_at_an_instant_and_warns_of_backfills(lake):
     bad = cli("--known-at", "yesterday-ish")
     assert bad.returncode == 2 and "known_at 'yesterday-ish' is not an instant" in bad.stderr
     splitting = lake["splitting"]
-    traded = subprocess.run(
-        [sys.executable, "-m", "market_assets", "read", "daily", splitting, "--prices", "as_traded", "--format", "csv"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    traded = lake_command(lake["root"], "read", "daily", splitting, "--prices", "as_traded", "--format", "csv")
     assert traded.returncode == 0, traded.stderr
     expected = LakeReader(lake["root"]).bars("daily", [splitting], prices="as_traded")
     printed = pd.read_csv(io.StringIO(traded.stdout))
     assert printed["close"].to_numpy() == pytest.approx(expected["close"].to_numpy(), nan_ok=True)
     assert printed["prices"].tolist() == expected["prices"].tolist()
-    factors = subprocess.run(
-        [sys.executable, "-m", "market_assets", "factors", splitting, "NOPE.US"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    factors = lake_command(lake["root"], "factors", splitting, "NOPE.US")
     assert factors.returncode == 2 and "no snapshot of NOPE.US" in factors.stderr
-    factors = subprocess.run(
-        [sys.executable, "-m", "market_assets", "factors", splitting, "--format", "csv"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    factors = lake_command(lake["root"], "factors", splitting, "--format", "csv")
     assert factors.returncode == 0, factors.stderr
     assert pd.read_csv(io.StringIO(factors.stdout))["ratio"].tolist() == pytest.approx(
         LakeReader(lake["root"]).adjustment_factors([splitting])["ratio"].tolist()

@@ -1,8 +1,6 @@
 """`python -m market_assets migrate`: a lake of the earlier layout becomes, file for file, the lake
 a close writes today, and a migration killed half-way loses nothing."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +11,7 @@ from market_assets.domain.exchange_sessions import calendar
 from market_assets.lake.migration import migrate, old_layout_keys
 from market_assets.lake.store import ParquetStore
 from market_assets.sources.indices import exchange_of
+from market_assets_tests.lake_files import lake_command
 from stooq_server import generate_synthetic
 
 ASSETS = ("daily_bars", "weekly_bars", "monthly_bars", "adjustment_events", "index_composition")
@@ -68,25 +67,18 @@ def _assert_same_lake(migrated: ParquetStore, current: ParquetStore) -> None:
             pd.testing.assert_frame_equal(migrated.read(asset, key), current.read(asset, key), obj=f"{asset}[{key}]")
 
 
-def _migrate(root: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {"PATH": "/usr/bin:/bin", "MARKET_ASSETS_DATA_ROOT": str(root)}
-    return subprocess.run(
-        [sys.executable, "-m", "market_assets", "migrate", *args], env=env, capture_output=True, text=True, timeout=300
-    )
-
-
 def test_migrate_turns_the_earlier_layout_into_todays_file_for_file(closed, tmp_path):
     old = tmp_path / "old-lake"
     _write_earlier_layout(closed.store, old)
     count = len(closed.store.partition_keys("daily_bars"))
 
-    dry = _migrate(old, "--dry-run")
+    dry = lake_command(old, "migrate", "--dry-run")
 
     assert dry.returncode == 0, dry.stderr
     assert f"daily_bars: would move {count} files" in dry.stdout
     assert ParquetStore(str(old)).partition_keys("daily_bars") == []  # nothing moved yet
 
-    done = _migrate(old)
+    done = lake_command(old, "migrate")
 
     assert done.returncode == 0, done.stderr
     assert f"daily_bars: moved {count} files" in done.stdout and "adjustment_events: moved 1 file" in done.stdout
@@ -94,7 +86,7 @@ def test_migrate_turns_the_earlier_layout_into_todays_file_for_file(closed, tmp_
     assert sorted(path.name for path in (old / "daily_bars").iterdir()) == sorted(
         path.name for path in (Path(closed.store.root) / "daily_bars").iterdir()
     )
-    again = _migrate(old)
+    again = lake_command(old, "migrate")
     assert again.returncode == 0 and "nothing to migrate" in again.stdout
 
 

@@ -17,6 +17,7 @@ import pytest
 from market_assets.cli.close import CloseFailed, close_index
 from market_assets.domain.exchange_sessions import calendar
 from market_assets.lake.compaction import compact
+from market_assets.lake.fetch_record import FetchRecord
 from market_assets.lake.reader import SNAPSHOT_COLUMNS, LakeReader
 from market_assets.lake.sql import connect
 from market_assets.lake.store import ParquetStore
@@ -149,11 +150,13 @@ def test_a_writer_killed_mid_upload_leaves_the_previous_object_whole(object_stor
 
 def test_a_read_while_writers_replace_the_object_sees_the_old_or_the_new_one(object_store, bucket):
     """An object replaced between a read's first request and its last (s3fs tells it by the ETag)
-    is read again, rather than told unreadable."""
+    is read again, rather than told unreadable: the whole object, and its footer's fetch record
+    alone (a knowledge-time read)."""
     store = ParquetStore(f"s3://{bucket}/lake")
     key = "2026-11-20|AAPL.US"
     versions = [_bars(20_000, 1.0), _bars(20_000, 2.0)]
-    store.write("daily_bars", key, versions[0])
+    records = [FetchRecord(pd.Timestamp(f"2026-11-20 2{hour}:00", tz="UTC"), pd.Timestamp("2026-11-20")) for hour in (1, 2)]
+    store.write("daily_bars", key, versions[0], fetched=records[0])
     stop = threading.Event()
 
     def replace() -> None:
@@ -161,18 +164,19 @@ def test_a_read_while_writers_replace_the_object_sees_the_old_or_the_new_one(obj
         number = 0
         while not stop.is_set():
             number += 1
-            writer.write("daily_bars", key, versions[number % 2])
+            writer.write("daily_bars", key, versions[number % 2], fetched=records[number % 2])
             time.sleep(0.1)
 
     replacing = threading.Thread(target=replace)
     replacing.start()
     try:
-        reads = [store.read("daily_bars", key) for _ in range(150)]
+        reads = [(store.read("daily_bars", key), store.fetch_record("daily_bars", key)) for _ in range(150)]
     finally:
         stop.set()
         replacing.join()
-    for number, read in enumerate(reads):
+    for number, (read, record) in enumerate(reads):
         assert read.equals(versions[0]) or read.equals(versions[1]), number
+        assert record in records, number
 
 
 def test_compaction_in_the_bucket_removes_objects_and_everything_reads_back(object_store, bucket):

@@ -2,8 +2,6 @@
 (before a later split rewrote the past), members and panels, from the Python API and the CLI."""
 
 import io
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
@@ -11,6 +9,7 @@ import pytest
 from market_assets.cli.close import close_index
 from market_assets.domain.exchange_sessions import calendar
 from market_assets.lake.reader import SNAPSHOT_COLUMNS, LakeReader, LakeReadError
+from market_assets_tests.lake_files import lake_command
 from market_assets_tests.platform import open_platform
 from stooq_server import StooqServer, generate_synthetic
 
@@ -133,29 +132,26 @@ def test_a_symbol_first_stored_after_as_of_says_when_it_was(lake):
         LakeReader(lake["root"]).bars("daily", [dji_symbol, hsi_symbol], as_of=day)
 
 
-def _cli(lake, *args: str) -> subprocess.CompletedProcess:
-    env = {"PATH": "/usr/bin:/bin", "MARKET_ASSETS_DATA_ROOT": lake["root"]}
-    return subprocess.run([sys.executable, "-m", "market_assets", *args], env=env, capture_output=True, text=True, timeout=300)
-
-
 def test_the_read_command_prints_csv_writes_parquet_and_names_what_it_cannot_find(lake, tmp_path):
     symbol = lake["splitting"]
     expected = LakeReader(lake["root"]).bars("daily", [symbol], as_of=lake["first"], start="2024-01-01")
 
-    as_csv = _cli(lake, "read", "daily", symbol, "--as-of", lake["first"], "--start", "2024-01-01", "--format", "csv")
+    as_csv = lake_command(
+        lake["root"], "read", "daily", symbol, "--as-of", lake["first"], "--start", "2024-01-01", "--format", "csv"
+    )
 
     assert as_csv.returncode == 0, as_csv.stderr
     read_back = pd.read_csv(io.StringIO(as_csv.stdout), parse_dates=["date", "session"])
     assert len(read_back) == len(expected) and read_back["close"].tolist() == pytest.approx(expected["close"].tolist())
     out = tmp_path / "dji.parquet"
-    as_parquet = _cli(lake, "read", "monthly", "--index", "DJI", "--format", "parquet", "-o", str(out))
+    as_parquet = lake_command(lake["root"], "read", "monthly", "--index", "DJI", "--format", "parquet", "-o", str(out))
     assert as_parquet.returncode == 0, as_parquet.stderr
     pd.testing.assert_frame_equal(pd.read_parquet(out), LakeReader(lake["root"]).bars("monthly", index="DJI"))
-    table = _cli(lake, "read", "weekly", symbol, "--start", "2024-01-01", "--end", "2024-01-31")
+    table = lake_command(lake["root"], "read", "weekly", symbol, "--start", "2024-01-01", "--end", "2024-01-31")
     assert table.returncode == 0 and "2024-01-28" in table.stdout and symbol in table.stdout
-    unknown = _cli(lake, "read", "daily", "NOPE.US")
+    unknown = lake_command(lake["root"], "read", "daily", "NOPE.US")
     assert unknown.returncode == 2 and "NOPE.US" in unknown.stderr and "Traceback" not in unknown.stderr
-    early = _cli(lake, "read", "daily", symbol, "--as-of", "2001-01-02")
+    early = lake_command(lake["root"], "read", "daily", symbol, "--as-of", "2001-01-02")
     assert early.returncode == 2 and "before the first stored session of daily_bars" in early.stderr
 
 
@@ -163,8 +159,8 @@ def test_the_sql_command_answers_over_views_of_the_lake(lake):
     symbol = lake["splitting"]
     newest = LakeReader(lake["root"]).bars("daily", [symbol])
 
-    done = _cli(
-        lake,
+    done = lake_command(
+        lake["root"],
         "sql",
         f"SELECT count(*) AS n, max(close) AS top FROM latest_daily_bars WHERE symbol = '{symbol}'",
         "--format",
@@ -174,8 +170,8 @@ def test_the_sql_command_answers_over_views_of_the_lake(lake):
     assert done.returncode == 0, done.stderr
     row = pd.read_csv(io.StringIO(done.stdout)).iloc[0]
     assert row["n"] == len(newest) and row["top"] == pytest.approx(newest["close"].max())
-    as_of = _cli(
-        lake,
+    as_of = lake_command(
+        lake["root"],
         "sql",
         f"SELECT max(close) AS top FROM daily_bars_as_of('{lake['first']}') WHERE symbol = '{symbol}'",
         "--format",
@@ -184,5 +180,5 @@ def test_the_sql_command_answers_over_views_of_the_lake(lake):
     assert as_of.returncode == 0, as_of.stderr
     before = LakeReader(lake["root"]).bars("daily", [symbol], as_of=lake["first"])
     assert pd.read_csv(io.StringIO(as_of.stdout)).iloc[0]["top"] == pytest.approx(before["close"].max())
-    wrong = _cli(lake, "sql", "SELECT closing FROM daily_bars")
+    wrong = lake_command(lake["root"], "sql", "SELECT closing FROM daily_bars")
     assert wrong.returncode == 2 and "closing" in wrong.stderr and "Traceback" not in wrong.stderr

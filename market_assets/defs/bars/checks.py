@@ -13,6 +13,7 @@ import dagster as dg
 import pandas as pd
 
 from market_assets.dagster_internals import AssetCheckEvaluationTargetMaterializationData
+from market_assets.defs.bars.keys import PERIODS
 from market_assets.defs.bars.resources import DataQualityResource
 from market_assets.defs.bars.targets import Target
 from market_assets.domain.adjustment_detection import Adjustment
@@ -31,7 +32,7 @@ from market_assets.domain.quality_rules import (
     resampled_agree_with_daily,
     volume_not_negative,
 )
-from market_assets.lake.datasets import DAILY_BARS, MONTHLY_BARS, WEEKLY_BARS
+from market_assets.lake.datasets import DAILY_BARS
 
 VALID_BARS = "valid_bars"
 """The name of each bars asset's check."""
@@ -153,7 +154,7 @@ CHECKS: dict[str, BarsCheck] = {
                 "sessions to come, is flagged incomplete."
             ),
         )
-        for asset in (WEEKLY_BARS, MONTHLY_BARS)
+        for asset in PERIODS
     },
 }
 

@@ -172,7 +172,7 @@ def _recent(source: MarketDataSource, target: Target, since: pd.Timestamp) -> pd
     its answer was not bars (a transient failure still fails the symbol: the whole history would
     be asked of the same failing source)."""
     try:
-        return source.recent_history(target.symbol, target.session, since)
+        return source.recent_history(target.symbol, since)
     except StooqError as error:
         if error.retryable or isinstance(error, _STOP_ASKING):
             raise

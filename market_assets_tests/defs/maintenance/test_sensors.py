@@ -1,9 +1,5 @@
 """The `partition_status_cache` sensor: Dagster's cached partition status, rebuilt when the window moves."""
 
-import subprocess
-import sys
-from pathlib import Path
-
 import dagster as dg
 import pandas as pd
 
@@ -53,21 +49,7 @@ def test_the_partition_status_cache_is_rebuilt_when_the_window_moves(platform):
     assert isinstance(moved, dg.RunRequest) and moved.tags["market_assets/rebuilds"] == "xnys/daily_bars"
     assert partition_status_cache(context).run_key == moved.run_key  # launched once
     # As the daemon runs it: in a run process that loads the code location.
-    rebuilt = subprocess.run(
-        [
-            str(Path(sys.executable).with_name("dagster")),
-            "job",
-            "execute",
-            "-m",
-            "market_assets",
-            "-j",
-            refresh_partition_status.name,
-        ],
-        env=platform.env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    rebuilt = platform.dagster("job", "execute", "-m", "market_assets", "-j", refresh_partition_status.name)
     assert rebuilt.returncode == 0, rebuilt.stdout[-3000:] + rebuilt.stderr[-3000:]
     assert cached().partitions_def_id == identifier(grid)
     materialized = cached().deserialize_materialized_partition_subsets(grid)
